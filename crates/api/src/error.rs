@@ -1,0 +1,143 @@
+//! Every error the HTTP API answers, and the one place where each becomes a status code and
+//! an `application/problem+json` body (RFC 9457).
+
+use std::fmt::Write as _;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use identity_domain::{IdentifyError, InvalidRequest, RepositoryError};
+use serde::Serialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// The body is not JSON, or not the JSON this endpoint takes.
+    #[error("{0}")]
+    InvalidBody(String),
+    /// The JSON is fine but a value is not acceptable.
+    #[error(transparent)]
+    InvalidRequest(#[from] InvalidRequest),
+    #[error("send the body as JSON, with the header Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("the body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("there is no such resource")]
+    NotFound,
+    #[error("this resource only accepts {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    /// The database is down or overloaded; nothing was written.
+    #[error("the service cannot reach its database right now; nothing was written, try again")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("an unexpected error occurred; nothing was written")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<IdentifyError> for ApiError {
+    fn from(error: IdentifyError) -> Self {
+        match error {
+            IdentifyError::Repository(
+                e @ (RepositoryError::Unavailable(_) | RepositoryError::Contended { .. }),
+            ) => Self::Unavailable(Box::new(e)),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(error: RepositoryError) -> Self {
+        IdentifyError::from(error).into()
+    }
+}
+
+impl ApiError {
+    /// A stable identifier of the kind of error, for clients to branch on.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidBody(_) => "invalid-body",
+            Self::InvalidRequest(InvalidRequest::NoIdentifier) => "missing-identifier",
+            Self::InvalidRequest(_) => "invalid-identifier",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::PayloadTooLarge { .. } => "payload-too-large",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed { .. } => "method-not-allowed",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::InvalidBody(_) => "The request body is not valid",
+            Self::InvalidRequest(InvalidRequest::NoIdentifier) => "No identifier given",
+            Self::InvalidRequest(_) => "An identifier is not valid",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::PayloadTooLarge { .. } => "Request body too large",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed { .. } => "Method not allowed",
+            Self::Unavailable(_) => "Service unavailable",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+}
+
+/// RFC 9457 problem details.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidBody(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            Self::Internal(_) => tracing::error!(error = %chain(self), "request failed"),
+            Self::Unavailable(_) => tracing::warn!(error = %chain(self), "request failed"),
+            _ => {}
+        }
+        let problem = Problem {
+            kind: format!("/problems/{}", self.kind()),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+        };
+        let mut response = HttpResponse::build(status);
+        response.content_type("application/problem+json");
+        match self {
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Self::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, *allow));
+            }
+            _ => {}
+        }
+        response.json(problem)
+    }
+}
+
+/// The error and every cause below it, on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(out, ": {cause}");
+        source = cause.source();
+    }
+    out
+}

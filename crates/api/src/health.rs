@@ -1,0 +1,23 @@
+//! Probes: `/healthz` (the process answers) and `/readyz` (and its database does too).
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use identity_domain::RepositoryError;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::run_blocking;
+
+/// Checks that the database answers.
+pub type ReadinessCheck = Arc<dyn Fn() -> Result<(), RepositoryError> + Send + Sync>;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(check: web::Data<ReadinessCheck>) -> Result<HttpResponse, ApiError> {
+    let check = Arc::clone(check.get_ref());
+    run_blocking(move || check()).await??;
+    Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
+}

@@ -1,0 +1,28 @@
+//! HTTP adapter of the identity service: actix-web (on tokio) in front of the domain's
+//! `IdentityService`, wired to the PostgreSQL repository. Owns configuration, start-up,
+//! telemetry and the mapping of errors to HTTP (in `error`); holds no product rules.
+
+mod error;
+mod health;
+mod identify;
+pub mod settings;
+mod startup;
+pub mod telemetry;
+
+pub use error::ApiError;
+pub use health::ReadinessCheck;
+pub use settings::Settings;
+pub use startup::{routes, Application, StartupError};
+
+/// Runs blocking work (Diesel) on the blocking thread pool, never on an async worker, inside
+/// the caller's tracing span.
+async fn run_blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    actix_web::web::block(move || span.in_scope(work))
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))
+}

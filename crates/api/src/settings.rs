@@ -1,0 +1,284 @@
+//! Typed configuration, layered with the `config` crate: the compiled-in
+//! `config/default.toml`, then `config/$APP_ENV.toml`, then `IDENTITY__*` environment
+//! variables, then `DATABASE_URL` and `PORT`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use thiserror::Error;
+
+const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: invalid setting {key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+    #[error("configuration: APP_ENV={env} but {} does not exist", path.display())]
+    MissingEnvFile { env: String, path: PathBuf },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Holds credentials: never printed.
+    pub url: SecretString,
+    pub create_if_missing: bool,
+    pub run_migrations: bool,
+    pub pool_size: u32,
+    pub min_idle: u32,
+    pub connect_timeout_ms: u64,
+    pub acquire_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+    pub lock_timeout_ms: u64,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Settings {
+    /// Loads the settings of this process: its environment, and the config directory
+    /// `$IDENTITY_CONFIG_DIR` (default `./config`).
+    ///
+    /// # Errors
+    /// A bad or unknown setting, or an `APP_ENV` without its file.
+    pub fn load() -> Result<Self, SettingsError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let dir = env
+            .get("IDENTITY_CONFIG_DIR")
+            .map_or_else(|| PathBuf::from("config"), PathBuf::from);
+        Self::load_from(&dir, &env)
+    }
+
+    /// The compiled-in defaults alone.
+    ///
+    /// # Errors
+    /// Only if the defaults themselves are broken.
+    pub fn defaults() -> Result<Self, SettingsError> {
+        Self::load_from(Path::new("/nonexistent"), &HashMap::new())
+    }
+
+    /// Loads the settings from `dir` and the environment `env` (a map, so that tests need
+    /// not touch the process environment).
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn load_from(dir: &Path, env: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(app_env) = env.get("APP_ENV").filter(|v| !v.is_empty()) {
+            let path = dir.join(format!("{app_env}.toml"));
+            if !path.exists() {
+                return Err(SettingsError::MissingEnvFile {
+                    env: app_env.clone(),
+                    path,
+                });
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        let identity_vars: HashMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("IDENTITY__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder
+            .add_source(
+                Environment::with_prefix("IDENTITY")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(identity_vars)),
+            )
+            .set_override_option("database.url", env.get("DATABASE_URL").cloned())?
+            .set_override_option("server.port", env.get("PORT").cloned())?;
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, problem: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        let db = &self.database;
+        if db.pool_size == 0 {
+            return invalid("database.pool_size", "must be at least 1");
+        }
+        if db.max_attempts == 0 {
+            return invalid("database.max_attempts", "must be at least 1");
+        }
+        for (key, value) in [
+            ("database.connect_timeout_ms", db.connect_timeout_ms),
+            ("database.acquire_timeout_ms", db.acquire_timeout_ms),
+            ("database.statement_timeout_ms", db.statement_timeout_ms),
+            ("database.lock_timeout_ms", db.lock_timeout_ms),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be more than 0");
+            }
+        }
+        let url = db.url.expose_secret();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return invalid(
+                "database.url",
+                "must be a PostgreSQL URL (postgres://user@host:port/database)",
+            );
+        }
+        if self.server.max_body_bytes < 256 {
+            return invalid("server.max_body_bytes", "must be at least 256");
+        }
+        if self.server.host.trim().is_empty() {
+            return invalid("server.host", "must not be empty");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return invalid(
+                "log.level",
+                "must be a level (error, warn, info, debug, trace) or tracing directives",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn pool_settings(&self) -> identity_persistence::PoolSettings {
+        let db = &self.database;
+        identity_persistence::PoolSettings {
+            url: db.url.expose_secret().to_owned(),
+            max_size: db.pool_size,
+            min_idle: db.min_idle,
+            connect_timeout: Duration::from_millis(db.connect_timeout_ms),
+            acquire_timeout: Duration::from_millis(db.acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(db.statement_timeout_ms),
+            lock_timeout: Duration::from_millis(db.lock_timeout_ms),
+        }
+    }
+
+    pub fn retry_policy(&self) -> identity_persistence::RetryPolicy {
+        identity_persistence::RetryPolicy {
+            max_attempts: self.database.max_attempts,
+            ..identity_persistence::RetryPolicy::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::load_from(Path::new("/nonexistent"), &env(pairs))
+    }
+
+    #[test]
+    fn defaults_load() {
+        let settings = Settings::defaults().expect("defaults are valid");
+        assert_eq!(settings.server.port, 8080);
+        assert!(settings.database.run_migrations);
+        assert_eq!(settings.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn environment_overrides_files_and_conventional_names_win() {
+        let settings = load(&[
+            ("IDENTITY__SERVER__PORT", "9000"),
+            ("IDENTITY__DATABASE__POOL_SIZE", "3"),
+            ("IDENTITY__LOG__FORMAT", "json"),
+        ])
+        .expect("valid");
+        assert_eq!(settings.server.port, 9000);
+        assert_eq!(settings.database.pool_size, 3);
+        assert_eq!(settings.log.format, LogFormat::Json);
+
+        let settings = load(&[
+            ("IDENTITY__SERVER__PORT", "9000"),
+            ("PORT", "7000"),
+            ("DATABASE_URL", "postgres://u@db:5432/x"),
+        ])
+        .expect("valid");
+        assert_eq!(settings.server.port, 7000);
+        assert_eq!(
+            settings.database.url.expose_secret(),
+            "postgres://u@db:5432/x"
+        );
+    }
+
+    #[test]
+    fn a_bad_setting_is_named_in_one_line() {
+        let message = |pairs: &[(&str, &str)]| match load(pairs) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        let port = message(&[("IDENTITY__SERVER__PORT", "eighty")]);
+        assert!(port.contains("server.port"), "{port}");
+        let pool = message(&[("IDENTITY__DATABASE__POOL_SIZE", "0")]);
+        assert!(pool.contains("database.pool_size"), "{pool}");
+        let url = message(&[("DATABASE_URL", "mysql://x")]);
+        assert!(url.contains("database.url"), "{url}");
+        let level = message(&[("IDENTITY__LOG__LEVEL", "loud=[")]);
+        assert!(level.contains("log.level"), "{level}");
+        for m in [port, pool, url, level] {
+            assert!(!m.contains('\n'), "{m}");
+        }
+    }
+
+    #[test]
+    fn app_env_file_layers_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("identity-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("staging.toml"), "[server]\nport = 8181\n").expect("write");
+        let settings = Settings::load_from(&dir, &env(&[("APP_ENV", "staging")])).expect("valid");
+        assert_eq!(settings.server.port, 8181);
+        let missing = Settings::load_from(&dir, &env(&[("APP_ENV", "prod")]));
+        assert!(matches!(missing, Err(SettingsError::MissingEnvFile { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_database_url_never_prints() {
+        let settings = load(&[("DATABASE_URL", "postgres://u:hunter2@db/x")]).expect("valid");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

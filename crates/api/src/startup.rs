@@ -1,0 +1,182 @@
+//! Building and running the server: database set-up, routes, middleware, listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::error::JsonPayloadError;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use identity_domain::IdentityService;
+use identity_persistence::{build_pool, PersistenceError, PgContactRepository};
+use secrecy::ExposeSecret;
+use thiserror::Error;
+
+use crate::error::ApiError;
+use crate::health::{healthz, readyz, ReadinessCheck};
+use crate::identify::identify;
+use crate::settings::Settings;
+use crate::telemetry::log_request;
+
+#[derive(Debug, Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] PersistenceError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built server, bound to its port, not yet running.
+pub struct Application {
+    server: Server,
+    port: u16,
+}
+
+impl Application {
+    /// Prepares the database (creates it and applies migrations, as configured), builds the
+    /// pool and binds the listener.
+    ///
+    /// # Errors
+    /// When the database cannot be prepared or the address cannot be bound.
+    pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let url = settings.database.url.expose_secret();
+        if settings.database.create_if_missing
+            && identity_persistence::create_database_if_missing(url)?
+        {
+            tracing::info!("created the database named in database.url");
+        }
+        if settings.database.run_migrations {
+            let applied = identity_persistence::run_migrations(url)?;
+            tracing::info!(count = applied.len(), "migrations applied");
+        } else {
+            match identity_persistence::pending_migrations(url) {
+                Ok(pending) if !pending.is_empty() => tracing::warn!(
+                    ?pending,
+                    "database.run_migrations is off and migrations are pending: apply them"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "cannot check for pending migrations"),
+            }
+        }
+        let pool = build_pool(&settings.pool_settings())?;
+        let repository = Arc::new(PgContactRepository::new(pool, settings.retry_policy()));
+        let service = IdentityService::new(repository.clone());
+        let ready: ReadinessCheck = Arc::new(move || repository.ping());
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?
+            .port();
+
+        let max_body = settings.server.max_body_bytes;
+        let service = web::Data::new(service);
+        let ready = web::Data::new(ready);
+        let mut server = HttpServer::new(move || {
+            App::new().wrap(from_fn(log_request)).configure(routes(
+                service.clone(),
+                ready.clone(),
+                max_body,
+            ))
+        })
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind {
+                address: format!("{}:{port}", settings.server.host),
+                source,
+            })?
+            .run();
+        Ok(Self { server, port })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server from elsewhere (tests).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish (up to
+    /// `server.shutdown_timeout_secs`).
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The routes of the service, with JSON errors for bad bodies, unknown routes and wrong
+/// methods. Public so that tests can mount them on a service of their own.
+pub fn routes(
+    service: web::Data<IdentityService>,
+    ready: web::Data<ReadinessCheck>,
+    max_body_bytes: usize,
+) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        let json = web::JsonConfig::default()
+            .limit(max_body_bytes)
+            .error_handler(json_error);
+        cfg.app_data(service)
+            .app_data(ready)
+            .app_data(json)
+            .service(
+                web::resource("/identify")
+                    .route(web::post().to(identify))
+                    .default_service(web::to(|| method_not_allowed("POST"))),
+            )
+            .service(
+                web::resource("/healthz")
+                    .route(web::get().to(healthz))
+                    .default_service(web::to(|| method_not_allowed("GET"))),
+            )
+            .service(
+                web::resource("/readyz")
+                    .route(web::get().to(readyz))
+                    .default_service(web::to(|| method_not_allowed("GET"))),
+            )
+            .default_service(web::to(not_found));
+    }
+}
+
+fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
+    let api_error = match error {
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge { limit }
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::InvalidBody(
+            "the body must be a JSON object with \"email\" and/or \"phoneNumber\"".to_owned(),
+        ),
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::InvalidBody(format!("the body is not valid JSON: {e}"))
+        }
+        other => ApiError::InvalidBody(format!("the body could not be read: {other}")),
+    };
+    api_error.into()
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed { allow })
+}

@@ -1,0 +1,237 @@
+//! `TestApp`: the real server, started in-process on a free port against a fresh database,
+//! and typed helpers to talk to it and to look at its table.
+
+use std::sync::mpsc;
+use std::sync::Once;
+use std::thread::JoinHandle;
+
+use actix_web::dev::ServerHandle;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use identity_api::{telemetry, Application, Settings};
+use identity_test_support::TestDb;
+use secrecy::SecretString;
+use serde_json::Value;
+
+/// An HTTP answer, with its body parsed as JSON (a JSON string holding the raw text when it
+/// is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts an RFC 9457 problem with this status and `type`, and returns its detail.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, kind: &str) -> String {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.content_type, "application/problem+json", "{self:?}");
+        assert_eq!(self.body["status"], status, "{self:?}");
+        assert_eq!(self.body["type"], format!("/problems/{kind}"), "{self:?}");
+        assert!(
+            self.body["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{self:?}"
+        );
+        let detail = self.body["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(!detail.is_empty(), "{self:?}");
+        detail
+    }
+}
+
+/// One row of the `contact` table.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Row {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub phone_number: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub linked_id: Option<i64>,
+    #[diesel(sql_type = Text)]
+    pub link_precedence: String,
+}
+
+pub struct TestApp {
+    pub address: String,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+    agent: ureq::Agent,
+    // Dropped after the server has stopped (fields drop in declaration order).
+    pub db: TestDb,
+}
+
+pub fn init_test_log() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            if let Ok(settings) = Settings::defaults() {
+                telemetry::init(&settings.log);
+            }
+        }
+    });
+}
+
+/// Settings for a server of the tests: free port, small pool, the given database.
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut settings = Settings::defaults().expect("compiled-in defaults are valid");
+    settings.server.port = 0;
+    settings.server.workers = 2;
+    settings.server.shutdown_timeout_secs = 1;
+    settings.database.url = SecretString::from(database_url.to_owned());
+    settings.database.pool_size = 4;
+    settings.database.min_idle = 0;
+    settings.database.acquire_timeout_ms = 1000;
+    settings
+}
+
+impl TestApp {
+    pub fn spawn() -> Self {
+        Self::spawn_with(|_| {})
+    }
+
+    /// Starts a server on a fresh database, after `tweak` has adjusted its settings.
+    pub fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_on(TestDb::new(), tweak)
+    }
+
+    /// Starts a server on `db`, after `tweak` has adjusted its settings.
+    pub fn spawn_on(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Self {
+        init_test_log();
+        let mut settings = test_settings(db.url());
+        tweak(&mut settings);
+        let (sender, receiver) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                match Application::build(&settings) {
+                    Ok(app) => {
+                        let _ = sender.send(Ok((app.port(), app.handle())));
+                        let _ = app.run_until_stopped().await;
+                    }
+                    Err(error) => {
+                        let _ = sender.send(Err(error.to_string()));
+                    }
+                }
+            });
+        });
+        let (port, handle) = match receiver.recv() {
+            Ok(Ok(started)) => started,
+            Ok(Err(error)) => panic!("the server did not start: {error}"),
+            Err(_) => panic!("the server thread died while starting"),
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            handle,
+            thread: Some(thread),
+            agent,
+            db,
+        }
+    }
+
+    /// POSTs `body` as JSON to `/identify`.
+    pub fn identify(&self, body: Value) -> Reply {
+        self.post("/identify", Some("application/json"), &body.to_string())
+    }
+
+    /// POSTs `body` to `/identify` and returns its `contact` after checking the status is 200.
+    #[track_caller]
+    pub fn identify_ok(&self, body: Value) -> Value {
+        let reply = self.identify(body.clone());
+        assert_eq!(reply.status, 200, "{body} -> {reply:?}");
+        reply.body["contact"].clone()
+    }
+
+    pub fn post(&self, path: &str, content_type: Option<&str>, body: &str) -> Reply {
+        let mut request = self.agent.post(format!("{}{path}", self.address));
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        into_reply(request.send(body))
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> Reply {
+        let request = http_request(method, &format!("{}{path}", self.address));
+        into_reply(self.agent.run(request))
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        into_reply(self.agent.get(format!("{}{path}", self.address)).call())
+    }
+
+    /// Every row of the table, by id.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut conn = self.db.connect();
+        diesel::sql_query(
+            "SELECT id, email, phone_number, linked_id, link_precedence FROM contact ORDER BY id",
+        )
+        .load(&mut conn)
+        .expect("the contact table can be read")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        actix_web::rt::System::new().block_on(self.handle.stop(false));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn http_request(method: &str, url: &str) -> ureq::http::Request<()> {
+    ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(())
+        .expect("a valid request")
+}
+
+fn into_reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = result.expect("the server answers");
+    let status = response.status().as_u16();
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .expect("a readable body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply {
+        status,
+        content_type,
+        headers,
+        body,
+    }
+}
+
+/// The ids in a JSON array of numbers.
+pub fn ids(value: &Value) -> Vec<i64> {
+    value
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,167 @@
+//! The linking rules, end to end: HTTP in, PostgreSQL underneath.
+
+use serde_json::json;
+
+use crate::helpers::{ids, TestApp};
+
+#[test]
+fn lorraine_and_mcfly_share_a_phone_and_repeat_visits_write_nothing() {
+    let app = TestApp::spawn();
+    let first =
+        app.identify_ok(json!({"email": "lorraine@hillvalley.edu", "phoneNumber": "123456"}));
+    let lorraine = first["primaryContactId"].as_i64().expect("an id");
+    let second = app.identify_ok(json!({"email": "mcfly@hillvalley.edu", "phoneNumber": "123456"}));
+
+    let rows = app.rows();
+    assert_eq!(rows.len(), 2);
+    let mcfly = rows[1].id;
+    let expected = json!({
+        "primaryContactId": lorraine,
+        "emails": ["lorraine@hillvalley.edu", "mcfly@hillvalley.edu"],
+        "phoneNumbers": ["123456"],
+        "secondaryContactIds": [mcfly],
+    });
+    assert_eq!(second, expected);
+    // Rule 2: the secondary holds the request's email and phone, linked to the primary.
+    assert_eq!(rows[1].email.as_deref(), Some("mcfly@hillvalley.edu"));
+    assert_eq!(rows[1].phone_number.as_deref(), Some("123456"));
+    assert_eq!(rows[1].linked_id, Some(lorraine));
+    assert_eq!(rows[1].link_precedence, "secondary");
+
+    // Rule 3: nothing new, no write, same answer.
+    for body in [
+        json!({"phoneNumber": "123456"}),
+        json!({"email": "lorraine@hillvalley.edu"}),
+        json!({"email": "mcfly@hillvalley.edu", "phoneNumber": null}),
+        json!({"email": "mcfly@hillvalley.edu", "phoneNumber": "123456"}),
+        json!({"email": "lorraine@hillvalley.edu", "phoneNumber": 123456}),
+    ] {
+        assert_eq!(app.identify_ok(body.clone()), expected, "{body}");
+    }
+    assert_eq!(app.rows(), rows, "repeat visits wrote nothing");
+}
+
+#[test]
+fn george_and_biffsucks_are_merged_into_the_older_customer() {
+    let app = TestApp::spawn();
+    let george =
+        app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
+    let biff =
+        app.identify_ok(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}));
+    let george_id = george["primaryContactId"].as_i64().expect("an id");
+    let biff_id = biff["primaryContactId"].as_i64().expect("an id");
+    assert_ne!(george_id, biff_id, "two customers before the merge");
+
+    let merged =
+        app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "717171"}));
+    assert_eq!(
+        merged,
+        json!({
+            "primaryContactId": george_id,
+            "emails": ["george@hillvalley.edu", "biffsucks@hillvalley.edu"],
+            "phoneNumbers": ["919191", "717171"],
+            "secondaryContactIds": [biff_id],
+        })
+    );
+    let rows = app.rows();
+    assert_eq!(rows.len(), 2, "a merge creates no row: {rows:?}");
+    assert_eq!(rows[0].link_precedence, "primary");
+    assert_eq!(rows[0].linked_id, None);
+    assert_eq!(rows[1].link_precedence, "secondary");
+    assert_eq!(rows[1].linked_id, Some(george_id));
+
+    // Both sides now answer the merged customer.
+    assert_eq!(app.identify_ok(json!({"phoneNumber": "717171"})), merged);
+    assert_eq!(
+        app.identify_ok(json!({"email": "biffsucks@hillvalley.edu"})),
+        merged
+    );
+}
+
+#[test]
+fn a_demoted_primary_takes_all_its_secondaries_straight_to_the_survivor() {
+    let app = TestApp::spawn();
+    let older = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "111"}));
+    let older_id = older["primaryContactId"].as_i64().expect("an id");
+    app.identify_ok(json!({"email": "marty@hillvalley.edu", "phoneNumber": "222"}));
+    app.identify_ok(json!({"email": "marty@hillvalley.edu", "phoneNumber": "333"}));
+    let newer = app.identify_ok(json!({"email": "jennifer@hillvalley.edu", "phoneNumber": "222"}));
+    assert_eq!(ids(&newer["secondaryContactIds"]).len(), 2);
+
+    let merged = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "333"}));
+
+    let rows = app.rows();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(merged["primaryContactId"], older_id);
+    assert_eq!(
+        ids(&merged["secondaryContactIds"]),
+        rows[1..].iter().map(|r| r.id).collect::<Vec<_>>()
+    );
+    for row in &rows[1..] {
+        assert_eq!(row.linked_id, Some(older_id), "no chains: {row:?}");
+        assert_eq!(row.link_precedence, "secondary");
+    }
+    assert_eq!(
+        merged["emails"],
+        json!([
+            "doc@hillvalley.edu",
+            "marty@hillvalley.edu",
+            "jennifer@hillvalley.edu"
+        ])
+    );
+    assert_eq!(merged["phoneNumbers"], json!(["111", "222", "333"]));
+}
+
+#[test]
+fn a_phone_number_as_a_json_number_is_the_same_phone_as_the_string() {
+    let app = TestApp::spawn();
+    let first = app.identify_ok(json!({"email": "a@x.io", "phoneNumber": 123456}));
+    assert_eq!(first["phoneNumbers"], json!(["123456"]));
+    let again = app.identify_ok(json!({"phoneNumber": "123456"}));
+    assert_eq!(again, first);
+    assert_eq!(app.rows().len(), 1);
+}
+
+#[test]
+fn blank_and_null_mean_not_given_and_null_never_links() {
+    let app = TestApp::spawn();
+    let doc = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": ""}));
+    let marty = app.identify_ok(json!({"email": "marty@hillvalley.edu", "phoneNumber": null}));
+    let biff = app.identify_ok(json!({"email": "   ", "phoneNumber": "555"}));
+    assert_ne!(doc["primaryContactId"], marty["primaryContactId"]);
+    assert_eq!(doc["phoneNumbers"], json!([]));
+    assert_eq!(biff["emails"], json!([]));
+
+    let rows = app.rows();
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter().all(|r| r.link_precedence == "primary"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[0].phone_number, None);
+    assert_eq!(rows[2].email, None);
+}
+
+#[test]
+fn a_new_phone_for_a_known_email_creates_a_secondary() {
+    let app = TestApp::spawn();
+    let first = app.identify_ok(json!({"email": "doc@hillvalley.edu"}));
+    let second = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "88"}));
+    assert_eq!(second["primaryContactId"], first["primaryContactId"]);
+    assert_eq!(second["phoneNumbers"], json!(["88"]));
+    assert_eq!(ids(&second["secondaryContactIds"]).len(), 1);
+    assert_eq!(app.rows().len(), 2);
+}
+
+#[test]
+fn values_are_stored_without_surrounding_white_space() {
+    let app = TestApp::spawn();
+    let first = app.identify_ok(json!({"email": " doc@hillvalley.edu ", "phoneNumber": " 42 "}));
+    assert_eq!(first["emails"], json!(["doc@hillvalley.edu"]));
+    assert_eq!(first["phoneNumbers"], json!(["42"]));
+    assert_eq!(
+        app.identify_ok(json!({"email": "doc@hillvalley.edu"})),
+        first
+    );
+    assert_eq!(app.rows().len(), 1);
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the HTTP API against a real PostgreSQL: one test binary, one module
+//! per area. Each test gets a database of its own (see `identity-test-support`).
+
+mod bad_input;
+mod deployment;
+mod helpers;
+mod identify;
+mod operations;

@@ -1,0 +1,182 @@
+//! What operators rely on: probes, a database outage, configuration errors, graceful
+//! shutdown. The last two run the real `identity-api` binary.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use identity_test_support::TestDb;
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_identity-api");
+
+#[test]
+fn probes_answer_json() {
+    let app = TestApp::spawn();
+    let health = app.get("/healthz");
+    assert_eq!(
+        (health.status, health.body.clone()),
+        (200, json!({"status": "ok"}))
+    );
+    let ready = app.get("/readyz");
+    assert_eq!(
+        (ready.status, ready.body.clone()),
+        (200, json!({"status": "ready"}))
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_a_503_and_nothing_is_written() {
+    let app = TestApp::spawn_with(|settings| {
+        // Nothing listens on port 1.
+        settings.database.url = "postgres://postgres@127.0.0.1:1/identity".to_owned().into();
+        settings.database.run_migrations = false;
+        settings.database.create_if_missing = false;
+    });
+    let reply = app.identify(json!({"email": "doc@hillvalley.edu"}));
+    reply.assert_problem(503, "unavailable");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    app.get("/readyz").assert_problem(503, "unavailable");
+    app.get("/healthz");
+    assert_eq!(
+        app.get("/healthz").status,
+        200,
+        "the process itself is fine"
+    );
+    assert!(app.rows().is_empty());
+}
+
+#[test]
+fn the_service_recovers_by_itself_when_the_database_comes_back() {
+    let db = TestDb::new();
+    let admin_url = TestDb::admin_url();
+    let rename = |from: &str, to: &str| {
+        let mut admin = PgConnection::establish(&admin_url).expect("admin connection");
+        admin
+            .batch_execute(&format!("ALTER DATABASE {from} RENAME TO {to}"))
+            .expect("rename");
+    };
+    let name = db.name().to_owned();
+    let away = format!("{name}_away");
+    rename(&name, &away);
+
+    let app = TestApp::spawn_on(db, |settings| {
+        settings.database.run_migrations = false;
+        settings.database.create_if_missing = false;
+    });
+    app.identify(json!({"email": "doc@hillvalley.edu"}))
+        .assert_problem(503, "unavailable");
+    app.get("/readyz").assert_problem(503, "unavailable");
+
+    rename(&away, &name);
+    assert_eq!(app.get("/readyz").status, 200);
+    let contact = app.identify_ok(json!({"email": "doc@hillvalley.edu"}));
+    assert_eq!(contact["emails"], json!(["doc@hillvalley.edu"]));
+    assert_eq!(app.rows().len(), 1, "the failed request wrote nothing");
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    for (key, value, named) in [
+        ("IDENTITY__SERVER__PORT", "eighty", "server.port"),
+        ("IDENTITY__DATABASE__POOL_SIZE", "0", "database.pool_size"),
+        ("DATABASE_URL", "mysql://root@localhost/x", "database.url"),
+        ("IDENTITY__SERVER__COLOUR", "blue", "colour"),
+    ] {
+        let output = Command::new(BINARY)
+            .env(key, value)
+            .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the binary runs");
+        assert_eq!(output.status.code(), Some(2), "{key}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(named), "{key}={value}: {stderr}");
+    }
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    let db = TestDb::new();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(BINARY)
+        .env("DATABASE_URL", db.url())
+        .env("PORT", port.to_string())
+        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+        .env("IDENTITY__DATABASE__LOCK_TIMEOUT_MS", "30000")
+        .env("IDENTITY__DATABASE__STATEMENT_TIMEOUT_MS", "30000")
+        .env("IDENTITY__SERVER__SHUTDOWN_TIMEOUT_SECS", "20")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let started = Instant::now();
+    while agent.get(format!("{base}/healthz")).call().is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Hold the table so that the next write has to wait.
+    let mut blocker = db.connect();
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE contact IN EXCLUSIVE MODE")
+        .expect("lock the table");
+    let in_flight = std::thread::spawn({
+        let agent = agent.clone();
+        let url = format!("{base}/identify");
+        move || {
+            agent
+                .post(url)
+                .header("Content-Type", "application/json")
+                .send(json!({"email": "doc@hillvalley.edu"}).to_string())
+                .map(|r| r.status().as_u16())
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "the server must wait for the in-flight request"
+    );
+
+    blocker.batch_execute("COMMIT").expect("release the table");
+    let status = in_flight.join().expect("the client thread");
+    assert_eq!(status.ok(), Some(200), "the in-flight request completed");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("status") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let count: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM contact)",
+    ))
+    .get_result(&mut db.connect())
+    .expect("count");
+    assert_eq!(count, 1);
+}

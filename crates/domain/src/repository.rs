@@ -1,0 +1,85 @@
+//! The storage port. `identity-persistence` implements it on PostgreSQL.
+
+use std::error::Error as StdError;
+
+use thiserror::Error;
+
+use crate::contact::{Contact, Identifiers};
+use crate::customer::InconsistentGraph;
+use crate::reconcile::Plan;
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// The decision a unit of work applies: given the guarded contacts, what to write. The
+/// service passes [`crate::reconcile`]; any `Fn(&[Contact]) -> Result<Plan, _>` will do.
+pub trait Decide {
+    /// # Errors
+    /// When the contacts are not a graph the rules can be applied to.
+    fn decide(&self, current: &[Contact]) -> Result<Plan, InconsistentGraph>;
+}
+
+impl<F> Decide for F
+where
+    F: Fn(&[Contact]) -> Result<Plan, InconsistentGraph>,
+{
+    fn decide(&self, current: &[Contact]) -> Result<Plan, InconsistentGraph> {
+        self(current)
+    }
+}
+
+/// How a repository call can fail. Adapters classify their own errors into these.
+#[derive(Debug, Error)]
+pub enum RepositoryError {
+    /// The store cannot be reached now (no connection to be had, connection lost, timed out).
+    /// Nothing was written. Worth retrying later.
+    #[error("the contact store is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The unit of work kept colliding with concurrent ones and was given up after `attempts`
+    /// tries. Nothing was written.
+    #[error("gave up after {attempts} attempts that collided with concurrent requests")]
+    Contended { attempts: u32 },
+    /// `decide` refused the stored contacts. Nothing was written.
+    #[error(transparent)]
+    Inconsistent(#[from] InconsistentGraph),
+    /// Anything else: a bug, or a store that does not look as expected.
+    #[error("unexpected storage failure")]
+    Internal(#[source] BoxError),
+}
+
+/// Reads and writes contacts.
+///
+/// Both methods see only live contacts (`deleted_at` unset).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait ContactRepository: Send + Sync {
+    /// Every live contact of every customer that shares the email or the phone of
+    /// `identifiers`: the contacts that match, their primaries, and every secondary of those
+    /// primaries, read from one consistent snapshot. Empty when nothing matches. Takes no
+    /// locks and writes nothing.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store cannot be reached;
+    /// [`RepositoryError::Internal`] for anything else.
+    fn find_customers(&self, identifiers: &Identifiers) -> Result<Vec<Contact>, RepositoryError>;
+
+    /// One unit of work, all or nothing: reads what [`Self::find_customers`] would, calls
+    /// `decide` with it, applies the returned [`Plan`] and commits. From the read to the
+    /// commit, no other unit of work (in this process or another) can change those customers
+    /// or create a contact with these identifiers, so the plan is applied to exactly the
+    /// contacts it was decided on.
+    ///
+    /// A unit that collides with a concurrent one is rolled back and run again from the read,
+    /// calling `decide` again, a bounded number of times.
+    ///
+    /// Returns every live contact of the customer(s) after the write.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Contended`] when the retries ran out;
+    /// [`RepositoryError::Inconsistent`] when `decide` refused the contacts;
+    /// [`RepositoryError::Unavailable`] when the store cannot be reached;
+    /// [`RepositoryError::Internal`] for anything else. In every case nothing was written.
+    fn apply_atomically(
+        &self,
+        identifiers: &Identifiers,
+        decide: &dyn Decide,
+    ) -> Result<Vec<Contact>, RepositoryError>;
+}

@@ -1,0 +1,271 @@
+//! The `/identify` use case: applies the rules of [`crate::reconcile`] through the port.
+
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::contact::{Contact, Identifiers};
+use crate::customer::{Customer, InconsistentGraph};
+use crate::reconcile::reconcile;
+use crate::repository::{ContactRepository, RepositoryError};
+
+/// Why `identify` failed. Bad input never gets this far: it cannot build [`Identifiers`].
+#[derive(Debug, Error)]
+pub enum IdentifyError {
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+    #[error(transparent)]
+    Inconsistent(#[from] InconsistentGraph),
+}
+
+/// Identifies customers.
+#[derive(Clone)]
+pub struct IdentityService {
+    repository: Arc<dyn ContactRepository>,
+}
+
+impl IdentityService {
+    pub fn new(repository: Arc<dyn ContactRepository>) -> Self {
+        Self { repository }
+    }
+
+    /// Finds (creating or merging as the rules say) the customer that `request` belongs to.
+    ///
+    /// A request that brings nothing new is answered from one lock-free read. Anything else
+    /// goes through [`ContactRepository::apply_atomically`], which decides again on guarded
+    /// data, so a decision is never applied to contacts that changed meanwhile.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn identify(&self, request: &Identifiers) -> Result<Customer, IdentifyError> {
+        let known = self.repository.find_customers(request)?;
+        if let Ok(plan) = reconcile(request, &known) {
+            if plan.is_empty() {
+                return Ok(Customer::from_contacts(&known)?);
+            }
+        }
+        let after = self
+            .repository
+            .apply_atomically(request, &|current: &[Contact]| reconcile(request, current))?;
+        Ok(Customer::from_contacts(&after)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::contact::{ContactId, Email, Link, PhoneNumber};
+    use crate::customer::tests::contact;
+    use crate::reconcile::{NewContact, Plan, Relink};
+    use crate::repository::MockContactRepository;
+
+    fn request(email: Option<&str>, phone: Option<&str>) -> Identifiers {
+        let email = email.and_then(|e| Email::parse(e).expect("valid test email"));
+        let phone = phone.and_then(|p| PhoneNumber::parse(p).expect("valid test phone"));
+        Identifiers::new(email, phone).expect("test requests carry an identifier")
+    }
+
+    fn id(n: i64) -> ContactId {
+        ContactId::new(n).expect("positive")
+    }
+
+    /// A mock whose guarded unit of work sees `current`, records the plan it was asked to
+    /// apply, and returns `after`.
+    fn repository_writing(
+        current: Vec<Contact>,
+        after: Vec<Contact>,
+        applied: Arc<Mutex<Vec<Plan>>>,
+    ) -> MockContactRepository {
+        let mut repo = MockContactRepository::new();
+        let snapshot = current.clone();
+        repo.expect_find_customers()
+            .times(1)
+            .returning(move |_| Ok(snapshot.clone()));
+        repo.expect_apply_atomically()
+            .times(1)
+            .returning(move |_, decide| {
+                let plan = decide.decide(&current)?;
+                applied.lock().expect("not poisoned").push(plan);
+                Ok(after.clone())
+            });
+        repo
+    }
+
+    #[test]
+    fn rule_1_unknown_identifiers_create_a_primary() {
+        let applied = Arc::default();
+        let created = contact(1, Some("doc@hillvalley.edu"), Some("88"), None, 0);
+        let repo = repository_writing(vec![], vec![created], Arc::clone(&applied));
+        let service = IdentityService::new(Arc::new(repo));
+
+        let customer = service
+            .identify(&request(Some("doc@hillvalley.edu"), Some("88")))
+            .expect("identified");
+
+        assert_eq!(customer.primary_id, id(1));
+        assert!(customer.secondary_ids.is_empty());
+        let plans = applied.lock().expect("not poisoned");
+        assert_eq!(plans.len(), 1);
+        assert_eq!(
+            plans[0].insert.as_ref().map(|c| c.link),
+            Some(Link::Primary)
+        );
+    }
+
+    #[test]
+    fn rule_2_new_email_writes_one_secondary_linked_to_the_primary() {
+        let applied = Arc::default();
+        let known = vec![contact(
+            1,
+            Some("lorraine@hillvalley.edu"),
+            Some("123456"),
+            None,
+            0,
+        )];
+        let mut after = known.clone();
+        after.push(contact(
+            2,
+            Some("mcfly@hillvalley.edu"),
+            Some("123456"),
+            Some(1),
+            1,
+        ));
+        let repo = repository_writing(known, after, Arc::clone(&applied));
+        let service = IdentityService::new(Arc::new(repo));
+        let req = request(Some("mcfly@hillvalley.edu"), Some("123456"));
+
+        let customer = service.identify(&req).expect("identified");
+
+        assert_eq!(customer.primary_id, id(1));
+        assert_eq!(customer.secondary_ids, vec![id(2)]);
+        let plans = applied.lock().expect("not poisoned");
+        assert_eq!(
+            plans[0].insert,
+            Some(NewContact {
+                email: req.email().cloned(),
+                phone: req.phone().cloned(),
+                link: Link::Secondary(id(1)),
+            })
+        );
+        assert_eq!(plans[0].relink, None);
+    }
+
+    #[test]
+    fn rule_3_nothing_new_never_opens_a_unit_of_work() {
+        let known = vec![
+            contact(1, Some("lorraine@hillvalley.edu"), Some("123456"), None, 0),
+            contact(2, Some("mcfly@hillvalley.edu"), Some("123456"), Some(1), 1),
+        ];
+        let mut repo = MockContactRepository::new();
+        repo.expect_find_customers()
+            .times(1)
+            .returning(move |_| Ok(known.clone()));
+        repo.expect_apply_atomically().never();
+        let service = IdentityService::new(Arc::new(repo));
+
+        let customer = service
+            .identify(&request(Some("mcfly@hillvalley.edu"), Some("123456")))
+            .expect("identified");
+
+        assert_eq!(customer.primary_id, id(1));
+        assert_eq!(customer.secondary_ids, vec![id(2)]);
+    }
+
+    #[test]
+    fn rule_4_a_join_relinks_the_newer_customer_and_creates_nothing() {
+        let applied = Arc::default();
+        let known = vec![
+            contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0),
+            contact(2, Some("biffsucks@hillvalley.edu"), Some("717171"), None, 1),
+            contact(3, Some("biff@hillvalley.edu"), Some("717171"), Some(2), 2),
+        ];
+        let after = vec![
+            contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0),
+            contact(
+                2,
+                Some("biffsucks@hillvalley.edu"),
+                Some("717171"),
+                Some(1),
+                1,
+            ),
+            contact(3, Some("biff@hillvalley.edu"), Some("717171"), Some(1), 2),
+        ];
+        let repo = repository_writing(known, after, Arc::clone(&applied));
+        let service = IdentityService::new(Arc::new(repo));
+
+        let customer = service
+            .identify(&request(Some("george@hillvalley.edu"), Some("717171")))
+            .expect("identified");
+
+        assert_eq!(customer.primary_id, id(1));
+        assert_eq!(customer.secondary_ids, vec![id(2), id(3)]);
+        let plans = applied.lock().expect("not poisoned");
+        assert_eq!(
+            plans[0],
+            Plan {
+                relink: Some(Relink {
+                    primary: id(1),
+                    contacts: vec![id(2), id(3)]
+                }),
+                insert: None,
+            }
+        );
+    }
+
+    #[test]
+    fn the_guarded_unit_decides_on_fresh_data_not_on_the_first_read() {
+        // The lock-free read saw nothing; by the time the unit of work holds its guard a
+        // concurrent request has created the customer, so the right write is no write.
+        let applied: Arc<Mutex<Vec<Plan>>> = Arc::default();
+        let fresh = vec![contact(4, Some("doc@hillvalley.edu"), None, None, 0)];
+        let mut repo = MockContactRepository::new();
+        repo.expect_find_customers().returning(|_| Ok(vec![]));
+        let seen = Arc::clone(&applied);
+        let current = fresh.clone();
+        repo.expect_apply_atomically().returning(move |_, decide| {
+            let plan = decide.decide(&current)?;
+            seen.lock().expect("not poisoned").push(plan);
+            Ok(current.clone())
+        });
+        let service = IdentityService::new(Arc::new(repo));
+
+        let customer = service
+            .identify(&request(Some("doc@hillvalley.edu"), None))
+            .expect("identified");
+
+        assert_eq!(customer.primary_id, id(4));
+        assert!(applied.lock().expect("not poisoned")[0].is_empty());
+    }
+
+    #[test]
+    fn storage_failures_come_back_typed() {
+        let mut repo = MockContactRepository::new();
+        repo.expect_find_customers().returning(|_| {
+            Err(RepositoryError::Unavailable(Box::new(io::Error::other(
+                "connection refused",
+            ))))
+        });
+        let service = IdentityService::new(Arc::new(repo));
+        let outcome = service.identify(&request(Some("a@x.io"), None));
+        assert!(matches!(
+            outcome,
+            Err(IdentifyError::Repository(RepositoryError::Unavailable(_)))
+        ));
+
+        let mut repo = MockContactRepository::new();
+        repo.expect_find_customers().returning(|_| Ok(vec![]));
+        repo.expect_apply_atomically()
+            .returning(|_, _| Err(RepositoryError::Contended { attempts: 8 }));
+        let service = IdentityService::new(Arc::new(repo));
+        let outcome = service.identify(&request(Some("a@x.io"), None));
+        assert!(matches!(
+            outcome,
+            Err(IdentifyError::Repository(RepositoryError::Contended {
+                attempts: 8
+            }))
+        ));
+    }
+}

@@ -1,0 +1,14 @@
+//! Test-only support, shared by the crates' integration tests: a fresh PostgreSQL database
+//! per test (dropped when the test ends), found or started without set-up.
+//!
+//! Where PostgreSQL comes from, in order:
+//! 1. `DATABASE_URL`, when set: a server the tests may create and drop databases on;
+//! 2. otherwise a throwaway cluster under `target/test-postgres`, started with the server
+//!    binaries found on `PATH` or in `/usr/lib/postgresql/*/bin` (left running for the next
+//!    run: `just db-stop` stops it);
+//! 3. otherwise the first test fails with a message saying how to get one.
+
+mod cluster;
+mod database;
+
+pub use database::TestDb;

@@ -1,0 +1,32 @@
+# Recipes for working on identity-api. `just --list` shows them.
+
+# Run the service (database.url defaults to postgres://postgres@127.0.0.1:5432/identity).
+run:
+    cargo run --release
+
+# Run every test (uses DATABASE_URL, or starts a throwaway PostgreSQL itself).
+test:
+    cargo test
+
+# What CI checks besides the tests.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+
+fmt:
+    cargo fmt --all
+
+# PostgreSQL and the service in containers (needs Docker).
+up:
+    docker compose up --build -d
+
+down:
+    docker compose down
+
+# A local PostgreSQL on 127.0.0.1:5432, under target/dev-postgres.
+db:
+    scripts/dev-db.sh start
+
+# Stop the local PostgreSQL and the tests' throwaway cluster.
+db-stop:
+    scripts/dev-db.sh stop
