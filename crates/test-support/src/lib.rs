@@ -1,5 +1,6 @@
 //! Test-only support, shared by the crates' integration tests: a fresh PostgreSQL database
-//! per test (dropped when the test ends), found or started without set-up.
+//! per test (dropped when the test ends), found or started without set-up, and the checker
+//! of the contact graph's invariants.
 //!
 //! Where PostgreSQL comes from, in order:
 //! 1. `DATABASE_URL`, when set: a server the tests may create and drop databases on;
@@ -10,5 +11,7 @@
 
 mod cluster;
 mod database;
+mod invariants;
 
 pub use database::TestDb;
+pub use invariants::{check_invariants, expected_groups, stored_groups, Group, Pair, Violation};

@@ -130,15 +130,11 @@ impl TestApp {
             Ok(Err(error)) => panic!("the server did not start: {error}"),
             Err(_) => panic!("the server thread died while starting"),
         };
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
         Self {
             address: format!("http://127.0.0.1:{port}"),
             handle,
             thread: Some(thread),
-            agent,
+            agent: agent(),
             db,
         }
     }
@@ -234,4 +230,107 @@ pub fn ids(value: &Value) -> Vec<i64> {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_i64).collect())
         .unwrap_or_default()
+}
+
+/// The real `identity-api` binary, started as a child process on a free loopback port.
+/// Killed when dropped, if still running.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub base: String,
+    pub log: std::path::PathBuf,
+}
+
+impl ServerProcess {
+    pub const BINARY: &'static str = env!("CARGO_BIN_EXE_identity-api");
+
+    /// Starts the binary on `database_url` with the given extra environment, and waits until
+    /// it answers `/healthz`. Its output goes to a log file under the target directory.
+    pub fn start(database_url: &str, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("identity-api-{}-{port}.log", std::process::id()));
+        let out = std::fs::File::create(&log).expect("a log file");
+        let err = out.try_clone().expect("a log file");
+        let mut command = std::process::Command::new(Self::BINARY);
+        command
+            .env("DATABASE_URL", database_url)
+            .env("PORT", port.to_string())
+            .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("the binary starts");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let agent = agent();
+        let started = std::time::Instant::now();
+        while !agent
+            .get(format!("{}/healthz", server.base))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "the server never came up; see {}",
+                server.log.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// What the server logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// An HTTP client that returns 4xx/5xx answers instead of errors, with a time limit.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into()
 }

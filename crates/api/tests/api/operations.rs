@@ -1,18 +1,15 @@
 //! What operators rely on: probes, a database outage, configuration errors, graceful
 //! shutdown. The last two run the real `identity-api` binary.
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use identity_test_support::TestDb;
 use serde_json::json;
 
-use crate::helpers::TestApp;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_identity-api");
+use crate::helpers::{agent, ServerProcess, TestApp};
 
 #[test]
 fn probes_answer_json() {
@@ -87,7 +84,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("DATABASE_URL", "mysql://root@localhost/x", "database.url"),
         ("IDENTITY__SERVER__COLOUR", "blue", "colour"),
     ] {
-        let output = Command::new(BINARY)
+        let output = Command::new(ServerProcess::BINARY)
             .env(key, value)
             .env("IDENTITY_CONFIG_DIR", "/nonexistent")
             .stdin(Stdio::null())
@@ -103,35 +100,14 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
 #[test]
 fn sigterm_lets_an_in_flight_request_finish() {
     let db = TestDb::new();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut child = Command::new(BINARY)
-        .env("DATABASE_URL", db.url())
-        .env("PORT", port.to_string())
-        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
-        .env("IDENTITY__DATABASE__LOCK_TIMEOUT_MS", "30000")
-        .env("IDENTITY__DATABASE__STATEMENT_TIMEOUT_MS", "30000")
-        .env("IDENTITY__SERVER__SHUTDOWN_TIMEOUT_SECS", "20")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let base = format!("http://127.0.0.1:{port}");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let started = Instant::now();
-    while agent.get(format!("{base}/healthz")).call().is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server never came up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut server = ServerProcess::start(
+        db.url(),
+        &[
+            ("IDENTITY__DATABASE__LOCK_TIMEOUT_MS", "30000"),
+            ("IDENTITY__DATABASE__STATEMENT_TIMEOUT_MS", "30000"),
+            ("IDENTITY__SERVER__SHUTDOWN_TIMEOUT_SECS", "20"),
+        ],
+    );
 
     // Hold the table so that the next write has to wait.
     let mut blocker = db.connect();
@@ -139,10 +115,9 @@ fn sigterm_lets_an_in_flight_request_finish() {
         .batch_execute("BEGIN; LOCK TABLE contact IN EXCLUSIVE MODE")
         .expect("lock the table");
     let in_flight = std::thread::spawn({
-        let agent = agent.clone();
-        let url = format!("{base}/identify");
+        let url = format!("{}/identify", server.base);
         move || {
-            agent
+            agent()
                 .post(url)
                 .header("Content-Type", "application/json")
                 .send(json!({"email": "doc@hillvalley.edu"}).to_string())
@@ -151,27 +126,22 @@ fn sigterm_lets_an_in_flight_request_finish() {
     });
     std::thread::sleep(Duration::from_millis(500));
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.pid().to_string()])
         .status()
         .expect("kill runs");
     assert!(killed.success());
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        child.try_wait().expect("status").is_none(),
+        server.is_running(),
         "the server must wait for the in-flight request"
     );
 
     blocker.batch_execute("COMMIT").expect("release the table");
     let status = in_flight.join().expect("the client thread");
     assert_eq!(status.ok(), Some(200), "the in-flight request completed");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().expect("status") {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "the server did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("the server stopped");
     assert!(exit.success(), "{exit:?}");
     let count: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
         "(SELECT count(*) FROM contact)",

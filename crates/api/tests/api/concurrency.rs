@@ -1,0 +1,436 @@
+//! Correct under concurrent requests, across replicas: two real `identity-api` processes on
+//! one database, 32 clients, identifiers drawn from a small pool so that merges, new
+//! secondaries and duplicates collide constantly. Afterwards every invariant of
+//! docs/CONCURRENCY.md must hold.
+//!
+//! Randomness is seeded; the seed is printed, and `STRESS_SEED=<seed>` replays a run.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use identity_test_support::{check_invariants, expected_groups, stored_groups, Pair, TestDb};
+use serde_json::{json, Value};
+
+use crate::helpers::{agent, ServerProcess};
+
+const CLIENTS: usize = 32;
+
+/// One request and what came back.
+#[derive(Debug, Clone)]
+struct Exchange {
+    pair: Pair,
+    status: u16,
+    body: Value,
+}
+
+struct Cluster {
+    db: TestDb,
+    servers: Vec<ServerProcess>,
+    agent: ureq::Agent,
+    exchanges: Mutex<Vec<Exchange>>,
+}
+
+impl Cluster {
+    fn start(replicas: usize) -> Self {
+        let db = TestDb::new();
+        let env = [
+            ("IDENTITY__DATABASE__POOL_SIZE", "8"),
+            ("IDENTITY__SERVER__WORKERS", "2"),
+            ("IDENTITY__LOG__LEVEL", "warn,identity_persistence=debug"),
+        ];
+        let servers = (0..replicas)
+            .map(|_| ServerProcess::start(db.url(), &env))
+            .collect();
+        Self {
+            db,
+            servers,
+            agent: agent(),
+            exchanges: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends `pair` to replica `replica % n` and records the exchange.
+    fn identify(&self, replica: usize, pair: &Pair) -> Exchange {
+        let server = &self.servers[replica % self.servers.len()];
+        let body = json!({"email": pair.email, "phoneNumber": pair.phone});
+        let exchange = match self
+            .agent
+            .post(format!("{}/identify", server.base))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+        {
+            Ok(mut response) => Exchange {
+                pair: pair.clone(),
+                status: response.status().as_u16(),
+                body: response.body_mut().read_json().unwrap_or(Value::Null),
+            },
+            // A connection the server closed: recorded as status 0.
+            Err(error) => Exchange {
+                pair: pair.clone(),
+                status: 0,
+                body: Value::String(error.to_string()),
+            },
+        };
+        self.exchanges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(exchange.clone());
+        exchange
+    }
+
+    fn exchanges(&self) -> Vec<Exchange> {
+        self.exchanges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// How many times the replicas retried a unit of work that collided.
+    fn retries(&self) -> usize {
+        self.servers
+            .iter()
+            .map(|s| s.log_text().matches("unit of work collided").count())
+            .sum()
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
+}
+
+/// A request from a small pool: groups of 5 emails and 5 phones, mostly within a group,
+/// sometimes across groups, sometimes only one identifier.
+fn random_pair(rng: &mut fastrand::Rng, tag: &str) -> Pair {
+    const GROUPS: usize = 12;
+    const PER_GROUP: usize = 5;
+    let group = rng.usize(..GROUPS);
+    let phone_group = if rng.f64() < 0.04 {
+        rng.usize(..GROUPS)
+    } else {
+        group
+    };
+    let email = Some(format!("g{group}e{}@{tag}.io", rng.usize(..PER_GROUP)));
+    let phone = Some(format!("{phone_group:02}{:02}", rng.usize(..PER_GROUP)));
+    match rng.u8(..10) {
+        0 => Pair { email, phone: None },
+        1 => Pair { email: None, phone },
+        _ => Pair { email, phone },
+    }
+}
+
+/// `CLIENTS` threads sending `per_client` random requests each, spread over the replicas.
+fn random_load(cluster: &Arc<Cluster>, seed: u64, per_client: usize, tag: &'static str) {
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let cluster = Arc::clone(cluster);
+            thread::spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(seed.wrapping_add(client as u64));
+                for n in 0..per_client {
+                    let pair = random_pair(&mut rng, tag);
+                    cluster.identify(client + n, &pair);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a client thread");
+    }
+}
+
+/// The hard case: customers A and B merged from opposite sides at the same moment, by
+/// (email A, phone B) on one replica and (email B, phone A) on the other, for `rounds` pairs
+/// of customers at once per round.
+fn opposite_merges(cluster: &Arc<Cluster>, rounds: usize) {
+    for round in 0..rounds {
+        let pairs = CLIENTS / 2;
+        for i in 0..pairs {
+            for side in ["a", "b"] {
+                cluster.identify(
+                    i,
+                    &Pair {
+                        email: Some(format!("r{round}p{i}{side}@merge.io")),
+                        phone: Some(format!(
+                            "9{round:02}{i:02}{}",
+                            side.len() + (side == "b") as usize
+                        )),
+                    },
+                );
+            }
+        }
+        let barrier = Arc::new(Barrier::new(CLIENTS));
+        let threads: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let cluster = Arc::clone(cluster);
+                let barrier = Arc::clone(&barrier);
+                thread::spawn(move || {
+                    let i = client / 2;
+                    let (email_side, phone_side) = if client % 2 == 0 {
+                        ("a", "b")
+                    } else {
+                        ("b", "a")
+                    };
+                    let pair = Pair {
+                        email: Some(format!("r{round}p{i}{email_side}@merge.io")),
+                        phone: Some(format!(
+                            "9{round:02}{i:02}{}",
+                            phone_side.len() + (phone_side == "b") as usize
+                        )),
+                    };
+                    barrier.wait();
+                    cluster.identify(client, &pair);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a client thread");
+        }
+    }
+}
+
+/// N concurrent copies of one request with new data, spread over the replicas.
+fn identical_copies(cluster: &Arc<Cluster>, rounds: usize) -> Vec<Pair> {
+    (0..rounds)
+        .map(|round| {
+            let pair = Pair {
+                email: Some(format!("copy{round}@twins.io")),
+                phone: Some(format!("77{round:03}")),
+            };
+            let barrier = Arc::new(Barrier::new(CLIENTS));
+            let threads: Vec<_> = (0..CLIENTS)
+                .map(|client| {
+                    let cluster = Arc::clone(cluster);
+                    let barrier = Arc::clone(&barrier);
+                    let pair = pair.clone();
+                    thread::spawn(move || {
+                        barrier.wait();
+                        cluster.identify(client, &pair);
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().expect("a client thread");
+            }
+            pair
+        })
+        .collect()
+}
+
+#[derive(QueryableByName)]
+struct Link {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    primary_id: i64,
+}
+
+/// Invariants 1–5, plus 6 for every successful exchange. Returns the violations found.
+fn violations(conn: &mut PgConnection, exchanges: &[Exchange]) -> Vec<String> {
+    let mut found: Vec<String> = check_invariants(conn)
+        .into_iter()
+        .map(|v| format!("invariant {}: {}", v.invariant, v.detail))
+        .collect();
+
+    let stored: BTreeSet<_> = stored_groups(conn).into_values().collect();
+    let expected = expected_groups(exchanges.iter().map(|e| &e.pair));
+    if stored != expected {
+        let missing: Vec<_> = expected.difference(&stored).take(3).collect();
+        let extra: Vec<_> = stored.difference(&expected).take(3).collect();
+        found.push(format!(
+            "invariant 5: stored customers differ from the oracle ({} vs {} customers); expected but missing {missing:?}; stored but unexpected {extra:?}",
+            stored.len(),
+            expected.len()
+        ));
+    }
+
+    // Invariant 6: each answer names the customer the request ended up in and lists the
+    // request's identifiers.
+    let links: HashMap<i64, i64> = diesel::sql_query(
+        "SELECT id, COALESCE(linked_id, id) AS primary_id FROM contact WHERE deleted_at IS NULL",
+    )
+    .load::<Link>(conn)
+    .unwrap_or_default()
+    .into_iter()
+    .map(|l| (l.id, l.primary_id))
+    .collect();
+    let owner_of_email: HashMap<String, i64> = diesel::sql_query(
+        "SELECT DISTINCT email AS value, COALESCE(linked_id, id) AS primary_id FROM contact
+          WHERE deleted_at IS NULL AND email IS NOT NULL",
+    )
+    .load::<Owner>(conn)
+    .unwrap_or_default()
+    .into_iter()
+    .map(|o| (o.value, o.primary_id))
+    .collect();
+    for exchange in exchanges.iter().filter(|e| e.status == 200) {
+        let contact = &exchange.body["contact"];
+        let listed = |field: &str, value: &Option<String>| {
+            value.as_ref().is_none_or(|v| {
+                contact[field]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(v)))
+            })
+        };
+        if !listed("emails", &exchange.pair.email) || !listed("phoneNumbers", &exchange.pair.phone)
+        {
+            found.push(format!(
+                "invariant 6: {:?} answered {contact}",
+                exchange.pair
+            ));
+        }
+        let answered = contact["primaryContactId"]
+            .as_i64()
+            .and_then(|id| links.get(&id));
+        let actual = exchange
+            .pair
+            .email
+            .as_ref()
+            .and_then(|e| owner_of_email.get(e));
+        if actual.is_some() && answered != actual {
+            found.push(format!(
+                "invariant 6: {:?} answered primary {} which is not in its customer",
+                exchange.pair, contact["primaryContactId"]
+            ));
+        }
+    }
+    found
+}
+
+#[derive(QueryableByName)]
+struct Owner {
+    #[diesel(sql_type = Text)]
+    value: String,
+    #[diesel(sql_type = BigInt)]
+    primary_id: i64,
+}
+
+fn count_rows(conn: &mut PgConnection, pair: &Pair) -> i64 {
+    diesel::select(diesel::dsl::sql::<BigInt>(&format!(
+        "(SELECT count(*) FROM contact WHERE email = '{}' AND phone_number = '{}')",
+        pair.email.as_deref().unwrap_or_default(),
+        pair.phone.as_deref().unwrap_or_default()
+    )))
+    .get_result(conn)
+    .expect("count")
+}
+
+#[test]
+fn two_replicas_and_32_clients_keep_every_invariant() {
+    let seed = seed();
+    println!("stress seed: {seed} (replay with STRESS_SEED={seed})");
+    let started = Instant::now();
+    let cluster = Arc::new(Cluster::start(2));
+
+    random_load(&cluster, seed, 80, "pool");
+    opposite_merges(&cluster, 4);
+    let copies = identical_copies(&cluster, 4);
+
+    let exchanges = cluster.exchanges();
+    let elapsed = started.elapsed();
+
+    // Every problem is reported, not just the first, so a failure says which invariants broke.
+    let mut problems = Vec::new();
+    let failed: Vec<_> = exchanges.iter().filter(|e| e.status != 200).collect();
+    if !failed.is_empty() {
+        problems.push(format!(
+            "invariant 7: {} of {} requests failed, e.g. {:?}",
+            failed.len(),
+            exchanges.len(),
+            &failed[..failed.len().min(3)]
+        ));
+    }
+    let mut conn = cluster.db.connect();
+    for pair in &copies {
+        let rows = count_rows(&mut conn, pair);
+        if rows != 1 {
+            problems.push(format!(
+                "invariant 4: {CLIENTS} copies of {pair:?} made {rows} rows"
+            ));
+        }
+    }
+    problems.extend(violations(&mut conn, &exchanges));
+    assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
+    println!(
+        "stress: {} requests, 2 replicas, {CLIENTS} clients, {:.1}s, {} collisions retried",
+        exchanges.len(),
+        elapsed.as_secs_f64(),
+        cluster.retries()
+    );
+}
+
+#[test]
+fn cutting_every_connection_mid_run_leaves_nothing_half_written() {
+    let seed = seed();
+    println!("chaos seed: {seed} (replay with STRESS_SEED={seed})");
+    let cluster = Arc::new(Cluster::start(2));
+    let admin_url = TestDb::admin_url();
+    let name = cluster.db.name().to_owned();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = thread::spawn({
+        let stop = Arc::clone(&stop);
+        move || {
+            let mut admin = PgConnection::establish(&admin_url).expect("admin connection");
+            let mut cuts = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(150));
+                admin
+                    .batch_execute(&format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                          WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                    ))
+                    .expect("terminate backends");
+                cuts += 1;
+            }
+            cuts
+        }
+    });
+    random_load(&cluster, seed, 50, "chaos");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let cuts = killer.join().expect("the killer thread");
+
+    let exchanges = cluster.exchanges();
+    let server_errors: Vec<_> = exchanges
+        .iter()
+        .filter(|e| e.status != 200 && e.status != 503)
+        .take(5)
+        .collect();
+    assert!(
+        server_errors.is_empty(),
+        "seed {seed}: only 200 or 503 allowed: {server_errors:?}"
+    );
+    let unavailable: Vec<Pair> = exchanges
+        .iter()
+        .filter(|e| e.status == 503)
+        .map(|e| e.pair.clone())
+        .collect();
+
+    // What failed either wrote nothing or everything: sending it again completes the
+    // graph, which must then be exactly the oracle's.
+    for pair in &unavailable {
+        let again = cluster.identify(0, pair);
+        assert_eq!(
+            again.status, 200,
+            "seed {seed}: replay of {pair:?}: {again:?}"
+        );
+    }
+    let mut conn = cluster.db.connect();
+    let found = violations(&mut conn, &cluster.exchanges());
+    assert!(found.is_empty(), "seed {seed}: {found:#?}");
+    println!(
+        "chaos: {} requests, {cuts} cuts of every connection, {} answered 503, {} collisions retried",
+        exchanges.len(),
+        unavailable.len(),
+        cluster.retries()
+    );
+}
