@@ -1,6 +1,6 @@
 # Recipes for working on identity-api. `just --list` shows them.
 
-# Run the service (database.url defaults to postgres://postgres@127.0.0.1:5432/identity).
+# Run the service (data in ./data/identity.db unless DATABASE_URL names PostgreSQL).
 run:
     cargo run --release
 

@@ -1,13 +1,13 @@
 //! Every error the HTTP API answers, and the one place where each becomes a status code and
 //! an `application/problem+json` body (RFC 9457).
 
-use std::fmt::Write as _;
-
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use identity_domain::{IdentifyError, InvalidRequest, RepositoryError};
 use serde::Serialize;
 use thiserror::Error;
+
+use crate::telemetry::error_chain as chain;
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -25,8 +25,9 @@ pub enum ApiError {
     NotFound,
     #[error("this resource only accepts {allow}")]
     MethodNotAllowed { allow: &'static str },
-    /// The database is down or overloaded; nothing was written.
-    #[error("the service cannot reach its database right now; nothing was written, try again")]
+    /// The database is down or overloaded. The request was not applied, or (if the
+    /// connection broke while committing) may have been: repeating it is always safe.
+    #[error("the service cannot reach its database right now; try again (repeating a request is always safe)")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("an unexpected error occurred; nothing was written")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -129,15 +130,4 @@ impl ResponseError for ApiError {
         }
         response.json(problem)
     }
-}
-
-/// The error and every cause below it, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(out, ": {cause}");
-        source = cause.source();
-    }
-    out
 }

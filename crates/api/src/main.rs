@@ -30,8 +30,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            tracing::error!(%error, "identity-api failed");
-            eprintln!("identity-api: {error}");
+            let message = telemetry::error_chain(&error);
+            tracing::error!(error = %message, "identity-api failed");
+            eprintln!("identity-api: {message}");
             ExitCode::FAILURE
         }
     }

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
+use identity_persistence::{
+    DatabaseUrl, PersistenceError, PoolSettings, RetryPolicy, StoreSettings,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use thiserror::Error;
@@ -127,6 +130,14 @@ impl Settings {
             .set_override_option("server.port", env.get("PORT").cloned())?;
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
+        if let Some(filter) = env.get("RUST_LOG").filter(|f| !f.is_empty()) {
+            if tracing_subscriber::EnvFilter::try_new(filter).is_err() {
+                return Err(SettingsError::Invalid {
+                    key: "RUST_LOG",
+                    problem: "must be a level or tracing directives".to_owned(),
+                });
+            }
+        }
         Ok(settings)
     }
 
@@ -154,11 +165,16 @@ impl Settings {
                 return invalid(key, "must be more than 0");
             }
         }
-        let url = db.url.expose_secret();
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if let Err(e) = DatabaseUrl::parse(db.url.expose_secret()) {
+            return Err(SettingsError::Invalid {
+                key: "database.url",
+                problem: e.to_string(),
+            });
+        }
+        if db.lock_timeout_ms >= db.statement_timeout_ms {
             return invalid(
-                "database.url",
-                "must be a PostgreSQL URL (postgres://user@host:port/database)",
+                "database.lock_timeout_ms",
+                "must be less than database.statement_timeout_ms, so that a lock wait ends as a retryable collision",
             );
         }
         if self.server.max_body_bytes < 256 {
@@ -176,24 +192,29 @@ impl Settings {
         Ok(())
     }
 
-    pub fn pool_settings(&self) -> identity_persistence::PoolSettings {
+    /// What the persistence crate needs to open the store.
+    ///
+    /// # Errors
+    /// When `database.url` names no supported backend (already refused by loading).
+    pub fn store_settings(&self) -> Result<StoreSettings, PersistenceError> {
         let db = &self.database;
-        identity_persistence::PoolSettings {
-            url: db.url.expose_secret().to_owned(),
-            max_size: db.pool_size,
-            min_idle: db.min_idle,
-            connect_timeout: Duration::from_millis(db.connect_timeout_ms),
-            acquire_timeout: Duration::from_millis(db.acquire_timeout_ms),
-            statement_timeout: Duration::from_millis(db.statement_timeout_ms),
-            lock_timeout: Duration::from_millis(db.lock_timeout_ms),
-        }
-    }
-
-    pub fn retry_policy(&self) -> identity_persistence::RetryPolicy {
-        identity_persistence::RetryPolicy {
-            max_attempts: self.database.max_attempts,
-            ..identity_persistence::RetryPolicy::default()
-        }
+        Ok(StoreSettings {
+            url: DatabaseUrl::parse(db.url.expose_secret())?,
+            create_if_missing: db.create_if_missing,
+            run_migrations: db.run_migrations,
+            pool: PoolSettings {
+                max_size: db.pool_size,
+                min_idle: db.min_idle,
+                connect_timeout: Duration::from_millis(db.connect_timeout_ms),
+                acquire_timeout: Duration::from_millis(db.acquire_timeout_ms),
+                statement_timeout: Duration::from_millis(db.statement_timeout_ms),
+                lock_timeout: Duration::from_millis(db.lock_timeout_ms),
+            },
+            retry: RetryPolicy {
+                max_attempts: db.max_attempts,
+                ..RetryPolicy::default()
+            },
+        })
     }
 }
 
@@ -217,6 +238,10 @@ mod tests {
         let settings = Settings::defaults().expect("defaults are valid");
         assert_eq!(settings.server.port, 8080);
         assert!(settings.database.run_migrations);
+        assert!(matches!(
+            settings.store_settings().map(|s| s.url),
+            Ok(DatabaseUrl::Sqlite(_))
+        ));
         assert_eq!(settings.log.format, LogFormat::Text);
     }
 
@@ -256,6 +281,10 @@ mod tests {
         let pool = message(&[("IDENTITY__DATABASE__POOL_SIZE", "0")]);
         assert!(pool.contains("database.pool_size"), "{pool}");
         let url = message(&[("DATABASE_URL", "mysql://x")]);
+        let timeouts = message(&[("IDENTITY__DATABASE__LOCK_TIMEOUT_MS", "9000")]);
+        assert!(timeouts.contains("database.lock_timeout_ms"), "{timeouts}");
+        let rust_log = message(&[("RUST_LOG", "info,[=")]);
+        assert!(rust_log.contains("RUST_LOG"), "{rust_log}");
         assert!(url.contains("database.url"), "{url}");
         let level = message(&[("IDENTITY__LOG__LEVEL", "loud=[")]);
         assert!(level.contains("log.level"), "{level}");

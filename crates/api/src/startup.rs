@@ -1,15 +1,13 @@
 //! Building and running the server: database set-up, routes, middleware, listener.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::error::JsonPayloadError;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use identity_domain::IdentityService;
-use identity_persistence::{build_pool, PersistenceError, PgContactRepository};
-use secrecy::ExposeSecret;
+use identity_persistence::PersistenceError;
 use thiserror::Error;
 
 use crate::error::ApiError;
@@ -44,29 +42,10 @@ impl Application {
     /// # Errors
     /// When the database cannot be prepared or the address cannot be bound.
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let url = settings.database.url.expose_secret();
-        if settings.database.create_if_missing
-            && identity_persistence::create_database_if_missing(url)?
-        {
-            tracing::info!("created the database named in database.url");
-        }
-        if settings.database.run_migrations {
-            let applied = identity_persistence::run_migrations(url)?;
-            tracing::info!(count = applied.len(), "migrations applied");
-        } else {
-            match identity_persistence::pending_migrations(url) {
-                Ok(pending) if !pending.is_empty() => tracing::warn!(
-                    ?pending,
-                    "database.run_migrations is off and migrations are pending: apply them"
-                ),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "cannot check for pending migrations"),
-            }
-        }
-        let pool = build_pool(&settings.pool_settings())?;
-        let repository = Arc::new(PgContactRepository::new(pool, settings.retry_policy()));
-        let service = IdentityService::new(repository.clone());
-        let ready: ReadinessCheck = Arc::new(move || repository.ping());
+        let store = identity_persistence::open(&settings.store_settings()?)?;
+        tracing::info!(database = %store.url, "store open");
+        let service = IdentityService::new(store.repository);
+        let ready: ReadinessCheck = store.readiness;
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

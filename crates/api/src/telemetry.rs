@@ -1,5 +1,6 @@
 //! Logging: `tracing` to stdout, readable text or JSON, and one line per request.
 
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -37,4 +38,15 @@ pub async fn log_request(
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     tracing::info!(%method, %path, status, latency_us, "request");
     Ok(response)
+}
+
+/// An error and every cause below it, on one line (for logs and start-up failures).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(out, ": {cause}");
+        source = cause.source();
+    }
+    out
 }

@@ -1,4 +1,6 @@
-//! Errors of the operations outside the port: connecting, migrating.
+//! Errors of the operations outside the port: opening the store, migrating.
+
+use std::path::PathBuf;
 
 use thiserror::Error;
 
@@ -6,12 +8,19 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Error)]
 pub enum PersistenceError {
-    #[error("database.url is not a usable PostgreSQL URL: {0}")]
+    #[error("database.url is not usable: {0}")]
     InvalidUrl(String),
     #[error("cannot connect to the database")]
     Connect(#[source] diesel::ConnectionError),
-    #[error("cannot build the connection pool")]
-    Pool(#[source] r2d2::Error),
+    #[error("cannot create the directory {} for the SQLite database", path.display())]
+    CreateDirectory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the directory {} of the SQLite database does not exist (database.create_if_missing is off)", path.display())]
+    MissingDirectory { path: PathBuf },
+    #[error("{} is not a SQLite database", path.display())]
+    NotADatabase { path: PathBuf },
     #[error("a database query failed")]
     Query(#[source] diesel::result::Error),
     #[error("applying migrations failed")]

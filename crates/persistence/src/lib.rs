@@ -1,18 +1,24 @@
-//! PostgreSQL adapter for the identity domain: implements the domain's `ContactRepository`
-//! port with Diesel and an r2d2 connection pool, and applies the embedded migrations.
+//! Storage adapter for the identity domain: implements the domain's `ContactRepository`
+//! port with Diesel and r2d2 on PostgreSQL (production, several replicas) or an embedded
+//! SQLite file (the zero set-up default, one process), chosen by the database URL, and
+//! applies the embedded migrations of each.
 //!
 //! Holds no product rules: what to write is decided by `identity_domain::reconcile`; this
-//! crate reads, locks and writes. How concurrent units of work are kept apart is explained in
-//! `docs/CONCURRENCY.md`.
+//! crate reads, guards and writes. What differs per backend lives in `backend/`; how
+//! concurrent units of work are kept apart is explained in `docs/CONCURRENCY.md`.
 
+mod backend;
 mod error;
 mod migrate;
 mod models;
 mod pool;
 mod repository;
-mod schema;
+mod store;
+mod url;
 
 pub use error::PersistenceError;
-pub use migrate::{create_database_if_missing, pending_migrations, run_migrations};
-pub use pool::{build_pool, PgPool, PoolSettings};
-pub use repository::{PgContactRepository, RetryPolicy};
+pub use migrate::{pending_migrations, run_migrations};
+pub use pool::PoolSettings;
+pub use repository::RetryPolicy;
+pub use store::{open, Store, StoreSettings};
+pub use url::DatabaseUrl;

@@ -1,55 +1,107 @@
-//! The SQL migrations of the top-level `migrations/postgres`, embedded in the binary.
+//! The SQL migrations of the top-level `migrations/<backend>`, embedded in the binary.
+
+use std::path::Path;
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, ConnectionError, PgConnection};
+use diesel::{Connection, ConnectionError, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::PersistenceError;
+use crate::url::DatabaseUrl;
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
-/// Session-level advisory lock held while migrating, so that replicas starting together
-/// apply each migration once ("identity" in ASCII).
+/// Session-level advisory lock held while migrating PostgreSQL, so that replicas starting
+/// together apply each migration once ("identity" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6964_656e_7469_7479;
 
-/// Applies every pending migration on its own connection, one replica at a time. Returns
-/// the versions applied.
+/// Applies every pending migration on a connection of its own. Returns the versions applied.
 ///
 /// # Errors
 /// When the database cannot be reached or a migration fails (that migration is rolled back).
-pub fn run_migrations(url: &str) -> Result<Vec<String>, PersistenceError> {
-    let mut conn = PgConnection::establish(url).map_err(PersistenceError::Connect)?;
-    conn.batch_execute(&format!(
-        "SET statement_timeout = 0; SET lock_timeout = 0; SELECT pg_advisory_lock({MIGRATION_LOCK})"
-    ))
-    .map_err(PersistenceError::Query)?;
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map(|versions| versions.iter().map(ToString::to_string).collect())
-        .map_err(PersistenceError::Migrate);
-    // Closing the connection releases the lock too; unlocking explicitly is just tidier.
-    let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
-    applied
+pub fn run_migrations(url: &DatabaseUrl) -> Result<Vec<String>, PersistenceError> {
+    let versions = |applied: Vec<diesel::migration::MigrationVersion<'_>>| {
+        applied.iter().map(ToString::to_string).collect()
+    };
+    match url {
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = PgConnection::establish(url).map_err(PersistenceError::Connect)?;
+            conn.batch_execute(&format!(
+                "SET statement_timeout = 0; SET lock_timeout = 0; SELECT pg_advisory_lock({MIGRATION_LOCK})"
+            ))
+            .map_err(PersistenceError::Query)?;
+            let applied = conn
+                .run_pending_migrations(POSTGRES)
+                .map(versions)
+                .map_err(PersistenceError::Migrate);
+            // Closing the connection releases the lock too; unlocking is just tidier.
+            let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+            applied
+        }
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = open_sqlite(path)?;
+            // Processes starting together on one file: the busy timeout makes the second
+            // wait for the first's migration instead of failing.
+            conn.batch_execute("PRAGMA busy_timeout = 10000")
+                .map_err(PersistenceError::Query)?;
+            conn.run_pending_migrations(SQLITE)
+                .map(versions)
+                .map_err(PersistenceError::Migrate)
+        }
+    }
 }
 
-/// The versions of the migrations not yet applied (to report a schema that is behind when
+/// The names of the migrations not yet applied (to warn about a schema that is behind when
 /// migrations are switched off).
 ///
 /// # Errors
 /// When the database cannot be reached.
-pub fn pending_migrations(url: &str) -> Result<Vec<String>, PersistenceError> {
-    let mut conn = PgConnection::establish(url).map_err(PersistenceError::Connect)?;
-    conn.pending_migrations(MIGRATIONS)
-        .map(|pending| pending.iter().map(|m| m.name().to_string()).collect())
-        .map_err(PersistenceError::Migrate)
+pub fn pending_migrations(url: &DatabaseUrl) -> Result<Vec<String>, PersistenceError> {
+    fn names<DB: diesel::backend::Backend>(
+        pending: Vec<Box<dyn diesel::migration::Migration<DB>>>,
+    ) -> Vec<String> {
+        pending.iter().map(|m| m.name().to_string()).collect()
+    }
+    match url {
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = PgConnection::establish(url).map_err(PersistenceError::Connect)?;
+            conn.pending_migrations(POSTGRES)
+                .map(names)
+                .map_err(PersistenceError::Migrate)
+        }
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = open_sqlite(path)?;
+            conn.pending_migrations(SQLITE)
+                .map(names)
+                .map_err(PersistenceError::Migrate)
+        }
+    }
 }
 
-/// Creates the database named in `url` when it does not exist, connecting to the server's
-/// `postgres` database to do so. Returns whether it created it.
+/// Opens a SQLite file and checks that it is a database (SQLite only notices on first read).
+pub(crate) fn open_sqlite(path: &Path) -> Result<SqliteConnection, PersistenceError> {
+    let location = path.to_string_lossy();
+    let mut conn = SqliteConnection::establish(&location).map_err(PersistenceError::Connect)?;
+    match conn.batch_execute("SELECT count(*) FROM sqlite_master") {
+        Ok(()) => Ok(conn),
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("not a database") =>
+        {
+            Err(PersistenceError::NotADatabase {
+                path: path.to_owned(),
+            })
+        }
+        Err(e) => Err(PersistenceError::Query(e)),
+    }
+}
+
+/// Creates the PostgreSQL database named in `url` when it does not exist, connecting to the
+/// server's `postgres` database to do so. Returns whether it created it.
 ///
 /// # Errors
 /// When the server cannot be reached or refuses (the role may lack CREATEDB).
-pub fn create_database_if_missing(url: &str) -> Result<bool, PersistenceError> {
+pub(crate) fn create_database_if_missing(url: &str) -> Result<bool, PersistenceError> {
     match PgConnection::establish(url) {
         Ok(_) => return Ok(false),
         Err(ConnectionError::BadConnection(message)) if message.contains("does not exist") => {}
@@ -86,6 +138,39 @@ fn split_database(url: &str) -> Option<(String, String)> {
             format!("{}/postgres{query}", &base[..slash]),
         )
     })
+}
+
+/// Warns when PostgreSQL reports errors in a language other than English: deadlocks and lock
+/// timeouts are recognised by their message (Diesel keeps no SQLSTATE for them), so in
+/// another language they would be answered 500 instead of being retried.
+pub(crate) fn check_message_language(url: &str) {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let Ok(mut conn) = PgConnection::establish(url) else {
+        return;
+    };
+    let setting = diesel::RunQueryDsl::load::<Setting>(
+        diesel::sql_query("SELECT current_setting('lc_messages') AS value"),
+        &mut conn,
+    );
+    if let Some(Setting { value }) = setting.ok().and_then(|mut rows| rows.pop()) {
+        let english = value.is_empty()
+            || value == "C"
+            || value.starts_with("C.")
+            || value == "POSIX"
+            || value.starts_with("en");
+        if !english {
+            tracing::warn!(
+                lc_messages = %value,
+                "PostgreSQL reports errors in another language: lock timeouts and deadlocks \
+                 will not be retried. Set lc_messages = 'C' for the service's role \
+                 (as a superuser: ALTER ROLE <role> SET lc_messages = 'C')"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,26 +1,38 @@
 //! Row types: how contacts look in the table. They never leave this crate; conversion into
-//! the domain's `Contact` happens here.
+//! the domain's `Contact` happens here. Column types are chosen to read the same on every
+//! backend (timestamps travel as microseconds since the Unix epoch).
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::QueryableByName;
 use identity_domain::{Contact, ContactId, Email, Link, PhoneNumber};
-
-use crate::schema::contact;
 
 pub(crate) const PRIMARY: &str = "primary";
 pub(crate) const SECONDARY: &str = "secondary";
 
 /// A live contact as read back (the columns the domain needs).
-#[derive(Debug, Queryable, QueryableByName, Selectable)]
-#[diesel(table_name = contact)]
-#[diesel(check_for_backend(diesel::pg::Pg))]
+#[derive(Debug, QueryableByName)]
 pub(crate) struct ContactRow {
+    #[diesel(sql_type = BigInt)]
     pub id: i64,
+    #[diesel(sql_type = Nullable<Text>)]
     pub phone_number: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     pub email: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
     pub linked_id: Option<i64>,
+    #[diesel(sql_type = Text)]
     pub link_precedence: String,
-    pub created_at: DateTime<Utc>,
+    /// Microseconds since the Unix epoch.
+    #[diesel(sql_type = BigInt)]
+    pub created_at_us: i64,
+}
+
+/// The id of a row, for statements that return ids.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
 }
 
 /// A row that does not map onto a domain contact.
@@ -47,21 +59,18 @@ impl TryFrom<ContactRow> for Contact {
             ),
             _ => return Err(malformed("link_precedence and linked_id disagree")),
         };
+        let created_at = DateTime::<Utc>::from_timestamp_micros(row.created_at_us)
+            .ok_or_else(|| malformed("created_at is out of range"))?;
         Ok(Contact {
             id,
             email: row.email.map(Email::from_stored),
             phone: row.phone_number.map(PhoneNumber::from_stored),
             link,
-            created_at: row.created_at,
+            created_at,
         })
     }
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = contact)]
-pub(crate) struct NewContactRow<'a> {
-    pub phone_number: Option<&'a str>,
-    pub email: Option<&'a str>,
-    pub linked_id: Option<i64>,
-    pub link_precedence: &'a str,
+pub(crate) fn into_contacts(rows: Vec<ContactRow>) -> Result<Vec<Contact>, MalformedRow> {
+    rows.into_iter().map(Contact::try_from).collect()
 }

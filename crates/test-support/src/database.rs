@@ -31,6 +31,16 @@ impl TestDb {
     /// When no PostgreSQL can be found or started (the message says how to get one), or the
     /// server refuses to create the database.
     pub fn new() -> Self {
+        Self::create(true)
+    }
+
+    /// A database of its own with nothing in it, not even the schema (for tests of
+    /// migrating).
+    pub fn empty() -> Self {
+        Self::create(false)
+    }
+
+    fn create(migrated: bool) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let server = server();
         let name = format!(
@@ -38,12 +48,14 @@ impl TestDb {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        {
+        if migrated {
             let _one_at_a_time = server.creating.lock().unwrap_or_else(|e| e.into_inner());
             admin(
                 server,
                 &format!("CREATE DATABASE {name} TEMPLATE {}", server.template),
             );
+        } else {
+            admin(server, &format!("CREATE DATABASE {name}"));
         }
         let url = with_database(&server.admin_url, &name);
         Self { name, url }
@@ -119,8 +131,10 @@ fn prepare_server() -> Result<Server, String> {
         conn.batch_execute(&sql)
             .map_err(|e| format!("cannot create the template database: {e}"))?;
     }
-    identity_persistence::run_migrations(&with_database(&admin_url, &template))
-        .map_err(|e| format!("cannot migrate the template database: {e:?}"))?;
+    identity_persistence::run_migrations(&identity_persistence::DatabaseUrl::Postgres(
+        with_database(&admin_url, &template),
+    ))
+    .map_err(|e| format!("cannot migrate the template database: {e:?}"))?;
     Ok(Server {
         admin_url,
         template,

@@ -6,6 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
+use crate::store::TestConnection;
+
 /// One broken invariant, with the rows or values that break it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -49,11 +51,11 @@ struct Membership {
 ///
 /// # Panics
 /// When a query fails.
-pub fn check_invariants(conn: &mut PgConnection) -> Vec<Violation> {
+pub fn check_invariants(conn: &mut TestConnection) -> Vec<Violation> {
     let mut violations = Vec::new();
     let mut ids = |invariant: &'static str, sql: &str, violations: &mut Vec<Violation>| {
-        let rows: Vec<Id> = diesel::sql_query(sql)
-            .load(conn)
+        let rows: Vec<Id> = conn
+            .load(sql)
             .unwrap_or_else(|e| panic!("invariant query failed: {e}"));
         if !rows.is_empty() {
             let found: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -90,13 +92,13 @@ pub fn check_invariants(conn: &mut PgConnection) -> Vec<Violation> {
         &mut violations,
     );
     for column in ["email", "phone_number"] {
-        let shared: Vec<Value> = diesel::sql_query(format!(
-            "SELECT {column} AS value FROM contact
-              WHERE deleted_at IS NULL AND {column} IS NOT NULL
-              GROUP BY {column} HAVING count(DISTINCT COALESCE(linked_id, id)) > 1"
-        ))
-        .load(conn)
-        .unwrap_or_else(|e| panic!("invariant query failed: {e}"));
+        let shared: Vec<Value> = conn
+            .load(&format!(
+                "SELECT {column} AS value FROM contact
+                  WHERE deleted_at IS NULL AND {column} IS NOT NULL
+                  GROUP BY {column} HAVING count(DISTINCT COALESCE(linked_id, id)) > 1"
+            ))
+            .unwrap_or_else(|e| panic!("invariant query failed: {e}"));
         if !shared.is_empty() {
             let values: Vec<String> = shared.into_iter().map(|v| v.value).collect();
             violations.push(Violation {
@@ -112,13 +114,13 @@ pub fn check_invariants(conn: &mut PgConnection) -> Vec<Violation> {
 ///
 /// # Panics
 /// When the query fails.
-pub fn stored_groups(conn: &mut PgConnection) -> HashMap<i64, Group> {
-    let rows: Vec<Membership> = diesel::sql_query(
-        "SELECT COALESCE(linked_id, id) AS primary_id, email, phone_number
-           FROM contact WHERE deleted_at IS NULL",
-    )
-    .load(conn)
-    .unwrap_or_else(|e| panic!("cannot read the contacts: {e}"));
+pub fn stored_groups(conn: &mut TestConnection) -> HashMap<i64, Group> {
+    let rows: Vec<Membership> = conn
+        .load(
+            "SELECT COALESCE(linked_id, id) AS primary_id, email, phone_number
+               FROM contact WHERE deleted_at IS NULL",
+        )
+        .unwrap_or_else(|e| panic!("cannot read the contacts: {e}"));
     let mut groups: HashMap<i64, Group> = HashMap::new();
     for row in rows {
         let group = groups.entry(row.primary_id).or_default();

@@ -1,6 +1,6 @@
-//! Test-only support, shared by the crates' integration tests: a fresh PostgreSQL database
-//! per test (dropped when the test ends), found or started without set-up, and the checker
-//! of the contact graph's invariants.
+//! Test-only support, shared by the crates' integration tests: a fresh database per test on
+//! either backend (PostgreSQL found or started without set-up, or a SQLite file), dropped
+//! when the test ends, and the checker of the contact graph's invariants.
 //!
 //! Where PostgreSQL comes from, in order:
 //! 1. `DATABASE_URL`, when set: a server the tests may create and drop databases on;
@@ -12,6 +12,10 @@
 mod cluster;
 mod database;
 mod invariants;
+mod sqlite;
+mod store;
 
 pub use database::TestDb;
 pub use invariants::{check_invariants, expected_groups, stored_groups, Group, Pair, Violation};
+pub use sqlite::TestSqlite;
+pub use store::{TestConnection, TestStore};

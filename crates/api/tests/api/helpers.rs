@@ -246,6 +246,19 @@ impl ServerProcess {
     /// Starts the binary on `database_url` with the given extra environment, and waits until
     /// it answers `/healthz`. Its output goes to a log file under the target directory.
     pub fn start(database_url: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(Some(database_url), None, env)
+    }
+
+    /// Starts the binary in `dir` with no database setting at all: the zero set-up default.
+    pub fn start_embedded(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        Self::spawn(None, Some(dir), env)
+    }
+
+    fn spawn(
+        database_url: Option<&str>,
+        dir: Option<&std::path::Path>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -255,8 +268,14 @@ impl ServerProcess {
         let out = std::fs::File::create(&log).expect("a log file");
         let err = out.try_clone().expect("a log file");
         let mut command = std::process::Command::new(Self::BINARY);
+        match database_url {
+            Some(url) => command.env("DATABASE_URL", url),
+            None => command.env_remove("DATABASE_URL"),
+        };
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
         command
-            .env("DATABASE_URL", database_url)
             .env("PORT", port.to_string())
             .env("IDENTITY_CONFIG_DIR", "/nonexistent")
             .env_remove("RUST_LOG")
@@ -305,6 +324,17 @@ impl ServerProcess {
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -TERM failed");
+        let exit = self.wait_exit(std::time::Duration::from_secs(20));
+        assert!(exit.is_some_and(|e| e.success()), "{exit:?}");
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -4,6 +4,7 @@
 mod bad_input;
 mod concurrency;
 mod deployment;
+mod embedded;
 mod helpers;
 mod identify;
 mod operations;

@@ -104,7 +104,7 @@ fn sigterm_lets_an_in_flight_request_finish() {
         db.url(),
         &[
             ("IDENTITY__DATABASE__LOCK_TIMEOUT_MS", "30000"),
-            ("IDENTITY__DATABASE__STATEMENT_TIMEOUT_MS", "30000"),
+            ("IDENTITY__DATABASE__STATEMENT_TIMEOUT_MS", "60000"),
             ("IDENTITY__SERVER__SHUTDOWN_TIMEOUT_SECS", "20"),
         ],
     );
@@ -149,4 +149,33 @@ fn sigterm_lets_an_in_flight_request_finish() {
     .get_result(&mut db.connect())
     .expect("count");
     assert_eq!(count, 1);
+}
+
+#[test]
+fn replicas_starting_together_apply_each_migration_once() {
+    let db = TestDb::empty();
+    let url = db.url().to_owned();
+    let starting: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || ServerProcess::start(&url, &[]))
+        })
+        .collect();
+    let servers: Vec<ServerProcess> = starting
+        .into_iter()
+        .map(|t| t.join().expect("a replica started"))
+        .collect();
+    let applied: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM __diesel_schema_migrations)",
+    ))
+    .get_result(&mut db.connect())
+    .expect("count");
+    let on_disk = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../migrations/postgres"
+    ))
+    .expect("the migrations directory")
+    .count();
+    assert_eq!(applied, i64::try_from(on_disk).expect("small"));
+    drop(servers);
 }

@@ -1,0 +1,124 @@
+//! What differs between the backends, kept small and visible: the SQL dialect, how a write
+//! transaction starts, how it guards the customers it is about to change, and the session
+//! settings of a connection. Everything else (the unit of work, retries, error
+//! classification, row mapping) is written once in `repository.rs`.
+
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+use diesel::r2d2::R2D2Connection;
+use diesel::QueryResult;
+use identity_domain::{Identifiers, NewContact, Relink};
+
+use crate::models::ContactRow;
+use crate::repository::UnitError;
+
+pub(crate) use postgres::Postgres;
+pub(crate) use sqlite::Sqlite;
+
+/// What a write transaction holds once [`Backend::guard`] returns.
+#[derive(Debug)]
+pub(crate) enum Guard {
+    /// The whole store: no other write can run until commit (SQLite's write lock).
+    Store,
+    /// The row locks of these primaries (ascending), plus the request's identifiers.
+    Primaries(Vec<i64>),
+}
+
+/// One database backend.
+pub(crate) trait Backend: Send + Sync + 'static {
+    type Connection: R2D2Connection + Send + 'static;
+
+    /// Messages of errors that mean "collided with a concurrent transaction, run again".
+    const COLLISIONS: &'static [&'static str];
+
+    /// One statement: every live contact of every customer with a live contact whose email
+    /// or phone is the request's.
+    fn load_customers(
+        conn: &mut Self::Connection,
+        identifiers: &Identifiers,
+    ) -> QueryResult<Vec<ContactRow>>;
+
+    /// Runs `work` in one write transaction.
+    fn write_transaction<T>(
+        conn: &mut Self::Connection,
+        work: impl FnOnce(&mut Self::Connection) -> Result<T, UnitError>,
+    ) -> Result<T, UnitError>;
+
+    /// First thing in a write transaction: makes sure that, until commit, nobody else can
+    /// change the customers the request matches or create a contact with its identifiers.
+    fn guard(conn: &mut Self::Connection, identifiers: &Identifiers) -> QueryResult<Guard>;
+
+    fn insert(conn: &mut Self::Connection, contact: &NewContact) -> QueryResult<usize>;
+
+    /// Makes `relink.contacts` secondaries of `relink.primary`; returns the rows changed.
+    fn relink(conn: &mut Self::Connection, relink: &Relink) -> QueryResult<usize>;
+}
+
+/// Statements whose SQL differs by dialect but whose Rust does not: implemented once, for
+/// each connection type, by the macro below.
+pub(crate) trait Statements {
+    fn customers(&mut self, sql: &str, identifiers: &Identifiers) -> QueryResult<Vec<ContactRow>>;
+    fn insert_contact(&mut self, sql: &str, contact: &NewContact) -> QueryResult<usize>;
+    /// `sql_prefix` ends with `id IN (`; the ids are appended (integers: no injection),
+    /// in chunks.
+    fn relink_contacts(&mut self, sql_prefix: &str, relink: &Relink) -> QueryResult<usize>;
+}
+
+macro_rules! statements_for {
+    ($connection:ty) => {
+        impl Statements for $connection {
+            fn customers(
+                &mut self,
+                sql: &str,
+                identifiers: &Identifiers,
+            ) -> QueryResult<Vec<ContactRow>> {
+                use diesel::sql_types::{Nullable, Text};
+                use diesel::RunQueryDsl;
+                diesel::sql_query(sql)
+                    .bind::<Nullable<Text>, _>(identifiers.email().map(|e| e.as_str()))
+                    .bind::<Nullable<Text>, _>(identifiers.phone().map(|p| p.as_str()))
+                    .load(self)
+            }
+
+            fn insert_contact(&mut self, sql: &str, contact: &NewContact) -> QueryResult<usize> {
+                use diesel::sql_types::{BigInt, Nullable, Text};
+                use diesel::RunQueryDsl;
+                let (precedence, linked_id) = crate::backend::link_columns(contact);
+                diesel::sql_query(sql)
+                    .bind::<Nullable<Text>, _>(contact.email.as_ref().map(|e| e.as_str()))
+                    .bind::<Nullable<Text>, _>(contact.phone.as_ref().map(|p| p.as_str()))
+                    .bind::<Nullable<BigInt>, _>(linked_id)
+                    .bind::<Text, _>(precedence)
+                    .execute(self)
+            }
+
+            fn relink_contacts(&mut self, sql_prefix: &str, relink: &Relink) -> QueryResult<usize> {
+                use diesel::sql_types::BigInt;
+                use diesel::RunQueryDsl;
+                let mut changed = 0;
+                for chunk in relink.contacts.chunks(500) {
+                    let ids: Vec<String> = chunk.iter().map(|id| id.get().to_string()).collect();
+                    let sql = format!("{sql_prefix}{})", ids.join(","));
+                    changed += diesel::sql_query(sql)
+                        .bind::<BigInt, _>(relink.primary.get())
+                        .execute(self)?;
+                }
+                Ok(changed)
+            }
+        }
+    };
+}
+
+statements_for!(diesel::PgConnection);
+statements_for!(diesel::SqliteConnection);
+
+/// `link_precedence` and `linked_id` of a new contact.
+pub(crate) fn link_columns(contact: &NewContact) -> (&'static str, Option<i64>) {
+    match contact.link {
+        identity_domain::Link::Primary => (crate::models::PRIMARY, None),
+        identity_domain::Link::Secondary(primary) => {
+            (crate::models::SECONDARY, Some(primary.get()))
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Opening the store named by `database.url`: preparing it (directory or database, schema)
+//! and building the repository on the right backend.
+
+use std::sync::Arc;
+
+use identity_domain::{ContactRepository, RepositoryError};
+
+use crate::backend::{postgres, sqlite, Postgres, Sqlite};
+use crate::error::PersistenceError;
+use crate::migrate::{
+    check_message_language, create_database_if_missing, open_sqlite, pending_migrations,
+    run_migrations,
+};
+use crate::pool::{build_pool, with_connect_timeout, PoolSettings};
+use crate::repository::{RetryPolicy, SqlContactRepository};
+use crate::url::DatabaseUrl;
+
+/// Everything needed to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub url: DatabaseUrl,
+    /// Create the PostgreSQL database, or the SQLite file's directory, when missing.
+    pub create_if_missing: bool,
+    /// Apply pending migrations while opening.
+    pub run_migrations: bool,
+    pub pool: PoolSettings,
+    pub retry: RetryPolicy,
+}
+
+type Readiness = Arc<dyn Fn() -> Result<(), RepositoryError> + Send + Sync>;
+
+/// An open store: the repository, and a readiness check of the same database.
+#[derive(Clone)]
+pub struct Store {
+    pub repository: Arc<dyn ContactRepository>,
+    pub readiness: Readiness,
+    pub url: DatabaseUrl,
+}
+
+/// Prepares the store named by `settings.url` and opens a pool on it.
+///
+/// # Errors
+/// A directory that cannot be created, a file that is not a SQLite database, a PostgreSQL
+/// server that cannot be reached (when it must be: to create the database or migrate), a
+/// failed migration.
+pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
+    match &settings.url {
+        DatabaseUrl::Postgres(url) => {
+            if settings.create_if_missing && create_database_if_missing(url)? {
+                tracing::info!(url = %settings.url, "created the database");
+            }
+            migrate(settings)?;
+            check_message_language(url);
+            let pool = build_pool(
+                with_connect_timeout(url, settings.pool.connect_timeout),
+                &settings.pool,
+                postgres::session_sql(
+                    settings.pool.statement_timeout.as_millis(),
+                    settings.pool.lock_timeout.as_millis(),
+                ),
+            );
+            let repository = Arc::new(SqlContactRepository::<Postgres>::new(pool, settings.retry));
+            Ok(assemble(repository, settings))
+        }
+        DatabaseUrl::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.exists() {
+                    if !settings.create_if_missing {
+                        return Err(PersistenceError::MissingDirectory {
+                            path: dir.to_owned(),
+                        });
+                    }
+                    std::fs::create_dir_all(dir).map_err(|source| {
+                        PersistenceError::CreateDirectory {
+                            path: dir.to_owned(),
+                            source,
+                        }
+                    })?;
+                }
+            }
+            // Creates the file when missing, and refuses one that is not a database.
+            drop(open_sqlite(path)?);
+            migrate(settings)?;
+            let pool = build_pool(
+                path.to_string_lossy().into_owned(),
+                &settings.pool,
+                sqlite::session_sql(settings.pool.lock_timeout.as_millis()),
+            );
+            let repository = Arc::new(SqlContactRepository::<Sqlite>::new(pool, settings.retry));
+            Ok(assemble(repository, settings))
+        }
+    }
+}
+
+fn migrate(settings: &StoreSettings) -> Result<(), PersistenceError> {
+    if settings.run_migrations {
+        let applied = run_migrations(&settings.url)?;
+        tracing::info!(url = %settings.url, applied = applied.len(), "migrations applied");
+        return Ok(());
+    }
+    match pending_migrations(&settings.url) {
+        Ok(pending) if !pending.is_empty() => tracing::warn!(
+            ?pending,
+            "database.run_migrations is off and migrations are pending: apply them"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot check for pending migrations"),
+    }
+    Ok(())
+}
+
+fn assemble<B: crate::backend::Backend>(
+    repository: Arc<SqlContactRepository<B>>,
+    settings: &StoreSettings,
+) -> Store {
+    let probe = Arc::clone(&repository);
+    Store {
+        repository,
+        readiness: Arc::new(move || probe.ping()),
+        url: settings.url.clone(),
+    }
+}

@@ -1,0 +1,418 @@
+//! The repository contract: every rule, bad-input and invariant test at the persistence
+//! level, written once and run unchanged on both backends (`postgres::*`, `sqlite::*`).
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use identity_domain::{
+    reconcile, Contact, ContactId, Email, Identifiers, IdentityService, InconsistentGraph, Link,
+    NewContact, PhoneNumber, Plan, Relink, RepositoryError,
+};
+use identity_persistence::{
+    open, DatabaseUrl, PersistenceError, PoolSettings, RetryPolicy, Store, StoreSettings,
+};
+use identity_test_support::{check_invariants, expected_groups, stored_groups, Pair, TestStore};
+
+fn settings(url: &str) -> StoreSettings {
+    StoreSettings {
+        url: DatabaseUrl::parse(url).expect("a supported URL"),
+        create_if_missing: true,
+        run_migrations: true,
+        pool: PoolSettings {
+            max_size: 4,
+            min_idle: 0,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(5),
+        },
+        retry: RetryPolicy::default(),
+    }
+}
+
+fn open_store(store: &TestStore) -> Store {
+    open(&settings(&store.url())).expect("the store opens")
+}
+
+fn request(email: Option<&str>, phone: Option<&str>) -> Identifiers {
+    Identifiers::new(
+        email.and_then(|e| Email::parse(e).expect("valid email")),
+        phone.and_then(|p| PhoneNumber::parse(p).expect("valid phone")),
+    )
+    .expect("an identifier")
+}
+
+/// Writes through the unit of work, deciding with the real rules.
+fn write(store: &Store, identifiers: &Identifiers) -> Vec<Contact> {
+    store
+        .repository
+        .apply_atomically(identifiers, &|current: &[Contact]| {
+            reconcile(identifiers, current)
+        })
+        .expect("written")
+}
+
+fn count(store: &TestStore) -> i64 {
+    store.connect().number("SELECT count(*) AS n FROM contact")
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod postgres {
+            $( #[test] fn $case() { super::cases::$case(super::TestStore::postgres()) } )*
+        }
+        mod sqlite {
+            $( #[test] fn $case() { super::cases::$case(super::TestStore::sqlite()) } )*
+        }
+    };
+}
+
+contract!(
+    rule_1_unknown_identifiers_create_a_primary,
+    rule_2_new_information_creates_a_secondary_of_the_primary,
+    rule_3_nothing_new_writes_nothing,
+    rule_4_a_join_relinks_the_newer_customer_and_all_its_secondaries,
+    reads_the_whole_customer_from_either_identifier_oldest_first,
+    null_never_matches_null,
+    a_refused_decision_writes_nothing,
+    a_failure_midway_rolls_the_whole_unit_back,
+    the_schema_refuses_rows_that_break_the_link_rules,
+    the_invariant_checker_finds_planted_violations,
+    concurrent_requests_keep_every_invariant,
+    identical_concurrent_requests_create_one_contact,
+);
+
+mod cases {
+    use super::*;
+
+    pub fn rule_1_unknown_identifiers_create_a_primary(db: TestStore) {
+        let store = open_store(&db);
+        let service = IdentityService::new(Arc::clone(&store.repository));
+        let customer = service
+            .identify(&request(Some("doc@hillvalley.edu"), Some("88")))
+            .expect("identified");
+        assert!(customer.secondary_ids.is_empty());
+        let mut conn = db.connect();
+        assert_eq!(
+            conn.number(&format!(
+                "SELECT count(*) AS n FROM contact WHERE id = {} AND link_precedence = 'primary'
+                    AND linked_id IS NULL AND email = 'doc@hillvalley.edu' AND phone_number = '88'",
+                customer.primary_id
+            )),
+            1
+        );
+    }
+
+    pub fn rule_2_new_information_creates_a_secondary_of_the_primary(db: TestStore) {
+        let store = open_store(&db);
+        let service = IdentityService::new(Arc::clone(&store.repository));
+        let first = service
+            .identify(&request(Some("lorraine@hillvalley.edu"), Some("123456")))
+            .expect("identified");
+        let second = service
+            .identify(&request(Some("mcfly@hillvalley.edu"), Some("123456")))
+            .expect("identified");
+        assert_eq!(second.primary_id, first.primary_id);
+        let [secondary] = second.secondary_ids[..] else {
+            panic!("one secondary: {second:?}")
+        };
+        let emails: Vec<&str> = second.emails.iter().map(Email::as_str).collect();
+        assert_eq!(emails, ["lorraine@hillvalley.edu", "mcfly@hillvalley.edu"]);
+        assert_eq!(
+            db.connect().number(&format!(
+                "SELECT count(*) AS n FROM contact WHERE id = {secondary}
+                    AND link_precedence = 'secondary' AND linked_id = {}
+                    AND email = 'mcfly@hillvalley.edu' AND phone_number = '123456'",
+                first.primary_id
+            )),
+            1
+        );
+    }
+
+    pub fn rule_3_nothing_new_writes_nothing(db: TestStore) {
+        let store = open_store(&db);
+        let service = IdentityService::new(Arc::clone(&store.repository));
+        service
+            .identify(&request(Some("a@x.io"), Some("1")))
+            .expect("identified");
+        service
+            .identify(&request(Some("b@x.io"), Some("1")))
+            .expect("identified");
+        let before = count(&db);
+        let stamp = "SELECT count(DISTINCT updated_at) AS n FROM contact";
+        let stamps = db.connect().number(stamp);
+        for req in [
+            request(Some("a@x.io"), None),
+            request(None, Some("1")),
+            request(Some("b@x.io"), Some("1")),
+            request(Some("a@x.io"), Some("1")),
+        ] {
+            service.identify(&req).expect("identified");
+        }
+        assert_eq!(count(&db), before);
+        assert_eq!(db.connect().number(stamp), stamps, "no row was touched");
+    }
+
+    pub fn rule_4_a_join_relinks_the_newer_customer_and_all_its_secondaries(db: TestStore) {
+        let store = open_store(&db);
+        let service = IdentityService::new(Arc::clone(&store.repository));
+        let older = service
+            .identify(&request(Some("doc@x.io"), Some("1")))
+            .expect("identified");
+        let newer = service
+            .identify(&request(Some("marty@x.io"), Some("2")))
+            .expect("identified");
+        service
+            .identify(&request(Some("marty@x.io"), Some("3")))
+            .expect("identified");
+        service
+            .identify(&request(Some("jennifer@x.io"), Some("2")))
+            .expect("identified");
+        let before = count(&db);
+
+        let merged = service
+            .identify(&request(Some("doc@x.io"), Some("3")))
+            .expect("identified");
+
+        assert_eq!(merged.primary_id, older.primary_id);
+        assert_eq!(merged.secondary_ids.len(), 3);
+        assert!(merged.secondary_ids.contains(&newer.primary_id));
+        assert_eq!(count(&db), before, "a merge creates no row");
+        let mut conn = db.connect();
+        assert_eq!(
+            conn.number(&format!(
+                "SELECT count(*) AS n FROM contact WHERE link_precedence = 'secondary'
+                    AND linked_id = {}",
+                older.primary_id
+            )),
+            3,
+            "no chains: every contact links straight to the survivor"
+        );
+        assert!(check_invariants(&mut conn).is_empty());
+    }
+
+    pub fn reads_the_whole_customer_from_either_identifier_oldest_first(db: TestStore) {
+        let store = open_store(&db);
+        write(&store, &request(Some("a@x.io"), Some("1")));
+        write(&store, &request(Some("b@x.io"), Some("1")));
+        write(&store, &request(Some("unrelated@x.io"), Some("9")));
+        for req in [
+            request(Some("a@x.io"), None),
+            request(Some("b@x.io"), None),
+            request(None, Some("1")),
+        ] {
+            let mut customer = store.repository.find_customers(&req).expect("read");
+            assert_eq!(customer.len(), 2, "{req:?}");
+            customer.sort_by_key(|c| c.id);
+            assert!(customer[0].created_at <= customer[1].created_at);
+            assert!(customer[0].is_primary());
+        }
+        assert!(store
+            .repository
+            .find_customers(&request(Some("nobody@x.io"), None))
+            .expect("read")
+            .is_empty());
+    }
+
+    pub fn null_never_matches_null(db: TestStore) {
+        let store = open_store(&db);
+        write(&store, &request(Some("a@x.io"), None));
+        write(&store, &request(Some("b@x.io"), None));
+        write(&store, &request(None, Some("1")));
+        assert_eq!(
+            db.connect()
+                .number("SELECT count(*) AS n FROM contact WHERE link_precedence = 'primary'"),
+            3
+        );
+    }
+
+    pub fn a_refused_decision_writes_nothing(db: TestStore) {
+        let store = open_store(&db);
+        let outcome = store
+            .repository
+            .apply_atomically(&request(Some("a@x.io"), None), &|_: &[Contact]| {
+                Err(InconsistentGraph::NoPrimary)
+            });
+        assert!(matches!(outcome, Err(RepositoryError::Inconsistent(_))));
+        assert_eq!(count(&db), 0);
+    }
+
+    pub fn a_failure_midway_rolls_the_whole_unit_back(db: TestStore) {
+        let store = open_store(&db);
+        let a = write(&store, &request(Some("a@x.io"), None))[0].id;
+        let b = write(&store, &request(Some("b@x.io"), None))[0].id;
+        let missing = ContactId::new(999_999).expect("positive");
+
+        // The relink succeeds, then the insert breaks the foreign key.
+        let outcome = store.repository.apply_atomically(
+            &request(Some("a@x.io"), None),
+            &|_: &[Contact]| {
+                Ok(Plan {
+                    relink: Some(Relink {
+                        primary: a,
+                        contacts: vec![b],
+                    }),
+                    insert: Some(NewContact {
+                        email: Email::parse("c@x.io").expect("valid"),
+                        phone: None,
+                        link: Link::Secondary(missing),
+                    }),
+                })
+            },
+        );
+        assert!(
+            matches!(outcome, Err(RepositoryError::Internal(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(count(&db), 2);
+        let b_now = store
+            .repository
+            .find_customers(&request(Some("b@x.io"), None))
+            .expect("read");
+        assert_eq!(b_now.len(), 1);
+        assert!(b_now[0].is_primary(), "the relink was rolled back");
+    }
+
+    pub fn the_schema_refuses_rows_that_break_the_link_rules(db: TestStore) {
+        let mut conn = db.connect();
+        conn.execute("INSERT INTO contact (email, link_precedence) VALUES ('p@x.io', 'primary')")
+            .expect("a valid primary");
+        for sql in [
+            "INSERT INTO contact (email, link_precedence) VALUES ('a@x.io', 'tertiary')",
+            "INSERT INTO contact (email, link_precedence, linked_id) VALUES ('a@x.io', 'primary', 1)",
+            "INSERT INTO contact (email, link_precedence) VALUES ('a@x.io', 'secondary')",
+            "INSERT INTO contact (link_precedence) VALUES ('primary')",
+            "INSERT INTO contact (email, link_precedence, linked_id) VALUES ('a@x.io', 'secondary', 424242)",
+        ] {
+            // SQLite checks foreign keys only when asked to: the service's connections ask.
+            conn.execute("PRAGMA foreign_keys = ON").ok();
+            assert!(conn.execute(sql).is_err(), "{sql}");
+        }
+        assert_eq!(count(&db), 1);
+    }
+
+    pub fn the_invariant_checker_finds_planted_violations(db: TestStore) {
+        let store = open_store(&db);
+        write(&store, &request(Some("a@x.io"), Some("1")));
+        write(&store, &request(Some("b@x.io"), Some("2")));
+        let mut conn = db.connect();
+        assert!(check_invariants(&mut conn).is_empty());
+        // A second customer with a's email: breaks invariant 2.
+        conn.execute("INSERT INTO contact (email, link_precedence) VALUES ('a@x.io', 'primary')")
+            .expect("planted");
+        let found = check_invariants(&mut conn);
+        assert!(
+            found.iter().any(|v| v.invariant.starts_with('2')),
+            "{found:?}"
+        );
+    }
+
+    pub fn concurrent_requests_keep_every_invariant(db: TestStore) {
+        let store = open_store(&db);
+        let service = Arc::new(IdentityService::new(Arc::clone(&store.repository)));
+        let threads: Vec<_> = (0..16u64)
+            .map(|t| {
+                let service = Arc::clone(&service);
+                thread::spawn(move || {
+                    let mut rng = fastrand::Rng::with_seed(t);
+                    let mut sent = Vec::new();
+                    for _ in 0..40 {
+                        let pair = Pair {
+                            email: Some(format!("e{}@x.io", rng.usize(..12))),
+                            phone: (rng.u8(..4) > 0).then(|| format!("{}", rng.usize(..12))),
+                        };
+                        let req = request(pair.email.as_deref(), pair.phone.as_deref());
+                        service.identify(&req).expect("no request fails");
+                        sent.push(pair);
+                    }
+                    sent
+                })
+            })
+            .collect();
+        let sent: Vec<Pair> = threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("a client thread"))
+            .collect();
+        let mut conn = db.connect();
+        let violations = check_invariants(&mut conn);
+        assert!(violations.is_empty(), "{violations:#?}");
+        let stored: std::collections::BTreeSet<_> =
+            stored_groups(&mut conn).into_values().collect();
+        assert_eq!(stored, expected_groups(&sent));
+    }
+
+    pub fn identical_concurrent_requests_create_one_contact(db: TestStore) {
+        let store = open_store(&db);
+        let service = Arc::new(IdentityService::new(Arc::clone(&store.repository)));
+        let barrier = Arc::new(std::sync::Barrier::new(12));
+        let threads: Vec<_> = (0..12)
+            .map(|_| {
+                let service = Arc::clone(&service);
+                let barrier = Arc::clone(&barrier);
+                thread::spawn(move || {
+                    barrier.wait();
+                    service
+                        .identify(&request(Some("twin@x.io"), Some("42")))
+                        .map(|c| c.primary_id)
+                })
+            })
+            .collect();
+        let primaries: std::collections::BTreeSet<_> = threads
+            .into_iter()
+            .map(|t| t.join().expect("thread").expect("identified"))
+            .collect();
+        assert_eq!(primaries.len(), 1, "all answer the same customer");
+        assert_eq!(count(&db), 1);
+    }
+}
+
+/// Opening a store: clear errors for what cannot work.
+mod opening {
+    use super::*;
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused() {
+        let path = std::env::temp_dir().join(format!("not-a-db-{}.db", std::process::id()));
+        std::fs::write(
+            &path,
+            "these are not the bytes of a SQLite database, not even close ".repeat(50),
+        )
+        .expect("write");
+        let outcome = open(&settings(&format!("sqlite://{}", path.display())));
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            matches!(outcome, Err(PersistenceError::NotADatabase { .. })),
+            "{:?}",
+            outcome.err()
+        );
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_created_is_refused() {
+        let outcome = open(&settings("sqlite:///proc/identity/contacts.db"));
+        assert!(
+            matches!(outcome, Err(PersistenceError::CreateDirectory { .. })),
+            "{:?}",
+            outcome.err()
+        );
+    }
+
+    #[test]
+    fn a_missing_sqlite_file_is_created_with_its_directory_and_survives_reopening() {
+        let dir = std::env::temp_dir().join(format!("identity-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}/nested/identity.db", dir.display());
+        {
+            let store = open(&settings(&url)).expect("opens");
+            write(&store, &request(Some("doc@x.io"), None));
+        }
+        let store = open(&settings(&url)).expect("reopens");
+        let found = store
+            .repository
+            .find_customers(&request(Some("doc@x.io"), None))
+            .expect("read");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(found.len(), 1);
+    }
+}
