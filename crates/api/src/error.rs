@@ -56,6 +56,7 @@ impl ApiError {
         match self {
             Self::InvalidBody(_) => "invalid-body",
             Self::InvalidRequest(InvalidRequest::NoIdentifier) => "missing-identifier",
+            Self::InvalidRequest(InvalidRequest::OnlyBlocked(_)) => "blocked-identifier",
             Self::InvalidRequest(_) => "invalid-identifier",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::PayloadTooLarge { .. } => "payload-too-large",
@@ -70,6 +71,9 @@ impl ApiError {
         match self {
             Self::InvalidBody(_) => "The request body is not valid",
             Self::InvalidRequest(InvalidRequest::NoIdentifier) => "No identifier given",
+            Self::InvalidRequest(InvalidRequest::OnlyBlocked(_)) => {
+                "Only placeholder identifiers given"
+            }
             Self::InvalidRequest(_) => "An identifier is not valid",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge { .. } => "Request body too large",
@@ -94,6 +98,9 @@ struct Problem<'a> {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
+            Self::InvalidRequest(InvalidRequest::OnlyBlocked(_)) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::InvalidBody(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

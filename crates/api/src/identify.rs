@@ -1,7 +1,7 @@
 //! `POST /identify`: HTTP in, domain call, HTTP out. No rules here.
 
 use actix_web::{web, HttpResponse};
-use identity_domain::{Customer, Email, Identifiers, IdentityService, InvalidRequest, PhoneNumber};
+use identity_domain::{Admitted, Customer, IdentifierPolicy, IdentityService, Ignored, RawPhone};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -28,11 +28,12 @@ impl From<Map<String, Value>> for IdentifyBody {
 }
 
 impl IdentifyBody {
+    /// Checks the JSON types, then lets the domain normalize, validate and screen the values.
     /// `null`, absent and blank all mean "not given".
-    fn into_identifiers(self) -> Result<Identifiers, ApiError> {
+    fn admit(self, policy: &IdentifierPolicy) -> Result<Admitted, ApiError> {
         let email = match self.email {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Email::parse(&s)?,
+            Some(Value::String(s)) => Some(s),
             Some(other) => {
                 return Err(ApiError::InvalidBody(format!(
                     "email must be a string or null, not {}",
@@ -42,9 +43,9 @@ impl IdentifyBody {
         };
         let phone = match self.phone_number {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => PhoneNumber::parse(&s)?,
+            Some(Value::String(s)) => Some(RawPhone::Text(s)),
             Some(Value::Number(n)) => match n.as_u64() {
-                Some(n) => Some(PhoneNumber::from_number(n)?),
+                Some(n) => Some(RawPhone::Number(n)),
                 None => {
                     return Err(ApiError::InvalidBody(
                         "phoneNumber as a number must be a whole number of at least 0; send other forms as a string"
@@ -59,7 +60,7 @@ impl IdentifyBody {
                 )))
             }
         };
-        Identifiers::new(email, phone).map_err(|e: InvalidRequest| e.into())
+        Ok(policy.admit(email.as_deref(), phone)?)
     }
 }
 
@@ -77,6 +78,26 @@ fn json_type(value: &Value) -> &'static str {
 #[derive(Debug, Serialize)]
 pub struct IdentifyResponse {
     contact: ContactView,
+    /// Values of the request that were not used (blocked placeholders); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ignored: Vec<IgnoredView>,
+}
+
+#[derive(Debug, Serialize)]
+struct IgnoredView {
+    field: &'static str,
+    value: String,
+    reason: &'static str,
+}
+
+impl From<Ignored> for IgnoredView {
+    fn from(ignored: Ignored) -> Self {
+        Self {
+            field: ignored.field,
+            value: ignored.value,
+            reason: ignored.reason,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -88,33 +109,48 @@ struct ContactView {
     secondary_contact_ids: Vec<i64>,
 }
 
-impl From<Customer> for IdentifyResponse {
+impl From<Customer> for ContactView {
     fn from(customer: Customer) -> Self {
         Self {
-            contact: ContactView {
-                primary_contact_id: customer.primary_id.get(),
-                emails: customer
-                    .emails
-                    .iter()
-                    .map(|e| e.as_str().to_owned())
-                    .collect(),
-                phone_numbers: customer
-                    .phone_numbers
-                    .iter()
-                    .map(|p| p.as_str().to_owned())
-                    .collect(),
-                secondary_contact_ids: customer.secondary_ids.iter().map(|id| id.get()).collect(),
-            },
+            primary_contact_id: customer.primary_id.get(),
+            emails: customer
+                .emails
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
+            phone_numbers: customer
+                .phone_numbers
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+            secondary_contact_ids: customer.secondary_ids.iter().map(|id| id.get()).collect(),
         }
     }
 }
 
 pub async fn identify(
     service: web::Data<IdentityService>,
+    policy: web::Data<IdentifierPolicy>,
     body: web::Json<IdentifyBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let identifiers = body.into_inner().into_identifiers()?;
+    let Admitted {
+        identifiers,
+        ignored,
+    } = body.into_inner().admit(&policy)?;
     let service = service.into_inner();
-    let customer = run_blocking(move || service.identify(&identifiers)).await??;
-    Ok(HttpResponse::Ok().json(IdentifyResponse::from(customer)))
+    let identified = run_blocking(move || service.identify(&identifiers)).await??;
+    if let Some(refusal) = identified.refused {
+        // Ids and sizes only: identifiers are personal data and stay out of logs.
+        tracing::warn!(
+            customer = identified.customer.primary_id.get(),
+            contacts = refusal.contacts,
+            emails = refusal.emails,
+            phones = refusal.phones,
+            "merge guard refused to grow a customer past its limits"
+        );
+    }
+    Ok(HttpResponse::Ok().json(IdentifyResponse {
+        contact: identified.customer.into(),
+        ignored: ignored.into_iter().map(IgnoredView::from).collect(),
+    }))
 }

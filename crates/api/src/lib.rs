@@ -2,6 +2,7 @@
 //! `IdentityService`, wired to the PostgreSQL repository. Owns configuration, start-up,
 //! telemetry and the mapping of errors to HTTP (in `error`); holds no product rules.
 
+pub mod commands;
 mod error;
 mod health;
 mod identify;
@@ -12,7 +13,7 @@ pub mod telemetry;
 pub use error::ApiError;
 pub use health::ReadinessCheck;
 pub use settings::Settings;
-pub use startup::{routes, Application, StartupError};
+pub use startup::{routes, AppState, Application, StartupError};
 
 /// Runs blocking work (Diesel) on the blocking thread pool, never on an async worker, inside
 /// the caller's tracing span.

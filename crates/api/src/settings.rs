@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
+use identity_domain::{BlockList, CustomerLimits, IdentifierPolicy, Region};
 use identity_persistence::{
     DatabaseUrl, PersistenceError, PoolSettings, RetryPolicy, StoreSettings,
 };
@@ -31,7 +32,27 @@ pub enum SettingsError {
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub identifiers: IdentifierSettings,
+    pub merge_guard: MergeGuardSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifierSettings {
+    pub default_region: String,
+    pub blocked_emails: Vec<String>,
+    pub blocked_email_patterns: Vec<String>,
+    pub blocked_phones: Vec<String>,
+    pub block_repeated_digit_phones: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeGuardSettings {
+    pub max_contacts: usize,
+    pub max_emails: usize,
+    pub max_phones: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +145,10 @@ impl Settings {
                     .prefix_separator("__")
                     .separator("__")
                     .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("identifiers.blocked_emails")
+                    .with_list_parse_key("identifiers.blocked_email_patterns")
+                    .with_list_parse_key("identifiers.blocked_phones")
                     .source(Some(identity_vars)),
             )
             .set_override_option("database.url", env.get("DATABASE_URL").cloned())?
@@ -177,6 +202,17 @@ impl Settings {
                 "must be less than database.statement_timeout_ms, so that a lock wait ends as a retryable collision",
             );
         }
+        self.identifier_policy()?;
+        let guard = &self.merge_guard;
+        for (key, value) in [
+            ("merge_guard.max_contacts", guard.max_contacts),
+            ("merge_guard.max_emails", guard.max_emails),
+            ("merge_guard.max_phones", guard.max_phones),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
         if self.server.max_body_bytes < 256 {
             return invalid("server.max_body_bytes", "must be at least 256");
         }
@@ -190,6 +226,40 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// How identifiers are read: the default region and the blocked values.
+    ///
+    /// # Errors
+    /// An unknown region or a list entry that is not an email or phone, naming the setting.
+    pub fn identifier_policy(&self) -> Result<IdentifierPolicy, SettingsError> {
+        let ids = &self.identifiers;
+        let region =
+            Region::parse(&ids.default_region).map_err(|problem| SettingsError::Invalid {
+                key: "identifiers.default_region",
+                problem,
+            })?;
+        let blocked = BlockList::new(
+            &ids.blocked_emails,
+            &ids.blocked_email_patterns,
+            &ids.blocked_phones,
+            ids.block_repeated_digit_phones,
+            region,
+        )
+        .map_err(|problem| SettingsError::Invalid {
+            key: "identifiers.blocked_*",
+            problem,
+        })?;
+        Ok(IdentifierPolicy { region, blocked })
+    }
+
+    /// The merge guard.
+    pub fn customer_limits(&self) -> CustomerLimits {
+        CustomerLimits {
+            max_contacts: self.merge_guard.max_contacts,
+            max_emails: self.merge_guard.max_emails,
+            max_phones: self.merge_guard.max_phones,
+        }
     }
 
     /// What the persistence crate needs to open the store.
@@ -283,6 +353,12 @@ mod tests {
         let url = message(&[("DATABASE_URL", "mysql://x")]);
         let timeouts = message(&[("IDENTITY__DATABASE__LOCK_TIMEOUT_MS", "9000")]);
         assert!(timeouts.contains("database.lock_timeout_ms"), "{timeouts}");
+        let region = message(&[("IDENTITY__IDENTIFIERS__DEFAULT_REGION", "Atlantis")]);
+        assert!(region.contains("identifiers.default_region"), "{region}");
+        let guard = message(&[("IDENTITY__MERGE_GUARD__MAX_EMAILS", "0")]);
+        assert!(guard.contains("merge_guard.max_emails"), "{guard}");
+        let blocked = message(&[("IDENTITY__IDENTIFIERS__BLOCKED_PHONES", "12ab")]);
+        assert!(blocked.contains("identifiers.blocked"), "{blocked}");
         let rust_log = message(&[("RUST_LOG", "info,[=")]);
         assert!(rust_log.contains("RUST_LOG"), "{rust_log}");
         assert!(url.contains("database.url"), "{url}");
@@ -303,6 +379,19 @@ mod tests {
         let missing = Settings::load_from(&dir, &env(&[("APP_ENV", "prod")]));
         assert!(matches!(missing, Err(SettingsError::MissingEnvFile { .. })));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn block_lists_come_from_the_environment_as_comma_separated_lists() {
+        let settings = load(&[(
+            "IDENTITY__IDENTIFIERS__BLOCKED_EMAILS",
+            "junk@shop.io,nobody@shop.io",
+        )])
+        .expect("valid");
+        assert_eq!(
+            settings.identifiers.blocked_emails,
+            ["junk@shop.io", "nobody@shop.io"]
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::error::JsonPayloadError;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use identity_domain::IdentityService;
+use identity_domain::{IdentifierPolicy, IdentityService};
 use identity_persistence::PersistenceError;
 use thiserror::Error;
 
@@ -27,6 +27,10 @@ pub enum StartupError {
     },
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error("the store refused the operation")]
+    Store(#[source] identity_domain::RepositoryError),
 }
 
 /// A built server, bound to its port, not yet running.
@@ -44,7 +48,8 @@ impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
         let store = identity_persistence::open(&settings.store_settings()?)?;
         tracing::info!(database = %store.url, "store open");
-        let service = IdentityService::new(store.repository);
+        let service = IdentityService::new(store.repository, settings.customer_limits());
+        let policy = settings.identifier_policy()?;
         let ready: ReadinessCheck = store.readiness;
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
@@ -58,14 +63,15 @@ impl Application {
             .port();
 
         let max_body = settings.server.max_body_bytes;
-        let service = web::Data::new(service);
-        let ready = web::Data::new(ready);
+        let state = AppState {
+            service: web::Data::new(service),
+            policy: web::Data::new(policy),
+            ready: web::Data::new(ready),
+        };
         let mut server = HttpServer::new(move || {
-            App::new().wrap(from_fn(log_request)).configure(routes(
-                service.clone(),
-                ready.clone(),
-                max_body,
-            ))
+            App::new()
+                .wrap(from_fn(log_request))
+                .configure(routes(state.clone(), max_body))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
         if settings.server.workers > 0 {
@@ -101,19 +107,24 @@ impl Application {
     }
 }
 
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: web::Data<IdentityService>,
+    pub policy: web::Data<IdentifierPolicy>,
+    pub ready: web::Data<ReadinessCheck>,
+}
+
 /// The routes of the service, with JSON errors for bad bodies, unknown routes and wrong
 /// methods. Public so that tests can mount them on a service of their own.
-pub fn routes(
-    service: web::Data<IdentityService>,
-    ready: web::Data<ReadinessCheck>,
-    max_body_bytes: usize,
-) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         let json = web::JsonConfig::default()
             .limit(max_body_bytes)
             .error_handler(json_error);
-        cfg.app_data(service)
-            .app_data(ready)
+        cfg.app_data(state.service)
+            .app_data(state.policy)
+            .app_data(state.ready)
             .app_data(json)
             .service(
                 web::resource("/identify")

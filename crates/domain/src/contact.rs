@@ -17,7 +17,7 @@ pub enum InvalidRequest {
     NoIdentifier,
     #[error("email is longer than {MAX_EMAIL_LEN} characters")]
     EmailTooLong,
-    #[error("email must look like name@domain, without spaces or control characters")]
+    #[error("email is not an address: it must look like name@domain.tld, without display name or spaces")]
     EmailMalformed,
     #[error("phoneNumber is longer than {MAX_PHONE_LEN} characters")]
     PhoneTooLong,
@@ -25,6 +25,8 @@ pub enum InvalidRequest {
         "phoneNumber may only hold digits and the separators + - . ( ) and space, with at least one digit"
     )]
     PhoneMalformed,
+    #[error("every identifier given is a placeholder that never identifies a customer ({0}); give a real email or phoneNumber")]
+    OnlyBlocked(String),
 }
 
 /// Database identity of a contact. Always positive.
@@ -48,12 +50,18 @@ impl fmt::Display for ContactId {
     }
 }
 
-/// An email address as the customer gave it, surrounding white space removed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// An email address, normalized: surrounding white space removed and the whole address
+/// lower-cased. (The local part is case-sensitive in theory; in practice no mail provider
+/// treats `Doc@` and `doc@` as two people, and storefronts see both spellings of one.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Email(String);
 
 impl Email {
     /// `Ok(None)` for a blank value: storefront forms send `""` for an empty field.
+    ///
+    /// # Errors
+    /// A value over the length limit or that is not an address (checked by the
+    /// `email_address` crate: `name@domain.tld`, no display name, no domain literal).
     pub fn parse(raw: &str) -> Result<Option<Self>, InvalidRequest> {
         let value = raw.trim();
         if value.is_empty() {
@@ -62,21 +70,18 @@ impl Email {
         if value.chars().count() > MAX_EMAIL_LEN {
             return Err(InvalidRequest::EmailTooLong);
         }
-        let well_formed = match value.rsplit_once('@') {
-            Some((local, domain)) => {
-                !local.is_empty()
-                    && !domain.is_empty()
-                    && !value.chars().any(|c| c.is_whitespace() || c.is_control())
-            }
-            None => false,
+        let options = email_address::Options {
+            minimum_sub_domains: 2,
+            allow_domain_literal: false,
+            allow_display_text: false,
+            allow_long_local_parts: false,
         };
-        if !well_formed {
-            return Err(InvalidRequest::EmailMalformed);
-        }
-        Ok(Some(Self(value.to_owned())))
+        email_address::EmailAddress::parse_with_options(value, options)
+            .map_err(|_| InvalidRequest::EmailMalformed)?;
+        Ok(Some(Self(value.to_lowercase())))
     }
 
-    /// Wraps a value read back from storage, which was validated when it was written.
+    /// Wraps a value read back from storage, as it was stored.
     pub fn from_stored(value: String) -> Self {
         Self(value)
     }
@@ -86,13 +91,37 @@ impl Email {
     }
 }
 
-/// A phone number as the customer gave it, surrounding white space removed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// The region assumed for phone numbers written without a country code (an ISO 3166-1
+/// alpha-2 code such as `US` or `GB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region(phonenumber::country::Id);
+
+impl Region {
+    /// # Errors
+    /// When `code` is not a region libphonenumber knows.
+    pub fn parse(code: &str) -> Result<Self, String> {
+        code.trim()
+            .to_uppercase()
+            .parse::<phonenumber::country::Id>()
+            .map(Self)
+            .map_err(|_| {
+                format!("{code:?} is not an ISO 3166-1 alpha-2 region code such as US or GB")
+            })
+    }
+}
+
+/// A phone number, normalized: E.164 (`+14155550100`) when it is a valid number (read in the
+/// default region when it has no country code); otherwise, for a value made of digits and
+/// the usual separators, its digits alone (`123456`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {
     /// `Ok(None)` for a blank value.
-    pub fn parse(raw: &str) -> Result<Option<Self>, InvalidRequest> {
+    ///
+    /// # Errors
+    /// A value over the length limit, or with anything but digits and separators.
+    pub fn parse(raw: &str, region: Region) -> Result<Option<Self>, InvalidRequest> {
         let value = raw.trim();
         if value.is_empty() {
             return Ok(None);
@@ -104,21 +133,37 @@ impl PhoneNumber {
         if !value.chars().all(allowed) || !value.chars().any(|c| c.is_ascii_digit()) {
             return Err(InvalidRequest::PhoneMalformed);
         }
-        Ok(Some(Self(value.to_owned())))
+        if let Ok(number) = phonenumber::parse(Some(region.0), value) {
+            if phonenumber::is_valid(&number) {
+                let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+                return Ok(Some(Self(e164)));
+            }
+        }
+        Ok(Some(Self(
+            value.chars().filter(char::is_ascii_digit).collect(),
+        )))
     }
 
     /// A phone number sent as a JSON number: `123456` is the same phone as `"123456"`.
-    pub fn from_number(number: u64) -> Result<Self, InvalidRequest> {
-        Self::parse(&number.to_string())?.ok_or(InvalidRequest::PhoneMalformed)
+    ///
+    /// # Errors
+    /// As [`PhoneNumber::parse`].
+    pub fn from_number(number: u64, region: Region) -> Result<Self, InvalidRequest> {
+        Self::parse(&number.to_string(), region)?.ok_or(InvalidRequest::PhoneMalformed)
     }
 
-    /// Wraps a value read back from storage, which was validated when it was written.
+    /// Wraps a value read back from storage, as it was stored.
     pub fn from_stored(value: String) -> Self {
         Self(value)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The digits alone (E.164's `+` dropped).
+    pub fn digits(&self) -> impl Iterator<Item = char> + '_ {
+        self.0.chars().filter(char::is_ascii_digit)
     }
 }
 
@@ -185,13 +230,25 @@ impl Contact {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    pub(crate) fn us() -> Region {
+        Region::parse("US").expect("a region")
+    }
+
+    fn phone(raw: &str) -> Option<String> {
+        PhoneNumber::parse(raw, us()).ok().flatten().map(|p| p.0)
+    }
+
+    fn email(raw: &str) -> Option<String> {
+        Email::parse(raw).ok().flatten().map(|e| e.0)
+    }
 
     #[test]
     fn blank_values_mean_not_given() {
         assert_eq!(Email::parse("   "), Ok(None));
-        assert_eq!(PhoneNumber::parse(""), Ok(None));
+        assert_eq!(PhoneNumber::parse("", us()), Ok(None));
         assert_eq!(
             Identifiers::new(None, None),
             Err(InvalidRequest::NoIdentifier)
@@ -199,45 +256,85 @@ mod tests {
     }
 
     #[test]
-    fn values_are_trimmed() {
-        let email = Email::parse(" doc@hillvalley.edu ").ok().flatten();
-        assert_eq!(email.map(|e| e.0), Some("doc@hillvalley.edu".to_owned()));
-        let phone = PhoneNumber::parse(" 123456\n").ok().flatten();
-        assert_eq!(phone.map(|p| p.0), Some("123456".to_owned()));
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            email(" Doc@HillValley.edu "),
+            Some("doc@hillvalley.edu".to_owned())
+        );
+        assert_eq!(email("doc@hillvalley.edu"), email("DOC@HILLVALLEY.EDU"));
     }
 
     #[test]
-    fn a_numeric_phone_equals_its_string_form() {
+    fn the_three_spellings_of_one_us_number_are_one_phone() {
+        let e164 = Some("+14155550100".to_owned());
+        assert_eq!(phone("+1 (415) 555-0100"), e164);
+        assert_eq!(phone("415-555-0100"), e164);
+        assert_eq!(phone("14155550100"), e164);
         assert_eq!(
-            PhoneNumber::from_number(123456).ok(),
-            PhoneNumber::parse("123456").ok().flatten()
+            PhoneNumber::from_number(4_155_550_100, us())
+                .ok()
+                .map(|p| p.0),
+            e164
+        );
+        let gb = Region::parse("gb").expect("a region");
+        assert_eq!(
+            PhoneNumber::parse("020 7946 0018", gb)
+                .ok()
+                .flatten()
+                .map(|p| p.0),
+            Some("+442079460018".to_owned())
+        );
+    }
+
+    #[test]
+    fn numbers_that_are_not_valid_keep_their_digits() {
+        assert_eq!(phone("123456"), Some("123456".to_owned()));
+        assert_eq!(phone(" 12-34.56 "), Some("123456".to_owned()));
+        assert_eq!(
+            PhoneNumber::from_number(123_456, us()).ok().map(|p| p.0),
+            Some("123456".to_owned())
         );
     }
 
     #[test]
     fn malformed_and_oversized_values_are_refused() {
-        assert_eq!(
-            Email::parse("no-at-sign"),
-            Err(InvalidRequest::EmailMalformed)
-        );
-        assert_eq!(
-            Email::parse("a b@x.io"),
-            Err(InvalidRequest::EmailMalformed)
-        );
-        assert_eq!(Email::parse("@x.io"), Err(InvalidRequest::EmailMalformed));
+        for bad in [
+            "no-at-sign",
+            "a b@x.io",
+            "@x.io",
+            "doc@localhost",
+            "Doc <doc@x.io>",
+            "a@b@c.io",
+            "doc@[127.0.0.1]",
+        ] {
+            assert_eq!(
+                Email::parse(bad),
+                Err(InvalidRequest::EmailMalformed),
+                "{bad}"
+            );
+        }
         let long = format!("{}@x.io", "a".repeat(MAX_EMAIL_LEN));
         assert_eq!(Email::parse(&long), Err(InvalidRequest::EmailTooLong));
         assert_eq!(
-            PhoneNumber::parse("12ab"),
+            PhoneNumber::parse("12ab", us()),
             Err(InvalidRequest::PhoneMalformed)
         );
         assert_eq!(
-            PhoneNumber::parse("--"),
+            PhoneNumber::parse("--", us()),
             Err(InvalidRequest::PhoneMalformed)
         );
         let long = "1".repeat(MAX_PHONE_LEN + 1);
-        assert_eq!(PhoneNumber::parse(&long), Err(InvalidRequest::PhoneTooLong));
-        assert!(PhoneNumber::parse("+1 (415) 555-0100").is_ok());
+        assert_eq!(
+            PhoneNumber::parse(&long, us()),
+            Err(InvalidRequest::PhoneTooLong)
+        );
+    }
+
+    #[test]
+    fn regions_are_checked() {
+        assert!(Region::parse("US").is_ok());
+        assert!(Region::parse("ZZ").is_err());
+        assert!(Region::parse("United States").is_err());
     }
 
     #[test]

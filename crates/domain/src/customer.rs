@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::contact::{Contact, ContactId, Email, Link, PhoneNumber};
+use crate::contact::{Contact, ContactId, Email, Identifiers, Link, PhoneNumber};
 
 /// Contacts that cannot be one customer as the graph's rules define it. Stored data never
 /// looks like this while the invariants hold; seeing it means something outside the service
@@ -13,6 +13,8 @@ pub enum InconsistentGraph {
     NoPrimary,
     #[error("expected the contacts of one customer, found {0} primaries")]
     SeveralPrimaries(usize),
+    #[error("no contact holds the request's email or phone")]
+    NotFound,
     #[error("contact {contact} links to {primary}, which is not a primary among these contacts")]
     DanglingLink {
         contact: ContactId,
@@ -71,6 +73,38 @@ impl Customer {
             phone_numbers,
             secondary_ids,
         })
+    }
+}
+
+impl Customer {
+    /// The customer that `request` belongs to among `contacts` (which may hold several
+    /// customers when the merge guard kept them apart): the one its email matches, else the
+    /// one its phone matches.
+    ///
+    /// # Errors
+    /// When no contact matches, or that customer's contacts are inconsistent.
+    pub fn for_request(
+        contacts: &[Contact],
+        request: &Identifiers,
+    ) -> Result<Self, InconsistentGraph> {
+        let by_email = request
+            .email()
+            .and_then(|e| contacts.iter().find(|c| c.email.as_ref() == Some(e)));
+        let by_phone = || {
+            request
+                .phone()
+                .and_then(|p| contacts.iter().find(|c| c.phone.as_ref() == Some(p)))
+        };
+        let primary = by_email
+            .or_else(by_phone)
+            .map(Contact::primary_id)
+            .ok_or(InconsistentGraph::NotFound)?;
+        let own: Vec<Contact> = contacts
+            .iter()
+            .filter(|c| c.primary_id() == primary)
+            .cloned()
+            .collect();
+        Self::from_contacts(&own)
     }
 }
 

@@ -3,19 +3,26 @@
 //!
 //! Pure Rust: no I/O, no database, no web framework, no async runtime. The storage port is
 //! [`ContactRepository`]; `identity-persistence` implements it and `identity-api` serves it
-//! over HTTP. Every rule of the product lives in [`reconcile`] (what to write) and
-//! [`customer`] (what to answer).
+//! over HTTP. Every rule of the product lives here: [`contact`] (what a valid, normalized
+//! email or phone is), [`identifiers`] (which values never link), [`reconcile`] (what to
+//! write, including the merge guard) and [`customer`] (what to answer).
 
 pub mod contact;
 pub mod customer;
+pub mod identifiers;
 pub mod reconcile;
+pub mod renormalize;
 pub mod repository;
 pub mod service;
 
-pub use contact::{Contact, ContactId, Email, Identifiers, InvalidRequest, Link, PhoneNumber};
+pub use contact::{
+    Contact, ContactId, Email, Identifiers, InvalidRequest, Link, PhoneNumber, Region,
+};
 pub use customer::{Customer, InconsistentGraph};
-pub use reconcile::{reconcile, NewContact, Plan, Relink};
+pub use identifiers::{Admitted, BlockList, IdentifierPolicy, Ignored, RawPhone};
+pub use reconcile::{reconcile, CustomerLimits, NewContact, Plan, Refusal, Relink};
+pub use renormalize::{renormalize, ContactChange, Rewrite};
+pub use repository::{ContactMaintenance, ContactRepository, Decide, RepositoryError, Rewriter};
 #[cfg(any(test, feature = "mocks"))]
-pub use repository::MockContactRepository;
-pub use repository::{ContactRepository, Decide, RepositoryError};
-pub use service::{IdentifyError, IdentityService};
+pub use repository::{MockContactMaintenance, MockContactRepository};
+pub use service::{Identified, IdentifyError, IdentityService};

@@ -8,23 +8,56 @@
 //! 4. It matches several customers (the email one, the phone another): the oldest primary
 //!    (earliest `created_at`, then lowest id) stays primary; every other primary, and every
 //!    secondary linked to one, is re-linked straight to it. No new row.
+//! 5. The merge guard: a write that would grow one customer past [`CustomerLimits`] (in
+//!    contacts, distinct emails or distinct phones) is not made at all: no merge, no new
+//!    contact. Two customers stay apart rather than becoming one runaway "customer" held
+//!    together by a shared checkout terminal or a typo; they still share no identifier, since
+//!    nothing new was stored.
 
 use crate::contact::{Contact, ContactId, Email, Identifiers, Link, PhoneNumber};
 use crate::customer::{check_links, InconsistentGraph};
 
-/// What to write for one request. Empty when the request brings nothing new.
+/// What to write for one request. Empty when the request brings nothing new, or when the
+/// merge guard refused the write.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
     /// Rule 4: customers to fold into the oldest one.
     pub relink: Option<Relink>,
     /// Rules 1 and 2: the contact to create.
     pub insert: Option<NewContact>,
+    /// Rule 5: the write that was refused, when it was.
+    pub refused: Option<Refusal>,
 }
 
 impl Plan {
+    /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.relink.is_none() && self.insert.is_none()
     }
+}
+
+/// How large one customer may grow (rule 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomerLimits {
+    pub max_contacts: usize,
+    pub max_emails: usize,
+    pub max_phones: usize,
+}
+
+impl CustomerLimits {
+    pub const UNLIMITED: Self = Self {
+        max_contacts: usize::MAX,
+        max_emails: usize::MAX,
+        max_phones: usize::MAX,
+    };
+}
+
+/// The size a refused write would have given the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub contacts: usize,
+    pub emails: usize,
+    pub phones: usize,
 }
 
 /// Make `contacts` secondaries of `primary` (rule 4).
@@ -48,7 +81,11 @@ pub struct NewContact {
 ///
 /// # Errors
 /// When `known` holds a secondary whose primary is not among `known`.
-pub fn reconcile(request: &Identifiers, known: &[Contact]) -> Result<Plan, InconsistentGraph> {
+pub fn reconcile(
+    request: &Identifiers,
+    known: &[Contact],
+    limits: &CustomerLimits,
+) -> Result<Plan, InconsistentGraph> {
     let new_contact = |link| NewContact {
         email: request.email().cloned(),
         phone: request.phone().cloned(),
@@ -65,6 +102,7 @@ pub fn reconcile(request: &Identifiers, known: &[Contact]) -> Result<Plan, Incon
             None => Ok(Plan {
                 relink: None,
                 insert: Some(new_contact(Link::Primary)),
+                refused: None,
             }),
             Some(_) => Err(InconsistentGraph::NoPrimary),
         };
@@ -92,18 +130,57 @@ pub fn reconcile(request: &Identifiers, known: &[Contact]) -> Result<Plan, Incon
         .is_some_and(|p| !known.iter().any(|c| c.phone.as_ref() == Some(p)));
     let insert = (email_is_new || phone_is_new).then(|| new_contact(Link::Secondary(oldest.id)));
 
-    Ok(Plan { relink, insert })
+    // Rule 5, for a write that grows a customer.
+    if relink.is_some() || insert.is_some() {
+        let size = Refusal {
+            contacts: known.len() + usize::from(insert.is_some()),
+            emails: distinct(known.iter().map(|c| c.email.as_ref()), request.email()),
+            phones: distinct(known.iter().map(|c| c.phone.as_ref()), request.phone()),
+        };
+        if size.contacts > limits.max_contacts
+            || size.emails > limits.max_emails
+            || size.phones > limits.max_phones
+        {
+            return Ok(Plan {
+                relink: None,
+                insert: None,
+                refused: Some(size),
+            });
+        }
+    }
+    Ok(Plan {
+        relink,
+        insert,
+        refused: None,
+    })
+}
+
+/// How many distinct values `stored` and `extra` hold together.
+fn distinct<'a, T: Ord + 'a>(
+    stored: impl Iterator<Item = Option<&'a T>>,
+    extra: Option<&'a T>,
+) -> usize {
+    stored
+        .chain(std::iter::once(extra))
+        .flatten()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::contact::tests::us;
     use crate::customer::tests::contact;
 
-    fn request(email: Option<&str>, phone: Option<&str>) -> Identifiers {
+    pub(crate) fn request(email: Option<&str>, phone: Option<&str>) -> Identifiers {
         let email = email.and_then(|e| Email::parse(e).expect("valid test email"));
-        let phone = phone.and_then(|p| PhoneNumber::parse(p).expect("valid test phone"));
+        let phone = phone.and_then(|p| PhoneNumber::parse(p, us()).expect("valid test phone"));
         Identifiers::new(email, phone).expect("test requests carry an identifier")
+    }
+
+    fn reconcile(request: &Identifiers, known: &[Contact]) -> Result<Plan, InconsistentGraph> {
+        super::reconcile(request, known, &CustomerLimits::UNLIMITED)
     }
 
     fn id(n: i64) -> ContactId {
@@ -187,6 +264,7 @@ mod tests {
                     contacts: vec![id(27)]
                 }),
                 insert: None,
+                refused: None,
             }
         );
     }
@@ -255,5 +333,67 @@ mod tests {
             reconcile(&request(Some("a@x.io"), None), &known),
             Err(InconsistentGraph::NoPrimary)
         );
+    }
+
+    fn limits(contacts: usize, emails: usize, phones: usize) -> CustomerLimits {
+        CustomerLimits {
+            max_contacts: contacts,
+            max_emails: emails,
+            max_phones: phones,
+        }
+    }
+
+    /// Two customers of two contacts each (two emails, two phones each).
+    fn two_customers() -> Vec<Contact> {
+        vec![
+            contact(1, Some("a1@x.io"), Some("11"), None, 0),
+            contact(2, Some("a2@x.io"), Some("12"), Some(1), 1),
+            contact(3, Some("b1@x.io"), Some("21"), None, 2),
+            contact(4, Some("b2@x.io"), Some("22"), Some(3), 3),
+        ]
+    }
+
+    #[test]
+    fn rule_5_a_merge_exactly_at_the_limits_goes_through() {
+        let req = request(Some("a1@x.io"), Some("21"));
+        let plan = super::reconcile(&req, &two_customers(), &limits(4, 4, 4)).expect("plan");
+        assert!(plan.relink.is_some());
+        assert_eq!(plan.refused, None);
+    }
+
+    #[test]
+    fn rule_5_a_merge_one_past_any_limit_writes_nothing() {
+        let req = request(Some("a1@x.io"), Some("21"));
+        for (limit, name) in [
+            (limits(3, 4, 4), "contacts"),
+            (limits(4, 3, 4), "emails"),
+            (limits(4, 4, 3), "phones"),
+        ] {
+            let plan = super::reconcile(&req, &two_customers(), &limit).expect("plan");
+            assert!(plan.is_empty(), "{name}: {plan:?}");
+            assert_eq!(
+                plan.refused,
+                Some(Refusal {
+                    contacts: 4,
+                    emails: 4,
+                    phones: 4
+                }),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn rule_5_a_customer_at_the_limit_takes_no_new_contact() {
+        let known = &two_customers()[..2];
+        let req = request(Some("a1@x.io"), Some("99"));
+        let at = super::reconcile(&req, known, &limits(3, 2, 3)).expect("plan");
+        assert!(at.insert.is_some(), "three contacts, three phones: allowed");
+        let past = super::reconcile(&req, known, &limits(2, 2, 3)).expect("plan");
+        assert!(past.is_empty() && past.refused.is_some());
+        // Nothing new: nothing to refuse, even past the limits.
+        let same = super::reconcile(&request(Some("a1@x.io"), None), known, &limits(1, 1, 1))
+            .expect("plan");
+        assert_eq!(same, Plan::default());
     }
 }

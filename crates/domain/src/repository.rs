@@ -7,6 +7,7 @@ use thiserror::Error;
 use crate::contact::{Contact, Identifiers};
 use crate::customer::InconsistentGraph;
 use crate::reconcile::Plan;
+use crate::renormalize::Rewrite;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -82,4 +83,33 @@ pub trait ContactRepository: Send + Sync {
         identifiers: &Identifiers,
         decide: &dyn Decide,
     ) -> Result<Vec<Contact>, RepositoryError>;
+}
+
+/// What a whole-table rewrite applies: given every live contact, the changes to make. Any
+/// `Fn(&[Contact]) -> Rewrite` will do (the operator's command passes
+/// [`crate::renormalize`]).
+pub trait Rewriter {
+    fn rewrite(&self, contacts: &[Contact]) -> Rewrite;
+}
+
+impl<F> Rewriter for F
+where
+    F: Fn(&[Contact]) -> Rewrite,
+{
+    fn rewrite(&self, contacts: &[Contact]) -> Rewrite {
+        self(contacts)
+    }
+}
+
+/// Operations on the whole store, for operators (not on any request's path).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait ContactMaintenance: Send + Sync {
+    /// One unit of work over every live contact: keeps every other writer out, reads all
+    /// live contacts, applies the changes `rewriter` returns, commits. Returns the rewrite
+    /// that was applied.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store cannot be reached;
+    /// [`RepositoryError::Internal`] for anything else. In every case nothing was written.
+    fn rewrite_all(&self, rewriter: &dyn Rewriter) -> Result<Rewrite, RepositoryError>;
 }

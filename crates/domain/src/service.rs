@@ -1,12 +1,13 @@
 //! The `/identify` use case: applies the rules of [`crate::reconcile`] through the port.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use thiserror::Error;
 
 use crate::contact::{Contact, Identifiers};
 use crate::customer::{Customer, InconsistentGraph};
-use crate::reconcile::reconcile;
+use crate::reconcile::{reconcile, CustomerLimits, Refusal};
 use crate::repository::{ContactRepository, RepositoryError};
 
 /// Why `identify` failed. Bad input never gets this far: it cannot build [`Identifiers`].
@@ -18,15 +19,25 @@ pub enum IdentifyError {
     Inconsistent(#[from] InconsistentGraph),
 }
 
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identified {
+    /// The customer the request belongs to.
+    pub customer: Customer,
+    /// Set when the merge guard refused to grow a customer (nothing was written).
+    pub refused: Option<Refusal>,
+}
+
 /// Identifies customers.
 #[derive(Clone)]
 pub struct IdentityService {
     repository: Arc<dyn ContactRepository>,
+    limits: CustomerLimits,
 }
 
 impl IdentityService {
-    pub fn new(repository: Arc<dyn ContactRepository>) -> Self {
-        Self { repository }
+    pub fn new(repository: Arc<dyn ContactRepository>, limits: CustomerLimits) -> Self {
+        Self { repository, limits }
     }
 
     /// Finds (creating or merging as the rules say) the customer that `request` belongs to.
@@ -37,17 +48,28 @@ impl IdentityService {
     ///
     /// # Errors
     /// See [`IdentifyError`].
-    pub fn identify(&self, request: &Identifiers) -> Result<Customer, IdentifyError> {
+    pub fn identify(&self, request: &Identifiers) -> Result<Identified, IdentifyError> {
         let known = self.repository.find_customers(request)?;
-        if let Ok(plan) = reconcile(request, &known) {
-            if plan.is_empty() {
-                return Ok(Customer::from_contacts(&known)?);
+        if let Ok(plan) = reconcile(request, &known, &self.limits) {
+            if plan.is_empty() && !known.is_empty() {
+                return Ok(Identified {
+                    customer: Customer::for_request(&known, request)?,
+                    refused: plan.refused,
+                });
             }
         }
+        let refused = Cell::new(None);
         let after = self
             .repository
-            .apply_atomically(request, &|current: &[Contact]| reconcile(request, current))?;
-        Ok(Customer::from_contacts(&after)?)
+            .apply_atomically(request, &|current: &[Contact]| {
+                let plan = reconcile(request, current, &self.limits)?;
+                refused.set(plan.refused);
+                Ok(plan)
+            })?;
+        Ok(Identified {
+            customer: Customer::for_request(&after, request)?,
+            refused: refused.get(),
+        })
     }
 }
 
@@ -57,15 +79,14 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::contact::{ContactId, Email, Link, PhoneNumber};
+    use crate::contact::{ContactId, Link};
     use crate::customer::tests::contact;
+    use crate::reconcile::tests::request;
     use crate::reconcile::{NewContact, Plan, Relink};
     use crate::repository::MockContactRepository;
 
-    fn request(email: Option<&str>, phone: Option<&str>) -> Identifiers {
-        let email = email.and_then(|e| Email::parse(e).expect("valid test email"));
-        let phone = phone.and_then(|p| PhoneNumber::parse(p).expect("valid test phone"));
-        Identifiers::new(email, phone).expect("test requests carry an identifier")
+    fn service_on(repo: MockContactRepository) -> IdentityService {
+        IdentityService::new(Arc::new(repo), CustomerLimits::UNLIMITED)
     }
 
     fn id(n: i64) -> ContactId {
@@ -99,11 +120,12 @@ mod tests {
         let applied = Arc::default();
         let created = contact(1, Some("doc@hillvalley.edu"), Some("88"), None, 0);
         let repo = repository_writing(vec![], vec![created], Arc::clone(&applied));
-        let service = IdentityService::new(Arc::new(repo));
+        let service = service_on(repo);
 
         let customer = service
             .identify(&request(Some("doc@hillvalley.edu"), Some("88")))
-            .expect("identified");
+            .expect("identified")
+            .customer;
 
         assert_eq!(customer.primary_id, id(1));
         assert!(customer.secondary_ids.is_empty());
@@ -134,10 +156,10 @@ mod tests {
             1,
         ));
         let repo = repository_writing(known, after, Arc::clone(&applied));
-        let service = IdentityService::new(Arc::new(repo));
+        let service = service_on(repo);
         let req = request(Some("mcfly@hillvalley.edu"), Some("123456"));
 
-        let customer = service.identify(&req).expect("identified");
+        let customer = service.identify(&req).expect("identified").customer;
 
         assert_eq!(customer.primary_id, id(1));
         assert_eq!(customer.secondary_ids, vec![id(2)]);
@@ -164,11 +186,12 @@ mod tests {
             .times(1)
             .returning(move |_| Ok(known.clone()));
         repo.expect_apply_atomically().never();
-        let service = IdentityService::new(Arc::new(repo));
+        let service = service_on(repo);
 
         let customer = service
             .identify(&request(Some("mcfly@hillvalley.edu"), Some("123456")))
-            .expect("identified");
+            .expect("identified")
+            .customer;
 
         assert_eq!(customer.primary_id, id(1));
         assert_eq!(customer.secondary_ids, vec![id(2)]);
@@ -194,11 +217,12 @@ mod tests {
             contact(3, Some("biff@hillvalley.edu"), Some("717171"), Some(1), 2),
         ];
         let repo = repository_writing(known, after, Arc::clone(&applied));
-        let service = IdentityService::new(Arc::new(repo));
+        let service = service_on(repo);
 
         let customer = service
             .identify(&request(Some("george@hillvalley.edu"), Some("717171")))
-            .expect("identified");
+            .expect("identified")
+            .customer;
 
         assert_eq!(customer.primary_id, id(1));
         assert_eq!(customer.secondary_ids, vec![id(2), id(3)]);
@@ -211,8 +235,33 @@ mod tests {
                     contacts: vec![id(2), id(3)]
                 }),
                 insert: None,
+                refused: None,
             }
         );
+    }
+
+    #[test]
+    fn a_refused_merge_writes_nothing_and_answers_the_email_s_customer() {
+        let known = vec![
+            contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0),
+            contact(2, Some("biffsucks@hillvalley.edu"), Some("717171"), None, 1),
+        ];
+        let mut repo = MockContactRepository::new();
+        repo.expect_find_customers()
+            .returning(move |_| Ok(known.clone()));
+        repo.expect_apply_atomically().never();
+        let limits = CustomerLimits {
+            max_contacts: 1,
+            ..CustomerLimits::UNLIMITED
+        };
+        let service = IdentityService::new(Arc::new(repo), limits);
+
+        let identified = service
+            .identify(&request(Some("biffsucks@hillvalley.edu"), Some("919191")))
+            .expect("identified");
+
+        assert_eq!(identified.customer.primary_id, id(2));
+        assert!(identified.refused.is_some());
     }
 
     #[test]
@@ -230,11 +279,12 @@ mod tests {
             seen.lock().expect("not poisoned").push(plan);
             Ok(current.clone())
         });
-        let service = IdentityService::new(Arc::new(repo));
+        let service = service_on(repo);
 
         let customer = service
             .identify(&request(Some("doc@hillvalley.edu"), None))
-            .expect("identified");
+            .expect("identified")
+            .customer;
 
         assert_eq!(customer.primary_id, id(4));
         assert!(applied.lock().expect("not poisoned")[0].is_empty());
@@ -248,7 +298,7 @@ mod tests {
                 "connection refused",
             ))))
         });
-        let service = IdentityService::new(Arc::new(repo));
+        let service = service_on(repo);
         let outcome = service.identify(&request(Some("a@x.io"), None));
         assert!(matches!(
             outcome,
@@ -259,7 +309,7 @@ mod tests {
         repo.expect_find_customers().returning(|_| Ok(vec![]));
         repo.expect_apply_atomically()
             .returning(|_, _| Err(RepositoryError::Contended { attempts: 8 }));
-        let service = IdentityService::new(Arc::new(repo));
+        let service = service_on(repo);
         let outcome = service.identify(&request(Some("a@x.io"), None));
         assert!(matches!(
             outcome,

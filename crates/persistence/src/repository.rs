@@ -13,7 +13,8 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use identity_domain::{
-    Contact, ContactRepository, Decide, Identifiers, InconsistentGraph, RepositoryError,
+    Contact, ContactMaintenance, ContactRepository, Decide, Identifiers, InconsistentGraph,
+    RepositoryError, Rewrite, Rewriter,
 };
 
 use crate::backend::{Backend, Guard};
@@ -132,6 +133,28 @@ impl<B: Backend> ContactRepository for SqlContactRepository<B> {
             }
             std::thread::sleep(self.retry.pause_before(attempt + 1));
             attempt += 1;
+        }
+    }
+}
+
+impl<B: Backend> ContactMaintenance for SqlContactRepository<B> {
+    fn rewrite_all(&self, rewriter: &dyn Rewriter) -> Result<Rewrite, RepositoryError> {
+        let mut conn = self.connection()?;
+        let outcome = B::write_transaction(&mut conn, |conn| {
+            B::lock_all(conn)?;
+            let contacts = into_contacts(B::load_all(conn)?).map_err(UnitError::Malformed)?;
+            let rewrite = rewriter.rewrite(&contacts);
+            for change in &rewrite.changes {
+                B::apply_change(conn, change)?;
+            }
+            Ok(rewrite)
+        });
+        match outcome {
+            Ok(rewrite) => Ok(rewrite),
+            Err(UnitError::Db(error)) => Err(classify::<B>(error, &mut conn).into_error(1)),
+            Err(UnitError::Malformed(e)) => Err(RepositoryError::Internal(Box::new(e))),
+            Err(UnitError::Inconsistent(e)) => Err(RepositoryError::Inconsistent(e)),
+            Err(UnitError::Moved) => Err(RepositoryError::Contended { attempts: 1 }),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use identity_domain::{ContactRepository, RepositoryError};
+use identity_domain::{ContactMaintenance, ContactRepository, RepositoryError};
 
 use crate::backend::{postgres, sqlite, Postgres, Sqlite};
 use crate::error::PersistenceError;
@@ -33,6 +33,8 @@ type Readiness = Arc<dyn Fn() -> Result<(), RepositoryError> + Send + Sync>;
 #[derive(Clone)]
 pub struct Store {
     pub repository: Arc<dyn ContactRepository>,
+    /// Whole-store operations for operators.
+    pub maintenance: Arc<dyn ContactMaintenance>,
     pub readiness: Readiness,
     pub url: DatabaseUrl,
 }
@@ -115,6 +117,7 @@ fn assemble<B: crate::backend::Backend>(
 ) -> Store {
     let probe = Arc::clone(&repository);
     Store {
+        maintenance: Arc::clone(&repository) as Arc<dyn ContactMaintenance>,
         repository,
         readiness: Arc::new(move || probe.ping()),
         url: settings.url.clone(),

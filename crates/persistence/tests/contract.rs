@@ -6,8 +6,9 @@ use std::thread;
 use std::time::Duration;
 
 use identity_domain::{
-    reconcile, Contact, ContactId, Email, Identifiers, IdentityService, InconsistentGraph, Link,
-    NewContact, PhoneNumber, Plan, Relink, RepositoryError,
+    reconcile, renormalize, BlockList, Contact, ContactId, CustomerLimits, Email, IdentifierPolicy,
+    Identifiers, IdentityService, InconsistentGraph, Link, NewContact, PhoneNumber, Plan, RawPhone,
+    Region, Relink, RepositoryError,
 };
 use identity_persistence::{
     open, DatabaseUrl, PersistenceError, PoolSettings, RetryPolicy, Store, StoreSettings,
@@ -35,12 +36,27 @@ fn open_store(store: &TestStore) -> Store {
     open(&settings(&store.url())).expect("the store opens")
 }
 
+fn us() -> Region {
+    Region::parse("US").expect("a region")
+}
+
 fn request(email: Option<&str>, phone: Option<&str>) -> Identifiers {
     Identifiers::new(
         email.and_then(|e| Email::parse(e).expect("valid email")),
-        phone.and_then(|p| PhoneNumber::parse(p).expect("valid phone")),
+        phone.and_then(|p| PhoneNumber::parse(p, us()).expect("valid phone")),
     )
     .expect("an identifier")
+}
+
+fn service(store: &Store) -> IdentityService {
+    IdentityService::new(Arc::clone(&store.repository), CustomerLimits::UNLIMITED)
+}
+
+fn policy() -> IdentifierPolicy {
+    IdentifierPolicy {
+        region: us(),
+        blocked: BlockList::new(&[], &[], &["1234567890".to_owned()], true, us()).expect("a list"),
+    }
 }
 
 /// Writes through the unit of work, deciding with the real rules.
@@ -48,7 +64,7 @@ fn write(store: &Store, identifiers: &Identifiers) -> Vec<Contact> {
     store
         .repository
         .apply_atomically(identifiers, &|current: &[Contact]| {
-            reconcile(identifiers, current)
+            reconcile(identifiers, current, &CustomerLimits::UNLIMITED)
         })
         .expect("written")
 }
@@ -81,17 +97,21 @@ contract!(
     the_invariant_checker_finds_planted_violations,
     concurrent_requests_keep_every_invariant,
     identical_concurrent_requests_create_one_contact,
+    spellings_of_one_identifier_are_one_customer,
+    renormalizing_old_rows_merges_the_customers_they_reveal,
 );
 
 mod cases {
+    pub use super::more_cases::*;
     use super::*;
 
     pub fn rule_1_unknown_identifiers_create_a_primary(db: TestStore) {
         let store = open_store(&db);
-        let service = IdentityService::new(Arc::clone(&store.repository));
+        let service = service(&store);
         let customer = service
             .identify(&request(Some("doc@hillvalley.edu"), Some("88")))
-            .expect("identified");
+            .expect("identified")
+            .customer;
         assert!(customer.secondary_ids.is_empty());
         let mut conn = db.connect();
         assert_eq!(
@@ -106,13 +126,15 @@ mod cases {
 
     pub fn rule_2_new_information_creates_a_secondary_of_the_primary(db: TestStore) {
         let store = open_store(&db);
-        let service = IdentityService::new(Arc::clone(&store.repository));
+        let service = service(&store);
         let first = service
             .identify(&request(Some("lorraine@hillvalley.edu"), Some("123456")))
-            .expect("identified");
+            .expect("identified")
+            .customer;
         let second = service
             .identify(&request(Some("mcfly@hillvalley.edu"), Some("123456")))
-            .expect("identified");
+            .expect("identified")
+            .customer;
         assert_eq!(second.primary_id, first.primary_id);
         let [secondary] = second.secondary_ids[..] else {
             panic!("one secondary: {second:?}")
@@ -132,7 +154,7 @@ mod cases {
 
     pub fn rule_3_nothing_new_writes_nothing(db: TestStore) {
         let store = open_store(&db);
-        let service = IdentityService::new(Arc::clone(&store.repository));
+        let service = service(&store);
         service
             .identify(&request(Some("a@x.io"), Some("1")))
             .expect("identified");
@@ -156,13 +178,15 @@ mod cases {
 
     pub fn rule_4_a_join_relinks_the_newer_customer_and_all_its_secondaries(db: TestStore) {
         let store = open_store(&db);
-        let service = IdentityService::new(Arc::clone(&store.repository));
+        let service = service(&store);
         let older = service
             .identify(&request(Some("doc@x.io"), Some("1")))
-            .expect("identified");
+            .expect("identified")
+            .customer;
         let newer = service
             .identify(&request(Some("marty@x.io"), Some("2")))
-            .expect("identified");
+            .expect("identified")
+            .customer;
         service
             .identify(&request(Some("marty@x.io"), Some("3")))
             .expect("identified");
@@ -173,7 +197,8 @@ mod cases {
 
         let merged = service
             .identify(&request(Some("doc@x.io"), Some("3")))
-            .expect("identified");
+            .expect("identified")
+            .customer;
 
         assert_eq!(merged.primary_id, older.primary_id);
         assert_eq!(merged.secondary_ids.len(), 3);
@@ -258,6 +283,7 @@ mod cases {
                         phone: None,
                         link: Link::Secondary(missing),
                     }),
+                    refused: None,
                 })
             },
         );
@@ -310,7 +336,7 @@ mod cases {
 
     pub fn concurrent_requests_keep_every_invariant(db: TestStore) {
         let store = open_store(&db);
-        let service = Arc::new(IdentityService::new(Arc::clone(&store.repository)));
+        let service = Arc::new(service(&store));
         let threads: Vec<_> = (0..16u64)
             .map(|t| {
                 let service = Arc::clone(&service);
@@ -344,7 +370,7 @@ mod cases {
 
     pub fn identical_concurrent_requests_create_one_contact(db: TestStore) {
         let store = open_store(&db);
-        let service = Arc::new(IdentityService::new(Arc::clone(&store.repository)));
+        let service = Arc::new(service(&store));
         let barrier = Arc::new(std::sync::Barrier::new(12));
         let threads: Vec<_> = (0..12)
             .map(|_| {
@@ -354,7 +380,7 @@ mod cases {
                     barrier.wait();
                     service
                         .identify(&request(Some("twin@x.io"), Some("42")))
-                        .map(|c| c.primary_id)
+                        .map(|c| c.customer.primary_id)
                 })
             })
             .collect();
@@ -364,6 +390,105 @@ mod cases {
             .collect();
         assert_eq!(primaries.len(), 1, "all answer the same customer");
         assert_eq!(count(&db), 1);
+    }
+}
+
+mod more_cases {
+    use super::*;
+
+    pub fn spellings_of_one_identifier_are_one_customer(db: TestStore) {
+        let store = open_store(&db);
+        let service = service(&store);
+        let policy = policy();
+        let mut primaries = std::collections::BTreeSet::new();
+        for (email, phone) in [
+            (
+                Some("Doc@HillValley.edu "),
+                Some(RawPhone::Text("+1 (415) 555-0100".to_owned())),
+            ),
+            (Some("  doc@hillvalley.edu"), None),
+            (None, Some(RawPhone::Text("415-555-0100".to_owned()))),
+            (None, Some(RawPhone::Number(14_155_550_100))),
+            (
+                Some("DOC@HILLVALLEY.EDU"),
+                Some(RawPhone::Text("14155550100".to_owned())),
+            ),
+        ] {
+            let admitted = policy.admit(email, phone).expect("admitted");
+            let identified = service.identify(&admitted.identifiers).expect("identified");
+            primaries.insert(identified.customer.primary_id);
+        }
+        assert_eq!(primaries.len(), 1);
+        assert_eq!(count(&db), 1, "every spelling matched the first contact");
+        let mut conn = db.connect();
+        assert_eq!(
+            conn.number(
+                "SELECT count(*) AS n FROM contact
+                  WHERE email = 'doc@hillvalley.edu' AND phone_number = '+14155550100'"
+            ),
+            1
+        );
+    }
+
+    pub fn renormalizing_old_rows_merges_the_customers_they_reveal(db: TestStore) {
+        let store = open_store(&db);
+        let mut conn = db.connect();
+        // Rows as an older version stored them: as typed, never normalized.
+        conn.execute(
+            "INSERT INTO contact (id, email, phone_number, link_precedence, linked_id) VALUES
+               (1, ' Doc@HillValley.edu', '415-555-0100', 'primary', NULL),
+               (2, 'doc@hillvalley.edu', NULL, 'primary', NULL),
+               (3, 'marty@hillvalley.edu', '+1 (415) 555-0100', 'primary', NULL),
+               (4, 'jennifer@hillvalley.edu', '555-0199', 'secondary', 3),
+               (5, 'biff@hillvalley.edu', '12 34 56', 'primary', NULL),
+               (6, NULL, '1234567890', 'primary', NULL)",
+        )
+        .expect("old rows");
+        if matches!(db, TestStore::Postgres(_)) {
+            conn.execute("SELECT setval(pg_get_serial_sequence('contact', 'id'), 6)")
+                .expect("sequence");
+        }
+        let policy = policy();
+        let rewrite = store
+            .maintenance
+            .rewrite_all(&|contacts: &[Contact]| renormalize(contacts, &policy))
+            .expect("rewritten");
+        assert_eq!(rewrite.customers_merged, 2, "{rewrite:?}");
+        assert_eq!(rewrite.contacts_erased, 1, "{rewrite:?}");
+
+        let violations = check_invariants(&mut conn);
+        assert!(violations.is_empty(), "{violations:#?}");
+        assert_eq!(
+            conn.number(
+                "SELECT count(*) AS n FROM contact WHERE deleted_at IS NULL AND linked_id = 1"
+            ),
+            3,
+            "2, 3 and 4 now link to 1"
+        );
+        assert_eq!(
+            conn.number(
+                "SELECT count(*) AS n FROM contact WHERE id = 1 AND email = 'doc@hillvalley.edu'
+                    AND phone_number = '+14155550100'"
+            ),
+            1
+        );
+        assert_eq!(
+            conn.number(
+                "SELECT count(*) AS n FROM contact WHERE id = 5 AND phone_number = '123456'"
+            ),
+            1
+        );
+        // The request path now finds the merged customer from any old spelling.
+        let identified = service(&store)
+            .identify(&request(Some("MARTY@hillvalley.edu"), None))
+            .expect("identified");
+        assert_eq!(identified.customer.primary_id.get(), 1);
+        // A second run finds nothing left to do.
+        let again = store
+            .maintenance
+            .rewrite_all(&|contacts: &[Contact]| renormalize(contacts, &policy))
+            .expect("rewritten");
+        assert!(again.changes.is_empty(), "{again:?}");
     }
 }
 

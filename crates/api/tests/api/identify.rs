@@ -81,14 +81,14 @@ fn george_and_biffsucks_are_merged_into_the_older_customer() {
 #[test]
 fn a_demoted_primary_takes_all_its_secondaries_straight_to_the_survivor() {
     let app = TestApp::spawn();
-    let older = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "111"}));
+    let older = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "101"}));
     let older_id = older["primaryContactId"].as_i64().expect("an id");
-    app.identify_ok(json!({"email": "marty@hillvalley.edu", "phoneNumber": "222"}));
-    app.identify_ok(json!({"email": "marty@hillvalley.edu", "phoneNumber": "333"}));
-    let newer = app.identify_ok(json!({"email": "jennifer@hillvalley.edu", "phoneNumber": "222"}));
+    app.identify_ok(json!({"email": "marty@hillvalley.edu", "phoneNumber": "202"}));
+    app.identify_ok(json!({"email": "marty@hillvalley.edu", "phoneNumber": "303"}));
+    let newer = app.identify_ok(json!({"email": "jennifer@hillvalley.edu", "phoneNumber": "202"}));
     assert_eq!(ids(&newer["secondaryContactIds"]).len(), 2);
 
-    let merged = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "333"}));
+    let merged = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "303"}));
 
     let rows = app.rows();
     assert_eq!(rows.len(), 4);
@@ -109,7 +109,7 @@ fn a_demoted_primary_takes_all_its_secondaries_straight_to_the_survivor() {
             "jennifer@hillvalley.edu"
         ])
     );
-    assert_eq!(merged["phoneNumbers"], json!(["111", "222", "333"]));
+    assert_eq!(merged["phoneNumbers"], json!(["101", "202", "303"]));
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn blank_and_null_mean_not_given_and_null_never_links() {
     let app = TestApp::spawn();
     let doc = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": ""}));
     let marty = app.identify_ok(json!({"email": "marty@hillvalley.edu", "phoneNumber": null}));
-    let biff = app.identify_ok(json!({"email": "   ", "phoneNumber": "555"}));
+    let biff = app.identify_ok(json!({"email": "   ", "phoneNumber": "505"}));
     assert_ne!(doc["primaryContactId"], marty["primaryContactId"]);
     assert_eq!(doc["phoneNumbers"], json!([]));
     assert_eq!(biff["emails"], json!([]));
@@ -146,9 +146,9 @@ fn blank_and_null_mean_not_given_and_null_never_links() {
 fn a_new_phone_for_a_known_email_creates_a_secondary() {
     let app = TestApp::spawn();
     let first = app.identify_ok(json!({"email": "doc@hillvalley.edu"}));
-    let second = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "88"}));
+    let second = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "89"}));
     assert_eq!(second["primaryContactId"], first["primaryContactId"]);
-    assert_eq!(second["phoneNumbers"], json!(["88"]));
+    assert_eq!(second["phoneNumbers"], json!(["89"]));
     assert_eq!(ids(&second["secondaryContactIds"]).len(), 1);
     assert_eq!(app.rows().len(), 2);
 }
@@ -164,4 +164,83 @@ fn values_are_stored_without_surrounding_white_space() {
         first
     );
     assert_eq!(app.rows().len(), 1);
+}
+
+#[test]
+fn spellings_of_one_email_or_phone_are_one_customer() {
+    let app = TestApp::spawn();
+    let first = app
+        .identify_ok(json!({"email": " Doc@HillValley.EDU ", "phoneNumber": "+1 (415) 555-0100"}));
+    assert_eq!(first["emails"], json!(["doc@hillvalley.edu"]));
+    assert_eq!(first["phoneNumbers"], json!(["+14155550100"]));
+    for body in [
+        json!({"email": "doc@hillvalley.edu"}),
+        json!({"email": "DOC@hillvalley.edu", "phoneNumber": "415-555-0100"}),
+        json!({"phoneNumber": "14155550100"}),
+        json!({"phoneNumber": 4155550100_u64}),
+    ] {
+        assert_eq!(app.identify_ok(body.clone()), first, "{body}");
+    }
+    assert_eq!(app.rows().len(), 1);
+}
+
+#[test]
+fn a_blocked_value_alone_is_a_422_and_next_to_a_good_one_is_ignored() {
+    let app = TestApp::spawn();
+    for body in [
+        json!({"phoneNumber": "0000000000"}),
+        json!({"email": "test@test.com"}),
+        json!({"email": "TEST@test.com", "phoneNumber": "123-456-7890"}),
+        json!({"email": "someone@example.com"}),
+    ] {
+        let detail = app
+            .identify(body.clone())
+            .assert_problem(422, "blocked-identifier");
+        assert!(detail.contains("placeholder"), "{body}: {detail}");
+    }
+    assert!(app.rows().is_empty(), "a blocked value is never stored");
+
+    let reply = app.identify(json!({"email": "doc@hillvalley.edu", "phoneNumber": "000-000-0000"}));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["contact"]["phoneNumbers"], json!([]));
+    assert_eq!(
+        reply.body["ignored"],
+        json!([{"field": "phoneNumber", "value": "0000000000", "reason": "blocked"}])
+    );
+    let rows = app.rows();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].phone_number, None);
+    // Without ignored values the answer has no "ignored" field at all.
+    let plain = app.identify(json!({"email": "doc@hillvalley.edu"}));
+    assert!(plain.body.get("ignored").is_none(), "{plain:?}");
+}
+
+#[test]
+fn the_merge_guard_allows_a_merge_at_the_limit_and_refuses_one_past_it() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.merge_guard.max_contacts = 3;
+    });
+    let george =
+        app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
+    app.identify_ok(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}));
+    let biff2 = app.identify_ok(json!({"email": "biff2@hillvalley.edu", "phoneNumber": "616161"}));
+    // Merging george (1 contact) with biffsucks (1) makes 2: fine. Adding a third (1) makes 3:
+    // exactly the limit, fine.
+    app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "717171"}));
+    let at_limit =
+        app.identify_ok(json!({"email": "biff2@hillvalley.edu", "phoneNumber": "919191"}));
+    assert_eq!(at_limit["primaryContactId"], george["primaryContactId"]);
+    assert_eq!(ids(&at_limit["secondaryContactIds"]).len(), 2);
+
+    let lone = app.identify_ok(json!({"email": "lone@hillvalley.edu", "phoneNumber": "515151"}));
+    let rows_before = app.rows();
+    // One past: george's customer (3) + lone (1) = 4 > 3. Nothing is written, and the
+    // answer is the customer the email matches.
+    let refused = app.identify_ok(json!({"email": "lone@hillvalley.edu", "phoneNumber": "919191"}));
+    assert_eq!(refused, lone);
+    let refused =
+        app.identify_ok(json!({"email": "biff2@hillvalley.edu", "phoneNumber": "515151"}));
+    assert_eq!(refused["primaryContactId"], george["primaryContactId"]);
+    assert_eq!(app.rows(), rows_before, "a refused merge writes nothing");
+    assert_ne!(biff2["primaryContactId"], lone["primaryContactId"]);
 }

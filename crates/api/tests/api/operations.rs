@@ -179,3 +179,41 @@ fn replicas_starting_together_apply_each_migration_once() {
     assert_eq!(applied, i64::try_from(on_disk).expect("small"));
     drop(servers);
 }
+
+#[test]
+fn the_normalize_command_rewrites_rows_stored_before_normalization() {
+    let db = identity_test_support::TestStore::sqlite();
+    let mut conn = db.connect();
+    conn.execute(
+        "INSERT INTO contact (id, email, phone_number, link_precedence) VALUES
+           (1, 'Doc@HillValley.edu ', '415-555-0100', 'primary'),
+           (2, 'doc@hillvalley.edu', '+1 (415) 555-0199', 'primary')",
+    )
+    .expect("old rows");
+    let output = Command::new(ServerProcess::BINARY)
+        .arg("normalize")
+        .env("DATABASE_URL", db.url())
+        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+        .env("IDENTITY__LOG__LEVEL", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("normalized 2 contacts, merged 1 customers"),
+        "{stdout}"
+    );
+    assert_eq!(
+        conn.number(
+            "SELECT count(*) AS n FROM contact WHERE id = 2 AND linked_id = 1
+                AND phone_number = '+14155550199'"
+        ),
+        1
+    );
+    assert!(identity_test_support::check_invariants(&mut conn).is_empty());
+}

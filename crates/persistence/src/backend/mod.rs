@@ -8,7 +8,7 @@ pub(crate) mod sqlite;
 
 use diesel::r2d2::R2D2Connection;
 use diesel::QueryResult;
-use identity_domain::{Identifiers, NewContact, Relink};
+use identity_domain::{ContactChange, Identifiers, NewContact, Relink};
 
 use crate::models::ContactRow;
 use crate::repository::UnitError;
@@ -53,6 +53,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Makes `relink.contacts` secondaries of `relink.primary`; returns the rows changed.
     fn relink(conn: &mut Self::Connection, relink: &Relink) -> QueryResult<usize>;
+
+    /// Inside a write transaction: keeps every other writer out until commit, and lifts the
+    /// per-statement time limits (a whole-table operation takes long).
+    fn lock_all(conn: &mut Self::Connection) -> QueryResult<()>;
+
+    /// Every live contact.
+    fn load_all(conn: &mut Self::Connection) -> QueryResult<Vec<ContactRow>>;
+
+    /// Brings one contact to the state `change` describes.
+    fn apply_change(conn: &mut Self::Connection, change: &ContactChange) -> QueryResult<usize>;
 }
 
 /// Statements whose SQL differs by dialect but whose Rust does not: implemented once, for
@@ -63,6 +73,9 @@ pub(crate) trait Statements {
     /// `sql_prefix` ends with `id IN (`; the ids are appended (integers: no injection),
     /// in chunks.
     fn relink_contacts(&mut self, sql_prefix: &str, relink: &Relink) -> QueryResult<usize>;
+    fn all_contacts(&mut self, sql: &str) -> QueryResult<Vec<ContactRow>>;
+    /// Binds id, email, phone, precedence, linked id, erased, in that order.
+    fn change_contact(&mut self, sql: &str, change: &ContactChange) -> QueryResult<usize>;
 }
 
 macro_rules! statements_for {
@@ -105,6 +118,30 @@ macro_rules! statements_for {
                         .execute(self)?;
                 }
                 Ok(changed)
+            }
+
+            fn all_contacts(&mut self, sql: &str) -> QueryResult<Vec<ContactRow>> {
+                use diesel::RunQueryDsl;
+                diesel::sql_query(sql).load(self)
+            }
+
+            fn change_contact(&mut self, sql: &str, change: &ContactChange) -> QueryResult<usize> {
+                use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+                use diesel::RunQueryDsl;
+                let (precedence, linked_id) = match change.link {
+                    identity_domain::Link::Primary => (crate::models::PRIMARY, None),
+                    identity_domain::Link::Secondary(p) => {
+                        (crate::models::SECONDARY, Some(p.get()))
+                    }
+                };
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(change.id.get())
+                    .bind::<Nullable<Text>, _>(change.email.as_ref().map(|e| e.as_str()))
+                    .bind::<Nullable<Text>, _>(change.phone.as_ref().map(|p| p.as_str()))
+                    .bind::<Text, _>(precedence)
+                    .bind::<Nullable<BigInt>, _>(linked_id)
+                    .bind::<Bool, _>(change.erased)
+                    .execute(self)
             }
         }
     };

@@ -1,10 +1,11 @@
 //! PostgreSQL: READ COMMITTED transactions that take advisory locks on the request's
 //! identifiers and row locks on the primaries they match (docs/CONCURRENCY.md).
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Nullable, Text};
 use diesel::PgConnection;
-use identity_domain::{Identifiers, NewContact, Relink};
+use identity_domain::{ContactChange, Identifiers, NewContact, Relink};
 
 use super::{Backend, Guard, Statements};
 use crate::models::{ContactRow, IdRow};
@@ -65,6 +66,17 @@ const RELINK_SQL_PREFIX: &str = "
 UPDATE contact SET linked_id = $1, link_precedence = 'secondary', updated_at = clock_timestamp()
  WHERE deleted_at IS NULL AND id IN (";
 
+const ALL_SQL: &str = "
+SELECT id, phone_number, email, linked_id, link_precedence,
+       (extract(epoch FROM created_at) * 1000000)::bigint AS created_at_us
+  FROM contact WHERE deleted_at IS NULL";
+
+const CHANGE_SQL: &str = "
+UPDATE contact SET email = $2, phone_number = $3, link_precedence = $4, linked_id = $5,
+                   deleted_at = CASE WHEN $6 THEN clock_timestamp() ELSE deleted_at END,
+                   updated_at = clock_timestamp()
+ WHERE id = $1";
+
 impl Backend for Postgres {
     type Connection = PgConnection;
 
@@ -114,6 +126,23 @@ impl Backend for Postgres {
 
     fn relink(conn: &mut PgConnection, relink: &Relink) -> QueryResult<usize> {
         conn.relink_contacts(RELINK_SQL_PREFIX, relink)
+    }
+
+    fn lock_all(conn: &mut PgConnection) -> QueryResult<()> {
+        // EXCLUSIVE: readers go on, writers wait (for at most 30 s, then the operation
+        // gives up rather than stall the service).
+        conn.batch_execute(
+            "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '30s';
+             LOCK TABLE contact IN EXCLUSIVE MODE",
+        )
+    }
+
+    fn load_all(conn: &mut PgConnection) -> QueryResult<Vec<ContactRow>> {
+        conn.all_contacts(ALL_SQL)
+    }
+
+    fn apply_change(conn: &mut PgConnection, change: &ContactChange) -> QueryResult<usize> {
+        conn.change_contact(CHANGE_SQL, change)
     }
 }
 

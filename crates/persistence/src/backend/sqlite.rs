@@ -5,7 +5,7 @@
 
 use diesel::prelude::*;
 use diesel::SqliteConnection;
-use identity_domain::{Identifiers, NewContact, Relink};
+use identity_domain::{ContactChange, Identifiers, NewContact, Relink};
 
 use super::{Backend, Guard, Statements};
 use crate::models::ContactRow;
@@ -42,6 +42,17 @@ UPDATE contact SET linked_id = ?1, link_precedence = 'secondary',
                    updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
  WHERE deleted_at IS NULL AND id IN (";
 
+const ALL_SQL: &str = "
+SELECT id, phone_number, email, linked_id, link_precedence,
+       CAST(round(unixepoch(created_at, 'subsec') * 1000) AS INTEGER) * 1000 AS created_at_us
+  FROM contact WHERE deleted_at IS NULL";
+
+const CHANGE_SQL: &str = "
+UPDATE contact SET email = ?2, phone_number = ?3, link_precedence = ?4, linked_id = ?5,
+                   deleted_at = CASE WHEN ?6 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE deleted_at END,
+                   updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+ WHERE id = ?1";
+
 impl Backend for Sqlite {
     type Connection = SqliteConnection;
 
@@ -73,6 +84,19 @@ impl Backend for Sqlite {
 
     fn relink(conn: &mut SqliteConnection, relink: &Relink) -> QueryResult<usize> {
         conn.relink_contacts(RELINK_SQL_PREFIX, relink)
+    }
+
+    fn lock_all(_conn: &mut SqliteConnection) -> QueryResult<()> {
+        // BEGIN IMMEDIATE already keeps every other writer out.
+        Ok(())
+    }
+
+    fn load_all(conn: &mut SqliteConnection) -> QueryResult<Vec<ContactRow>> {
+        conn.all_contacts(ALL_SQL)
+    }
+
+    fn apply_change(conn: &mut SqliteConnection, change: &ContactChange) -> QueryResult<usize> {
+        conn.change_contact(CHANGE_SQL, change)
     }
 }
 

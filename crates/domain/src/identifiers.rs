@@ -1,0 +1,279 @@
+//! What a request may link by: normalized identifiers, minus placeholder values that would
+//! merge thousands of unrelated checkouts into one "customer" (`0000000000`,
+//! `test@test.com`, …). The lists are configuration; the matching lives here.
+
+use std::collections::HashSet;
+
+use wildmatch::WildMatch;
+
+use crate::contact::{Email, Identifiers, InvalidRequest, PhoneNumber, Region};
+
+/// Placeholder values that never link customers.
+#[derive(Debug, Clone, Default)]
+pub struct BlockList {
+    emails: HashSet<String>,
+    email_patterns: Vec<WildMatch>,
+    phones: HashSet<String>,
+    repeated_digit_phones: bool,
+}
+
+impl BlockList {
+    /// Nothing blocked.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// `emails` and `phones` are compared after normalization (so `"(123) 456-7890"` in the
+    /// list blocks every spelling of it); `email_patterns` are globs (`*@example.com`,
+    /// `noreply@*`) matched against the normalized email; `repeated_digit_phones` blocks
+    /// every number made of one digit repeated (`0000000000`, `+1 111-111-1111`).
+    ///
+    /// # Errors
+    /// A list entry that is not a valid email or phone number, naming it.
+    pub fn new(
+        emails: &[String],
+        email_patterns: &[String],
+        phones: &[String],
+        repeated_digit_phones: bool,
+        region: Region,
+    ) -> Result<Self, String> {
+        let emails = emails
+            .iter()
+            .map(|e| match Email::parse(e) {
+                Ok(Some(email)) => Ok(email.as_str().to_owned()),
+                _ => Err(format!("blocked email {e:?} is not an email address")),
+            })
+            .collect::<Result<_, _>>()?;
+        let phones = phones
+            .iter()
+            .map(|p| match PhoneNumber::parse(p, region) {
+                Ok(Some(phone)) => Ok(phone.as_str().to_owned()),
+                _ => Err(format!("blocked phone {p:?} is not a phone number")),
+            })
+            .collect::<Result<_, _>>()?;
+        let email_patterns = email_patterns
+            .iter()
+            .map(|p| WildMatch::new(&p.trim().to_lowercase()))
+            .collect();
+        Ok(Self {
+            emails,
+            email_patterns,
+            phones,
+            repeated_digit_phones,
+        })
+    }
+
+    pub fn blocks_email(&self, email: &Email) -> bool {
+        self.emails.contains(email.as_str())
+            || self
+                .email_patterns
+                .iter()
+                .any(|p| p.matches(email.as_str()))
+    }
+
+    pub fn blocks_phone(&self, phone: &PhoneNumber) -> bool {
+        if self.phones.contains(phone.as_str()) {
+            return true;
+        }
+        let mut digits = phone.digits();
+        let first = digits.next();
+        self.repeated_digit_phones && first.is_some() && digits.all(|d| Some(d) == first)
+    }
+}
+
+/// How identifiers are read: the region for numbers without a country code, and the values
+/// that never link.
+#[derive(Debug, Clone)]
+pub struct IdentifierPolicy {
+    pub region: Region,
+    pub blocked: BlockList,
+}
+
+/// A phone number as the request carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawPhone {
+    Text(String),
+    /// A JSON number: a whole number of at least 0.
+    Number(u64),
+}
+
+/// A value of the request that was not used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// `email` or `phoneNumber`, as the request named it.
+    pub field: &'static str,
+    /// The normalized value.
+    pub value: String,
+    pub reason: &'static str,
+}
+
+/// The identifiers a request may link by, and what was set aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub identifiers: Identifiers,
+    pub ignored: Vec<Ignored>,
+}
+
+impl IdentifierPolicy {
+    /// Normalizes and validates the request's values and sets blocked ones aside.
+    ///
+    /// # Errors
+    /// An invalid value; no value at all ([`InvalidRequest::NoIdentifier`]); only blocked
+    /// values ([`InvalidRequest::OnlyBlocked`]).
+    pub fn admit(
+        &self,
+        email: Option<&str>,
+        phone: Option<RawPhone>,
+    ) -> Result<Admitted, InvalidRequest> {
+        let email = match email {
+            Some(raw) => Email::parse(raw)?,
+            None => None,
+        };
+        let phone = match phone {
+            Some(RawPhone::Text(raw)) => PhoneNumber::parse(&raw, self.region)?,
+            Some(RawPhone::Number(n)) => Some(PhoneNumber::from_number(n, self.region)?),
+            None => None,
+        };
+        let mut ignored = Vec::new();
+        let email = email.filter(|e| {
+            let blocked = self.blocked.blocks_email(e);
+            if blocked {
+                ignored.push(Ignored {
+                    field: "email",
+                    value: e.as_str().to_owned(),
+                    reason: "blocked",
+                });
+            }
+            !blocked
+        });
+        let phone = phone.filter(|p| {
+            let blocked = self.blocked.blocks_phone(p);
+            if blocked {
+                ignored.push(Ignored {
+                    field: "phoneNumber",
+                    value: p.as_str().to_owned(),
+                    reason: "blocked",
+                });
+            }
+            !blocked
+        });
+        match Identifiers::new(email, phone) {
+            Ok(identifiers) => Ok(Admitted {
+                identifiers,
+                ignored,
+            }),
+            Err(InvalidRequest::NoIdentifier) if !ignored.is_empty() => {
+                let values: Vec<String> = ignored
+                    .iter()
+                    .map(|i| format!("{} {}", i.field, i.value))
+                    .collect();
+                Err(InvalidRequest::OnlyBlocked(values.join(", ")))
+            }
+            Err(other) => Err(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contact::tests::us;
+
+    fn strings(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| (*v).to_owned()).collect()
+    }
+
+    fn policy() -> IdentifierPolicy {
+        IdentifierPolicy {
+            region: us(),
+            blocked: BlockList::new(
+                &strings(&["test@test.com"]),
+                &strings(&["*@example.com", "noreply@*"]),
+                &strings(&["1234567890"]),
+                true,
+                us(),
+            )
+            .expect("a valid list"),
+        }
+    }
+
+    #[test]
+    fn each_blocked_value_is_refused_alone() {
+        let policy = policy();
+        for email in [
+            "test@test.com",
+            " TEST@Test.com",
+            "anyone@example.com",
+            "noreply@shop.io",
+        ] {
+            assert!(
+                matches!(
+                    policy.admit(Some(email), None),
+                    Err(InvalidRequest::OnlyBlocked(_))
+                ),
+                "{email}"
+            );
+        }
+        for phone in [
+            "0000000000",
+            "000-000-0000",
+            "1234567890",
+            "(123) 456-7890",
+            "+1 111 111 1111",
+            "7777",
+        ] {
+            assert!(
+                matches!(
+                    policy.admit(None, Some(RawPhone::Text(phone.to_owned()))),
+                    Err(InvalidRequest::OnlyBlocked(_))
+                ),
+                "{phone}"
+            );
+        }
+        assert!(matches!(
+            policy.admit(None, Some(RawPhone::Number(0))),
+            Err(InvalidRequest::OnlyBlocked(_))
+        ));
+    }
+
+    #[test]
+    fn a_blocked_value_next_to_a_good_one_is_set_aside() {
+        let admitted = policy()
+            .admit(
+                Some("doc@hillvalley.edu"),
+                Some(RawPhone::Text("0000000000".to_owned())),
+            )
+            .expect("admitted");
+        assert_eq!(
+            admitted.identifiers.email().map(Email::as_str),
+            Some("doc@hillvalley.edu")
+        );
+        assert_eq!(admitted.identifiers.phone(), None);
+        assert_eq!(
+            admitted.ignored,
+            vec![Ignored {
+                field: "phoneNumber",
+                value: "0000000000".to_owned(),
+                reason: "blocked"
+            }]
+        );
+    }
+
+    #[test]
+    fn ordinary_values_pass() {
+        let admitted = policy()
+            .admit(Some("doc@hillvalley.edu"), Some(RawPhone::Number(123_456)))
+            .expect("admitted");
+        assert!(admitted.ignored.is_empty());
+        assert_eq!(
+            admitted.identifiers.phone().map(PhoneNumber::as_str),
+            Some("123456")
+        );
+    }
+
+    #[test]
+    fn a_bad_list_entry_is_named() {
+        let error = BlockList::new(&strings(&["not an email"]), &[], &[], false, us());
+        assert!(error.is_err_and(|e| e.contains("not an email")));
+    }
+}

@@ -1,0 +1,252 @@
+//! Bringing stored contacts up to the current identifier rules: rows written before
+//! normalization (or before a value was blocked) are rewritten, and customers that turn out
+//! to share an identifier once normalized are merged by the same rule as `/identify`'s
+//! (the oldest contact is the primary, everyone else links straight to it). Customers are
+//! never split.
+
+use std::collections::HashMap;
+
+use crate::contact::{Contact, ContactId, Email, Link, PhoneNumber};
+use crate::identifiers::IdentifierPolicy;
+
+/// The state one contact must be brought to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactChange {
+    pub id: ContactId,
+    pub email: Option<Email>,
+    pub phone: Option<PhoneNumber>,
+    pub link: Link,
+    /// The contact held nothing but blocked values: it is deleted (soft), its values blanked.
+    pub erased: bool,
+}
+
+/// What [`renormalize`] found to change, and a summary for the operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewrite {
+    pub changes: Vec<ContactChange>,
+    /// Contacts whose email or phone changed.
+    pub values_normalized: usize,
+    /// Stored values that are not valid under the current rules, left as they are.
+    pub values_kept: usize,
+    /// Customers that disappeared into another one.
+    pub customers_merged: usize,
+    pub contacts_erased: usize,
+}
+
+/// Computes the rewrite of `contacts` (every live contact) under `policy`.
+pub fn renormalize(contacts: &[Contact], policy: &IdentifierPolicy) -> Rewrite {
+    let mut rewrite = Rewrite::default();
+
+    // 1. Values under the current rules.
+    let mut values: Vec<(Option<Email>, Option<PhoneNumber>)> = Vec::with_capacity(contacts.len());
+    for contact in contacts {
+        let email = contact
+            .email
+            .as_ref()
+            .and_then(|stored| match Email::parse(stored.as_str()) {
+                Ok(Some(email)) if policy.blocked.blocks_email(&email) => None,
+                Ok(Some(email)) => Some(email),
+                _ => {
+                    rewrite.values_kept += 1;
+                    Some(stored.clone())
+                }
+            });
+        let phone = contact.phone.as_ref().and_then(|stored| {
+            match PhoneNumber::parse(stored.as_str(), policy.region) {
+                Ok(Some(phone)) if policy.blocked.blocks_phone(&phone) => None,
+                Ok(Some(phone)) => Some(phone),
+                _ => {
+                    rewrite.values_kept += 1;
+                    Some(stored.clone())
+                }
+            }
+        });
+        values.push((email, phone));
+    }
+
+    // 2. Customers: today's, joined wherever a normalized value is shared.
+    let mut sets = DisjointSets::new(contacts.len());
+    let index: HashMap<ContactId, usize> = contacts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id, i))
+        .collect();
+    let mut first_with: HashMap<String, usize> = HashMap::new();
+    for (i, contact) in contacts.iter().enumerate() {
+        if let Some(&primary) = index.get(&contact.primary_id()) {
+            sets.union(i, primary);
+        }
+        let (email, phone) = &values[i];
+        let keys = [
+            email.as_ref().map(|e| format!("email:{}", e.as_str())),
+            phone.as_ref().map(|p| format!("phone:{}", p.as_str())),
+        ];
+        for key in keys.into_iter().flatten() {
+            let other = *first_with.entry(key).or_insert(i);
+            sets.union(i, other);
+        }
+    }
+
+    // 3. In each customer the oldest live contact is the primary.
+    let erased = |i: usize| values[i].0.is_none() && values[i].1.is_none();
+    let mut oldest: HashMap<usize, usize> = HashMap::new();
+    for i in (0..contacts.len()).filter(|&i| !erased(i)) {
+        let root = sets.find(i);
+        let entry = oldest.entry(root).or_insert(i);
+        if contacts[i].age_key() < contacts[*entry].age_key() {
+            *entry = i;
+        }
+    }
+    for (i, contact) in contacts.iter().enumerate() {
+        let is_erased = erased(i);
+        let link = match oldest.get(&sets.find(i)) {
+            Some(&o) if o == i => Link::Primary,
+            Some(&o) => Link::Secondary(contacts[o].id),
+            None => contact.link,
+        };
+        let (email, phone) = &values[i];
+        let values_changed = email != &contact.email || phone != &contact.phone;
+        if values_changed && !is_erased {
+            rewrite.values_normalized += 1;
+        }
+        if is_erased {
+            rewrite.contacts_erased += 1;
+        }
+        if contact.is_primary() && link != Link::Primary && !is_erased {
+            rewrite.customers_merged += 1;
+        }
+        if values_changed || link != contact.link || is_erased {
+            rewrite.changes.push(ContactChange {
+                id: contact.id,
+                email: email.clone(),
+                phone: phone.clone(),
+                link,
+                erased: is_erased,
+            });
+        }
+    }
+    rewrite
+}
+
+/// Union-find over indexes.
+struct DisjointSets {
+    parent: Vec<usize>,
+}
+
+impl DisjointSets {
+    fn new(size: usize) -> Self {
+        Self {
+            parent: (0..size).collect(),
+        }
+    }
+
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            self.parent[ra] = rb;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contact::tests::us;
+    use crate::customer::tests::contact;
+    use crate::identifiers::BlockList;
+
+    fn policy() -> IdentifierPolicy {
+        IdentifierPolicy {
+            region: us(),
+            blocked: BlockList::new(&[], &[], &[], true, us()).expect("a list"),
+        }
+    }
+
+    fn id(n: i64) -> ContactId {
+        ContactId::new(n).expect("positive")
+    }
+
+    #[test]
+    fn already_normal_data_needs_nothing() {
+        let contacts = [
+            contact(1, Some("a@x.io"), Some("+14155550100"), None, 0),
+            contact(2, Some("b@x.io"), Some("+14155550100"), Some(1), 1),
+        ];
+        assert_eq!(renormalize(&contacts, &policy()), Rewrite::default());
+    }
+
+    #[test]
+    fn values_are_normalized_and_customers_they_reveal_as_one_are_merged() {
+        let contacts = [
+            contact(
+                1,
+                Some(" Doc@HillValley.edu "),
+                Some("415-555-0100"),
+                None,
+                0,
+            ),
+            contact(
+                2,
+                Some("marty@hillvalley.edu"),
+                Some("+1 (415) 555-0100"),
+                None,
+                1,
+            ),
+            contact(3, Some("doc@hillvalley.edu"), None, None, 2),
+            contact(4, Some("jennifer@hillvalley.edu"), Some("778"), Some(2), 3),
+        ];
+        let rewrite = renormalize(&contacts, &policy());
+        assert_eq!(rewrite.customers_merged, 2);
+        assert_eq!(rewrite.values_normalized, 2);
+        let change = |n: i64| rewrite.changes.iter().find(|c| c.id == id(n));
+        let first = change(1).expect("contact 1 changes");
+        assert_eq!(
+            first.email.as_ref().map(Email::as_str),
+            Some("doc@hillvalley.edu")
+        );
+        assert_eq!(
+            first.phone.as_ref().map(PhoneNumber::as_str),
+            Some("+14155550100")
+        );
+        assert_eq!(first.link, Link::Primary);
+        for n in [2, 3, 4] {
+            assert_eq!(
+                change(n).map(|c| c.link),
+                Some(Link::Secondary(id(1))),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn blocked_values_are_dropped_and_contacts_left_empty_are_erased() {
+        let contacts = [
+            contact(1, None, Some("0000000000"), None, 0),
+            contact(2, Some("a@x.io"), Some("0000000000"), None, 1),
+            contact(3, Some("b@x.io"), Some("0000000000"), None, 2),
+        ];
+        let rewrite = renormalize(&contacts, &policy());
+        assert_eq!(rewrite.contacts_erased, 1);
+        assert_eq!(rewrite.customers_merged, 0, "a blocked value links nobody");
+        let erased = rewrite
+            .changes
+            .iter()
+            .find(|c| c.id == id(1))
+            .expect("erased");
+        assert!(erased.erased && erased.phone.is_none());
+        let kept = rewrite
+            .changes
+            .iter()
+            .find(|c| c.id == id(2))
+            .expect("changed");
+        assert_eq!((kept.phone.clone(), kept.link), (None, Link::Primary));
+    }
+}
