@@ -23,6 +23,11 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("there is no such resource")]
     NotFound,
+    /// A path parameter that cannot be what the route expects.
+    #[error("{0}")]
+    InvalidPath(String),
+    #[error("there is no contact with id {0}")]
+    ContactNotFound(i64),
     #[error("this resource only accepts {allow}")]
     MethodNotAllowed { allow: &'static str },
     /// The database is down or overloaded. The request was not applied, or (if the
@@ -60,7 +65,8 @@ impl ApiError {
             Self::InvalidRequest(_) => "invalid-identifier",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::PayloadTooLarge { .. } => "payload-too-large",
-            Self::NotFound => "not-found",
+            Self::NotFound | Self::ContactNotFound(_) => "not-found",
+            Self::InvalidPath(_) => "invalid-path",
             Self::MethodNotAllowed { .. } => "method-not-allowed",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -77,7 +83,8 @@ impl ApiError {
             Self::InvalidRequest(_) => "An identifier is not valid",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge { .. } => "Request body too large",
-            Self::NotFound => "Not found",
+            Self::NotFound | Self::ContactNotFound(_) => "Not found",
+            Self::InvalidPath(_) => "Invalid path parameter",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
@@ -104,7 +111,8 @@ impl ResponseError for ApiError {
             Self::InvalidBody(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::ContactNotFound(_) => StatusCode::NOT_FOUND,
+            Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -12,10 +12,20 @@ use crate::run_blocking;
 /// Checks that the database answers.
 pub type ReadinessCheck = Arc<dyn Fn() -> Result<(), RepositoryError> + Send + Sync>;
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up", body = serde_json::Value, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// Readiness: the process answers and its database does too.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve", body = serde_json::Value, example = json!({"status": "ready"})),
+        (status = 503, description = "The database does not answer", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn readyz(check: web::Data<ReadinessCheck>) -> Result<HttpResponse, ApiError> {
     let check = Arc::clone(check.get_ref());
     run_blocking(move || check()).await??;

@@ -1,11 +1,14 @@
 //! `POST /identify`: HTTP in, domain call, HTTP out. No rules here.
 
 use actix_web::{web, HttpResponse};
+use identity_domain::contact::MAX_PHONE_NUMBER;
 use identity_domain::{Admitted, Customer, IdentifierPolicy, IdentityService, Ignored, RawPhone};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::openapi::Problem;
 use crate::run_blocking;
 
 /// The request body: a JSON object (anything else is refused by the extractor). Fields are
@@ -44,7 +47,7 @@ impl IdentifyBody {
         let phone = match self.phone_number {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(RawPhone::Text(s)),
-            Some(Value::Number(n)) => match n.as_u64() {
+            Some(Value::Number(n)) => match whole_number(&n) {
                 Some(n) => Some(RawPhone::Number(n)),
                 None => {
                     return Err(ApiError::InvalidBody(
@@ -64,6 +67,16 @@ impl IdentifyBody {
     }
 }
 
+/// A JSON number that is a whole number of at least 0: `123456`, and also `123456.0` (JSON
+/// does not tell the two apart, and JSON Schema's `integer` accepts both).
+fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_PHONE_NUMBER as f64)
+            .map(|f| f as u64)
+    })
+}
+
 fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -75,18 +88,33 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The consolidated customer.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IdentifyResponse {
     contact: ContactView,
     /// Values of the request that were not used (blocked placeholders); absent when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(nullable = false)]
     ignored: Vec<IgnoredView>,
 }
 
-#[derive(Debug, Serialize)]
+impl IdentifyResponse {
+    pub fn of(customer: Customer, ignored: Vec<Ignored>) -> Self {
+        Self {
+            contact: customer.into(),
+            ignored: ignored.into_iter().map(IgnoredView::from).collect(),
+        }
+    }
+}
+
+/// A value of the request that was set aside.
+#[derive(Debug, Serialize, ToSchema)]
 struct IgnoredView {
+    /// `email` or `phoneNumber`.
     field: &'static str,
+    /// The normalized value.
     value: String,
+    /// Why: `blocked` (a placeholder that never identifies a customer).
     reason: &'static str,
 }
 
@@ -100,7 +128,9 @@ impl From<Ignored> for IgnoredView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One customer: its primary contact, every email and phone it is known by (the primary's
+/// first, then in the order they were first seen), and its other contacts.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ContactView {
     primary_contact_id: i64,
@@ -128,6 +158,24 @@ impl From<Customer> for ContactView {
     }
 }
 
+/// Finds the customer that an email and/or phone number belong to, creating or linking
+/// contacts as the rules say.
+#[utoipa::path(
+    post,
+    path = "/identify",
+    tag = "identity",
+    request_body(content = crate::openapi::IdentifyRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The consolidated customer", body = IdentifyResponse,
+         example = json!({"contact": {"primaryContactId": 1, "emails": ["lorraine@hillvalley.edu", "mcfly@hillvalley.edu"], "phoneNumbers": ["123456"], "secondaryContactIds": [23]}})),
+        (status = 400, description = "Not a JSON object, a field of the wrong type, an invalid email or phone, or neither given", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Every identifier given is a blocked placeholder", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable or overloaded; repeating the request is safe", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn identify(
     service: web::Data<IdentityService>,
     policy: web::Data<IdentifierPolicy>,
@@ -149,8 +197,8 @@ pub async fn identify(
             "merge guard refused to grow a customer past its limits"
         );
     }
-    Ok(HttpResponse::Ok().json(IdentifyResponse {
-        contact: identified.customer.into(),
-        ignored: ignored.into_iter().map(IgnoredView::from).collect(),
-    }))
+    if identified.refused.is_some() {
+        metrics::counter!("identity_merges_refused_total").increment(1);
+    }
+    Ok(HttpResponse::Ok().json(IdentifyResponse::of(identified.customer, ignored)))
 }

@@ -3,9 +3,12 @@
 //! telemetry and the mapping of errors to HTTP (in `error`); holds no product rules.
 
 pub mod commands;
+mod contacts;
 mod error;
 mod health;
 mod identify;
+pub mod metrics;
+pub mod openapi;
 pub mod settings;
 mod startup;
 pub mod telemetry;

@@ -9,12 +9,17 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use identity_domain::{IdentifierPolicy, IdentityService};
 use identity_persistence::PersistenceError;
 use thiserror::Error;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
 
+use crate::contacts::contact;
 use crate::error::ApiError;
 use crate::health::{healthz, readyz, ReadinessCheck};
 use crate::identify::identify;
+use crate::metrics::{metrics, PoolProbe};
+use crate::openapi::ApiDoc;
 use crate::settings::Settings;
-use crate::telemetry::log_request;
+use crate::telemetry::observe_request;
 
 #[derive(Debug, Error)]
 pub enum StartupError {
@@ -67,10 +72,12 @@ impl Application {
             service: web::Data::new(service),
             policy: web::Data::new(policy),
             ready: web::Data::new(ready),
+            pool: web::Data::new(store.pool_stats),
         };
+        crate::metrics::handle();
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(log_request))
+                .wrap(from_fn(observe_request))
                 .configure(routes(state.clone(), max_body))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
@@ -113,6 +120,7 @@ pub struct AppState {
     pub service: web::Data<IdentityService>,
     pub policy: web::Data<IdentifierPolicy>,
     pub ready: web::Data<ReadinessCheck>,
+    pub pool: web::Data<PoolProbe>,
 }
 
 /// The routes of the service, with JSON errors for bad bodies, unknown routes and wrong
@@ -125,7 +133,24 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::S
         cfg.app_data(state.service)
             .app_data(state.policy)
             .app_data(state.ready)
+            .app_data(state.pool)
             .app_data(json)
+            .service(
+                web::resource("/contacts/{id}")
+                    .route(web::get().to(contact))
+                    .default_service(web::to(|| method_not_allowed("GET"))),
+            )
+            .service(
+                web::resource("/metrics")
+                    .route(web::get().to(metrics))
+                    .default_service(web::to(|| method_not_allowed("GET"))),
+            )
+            .service(web::resource("/docs").route(web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+                    .finish()
+            })))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
             .service(
                 web::resource("/identify")
                     .route(web::post().to(identify))

@@ -5,12 +5,15 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{LogFormat, LogSettings};
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides `log.level`.
+/// Installs the global subscriber. `RUST_LOG`, when set, overrides `log.level`. In JSON,
+/// every line carries the fields of the request span it was written in (`request_id`).
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
@@ -18,25 +21,68 @@ pub fn init(settings: &LogSettings) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let installed = match settings.format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     };
     // A second call (tests) keeps the first subscriber.
     drop(installed);
 }
 
-/// Logs method, path, status and latency of every request. Bodies (which hold personal
-/// data) and query strings are never logged.
-pub async fn log_request(
+const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `X-Request-Id` when it is a sane token (1 to 128 visible ASCII characters),
+/// else a new random one.
+fn request_id(request: &ServiceRequest) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(
+            || format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+            str::to_owned,
+        )
+}
+
+/// For every request: a request id (honoured from `X-Request-Id` or generated, and sent
+/// back in that header) on a span that every log line of the request carries; one log line
+/// with method, path, status and latency; request count and latency metrics by route
+/// pattern and status. Bodies (which hold personal data) and query strings are never
+/// logged or used as labels.
+pub async fn observe_request(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
+    let id = request_id(&request);
     let method = request.method().clone();
     let path = request.path().to_owned();
-    let response = next.call(request).await?;
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.call(request).instrument(span.clone()).await?;
     let status = response.status().as_u16();
-    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    tracing::info!(%method, %path, status, latency_us, "request");
+    let elapsed = started.elapsed();
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    span.in_scope(|| tracing::info!(%method, %path, status, latency_us, "request"));
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), value);
+    }
     Ok(response)
 }
 

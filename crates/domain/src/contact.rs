@@ -9,6 +9,8 @@ use thiserror::Error;
 pub const MAX_EMAIL_LEN: usize = 254;
 /// Longest phone number accepted, in characters, separators included.
 pub const MAX_PHONE_LEN: usize = 32;
+/// Largest phone number accepted as a JSON number: 15 digits, E.164's limit.
+pub const MAX_PHONE_NUMBER: u64 = 999_999_999_999_999;
 
 /// Why a request's identifiers were refused. Every message names the field and says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -21,6 +23,8 @@ pub enum InvalidRequest {
     EmailMalformed,
     #[error("phoneNumber is longer than {MAX_PHONE_LEN} characters")]
     PhoneTooLong,
+    #[error("phoneNumber as a number has at most 15 digits (E.164); send other forms as a string")]
+    PhoneNumberTooLarge,
     #[error(
         "phoneNumber may only hold digits and the separators + - . ( ) and space, with at least one digit"
     )]
@@ -63,12 +67,13 @@ impl Email {
     /// A value over the length limit or that is not an address (checked by the
     /// `email_address` crate: `name@domain.tld`, no display name, no domain literal).
     pub fn parse(raw: &str) -> Result<Option<Self>, InvalidRequest> {
+        // The limit is on what was sent, padding included.
+        if raw.chars().count() > MAX_EMAIL_LEN {
+            return Err(InvalidRequest::EmailTooLong);
+        }
         let value = raw.trim();
         if value.is_empty() {
             return Ok(None);
-        }
-        if value.chars().count() > MAX_EMAIL_LEN {
-            return Err(InvalidRequest::EmailTooLong);
         }
         let options = email_address::Options {
             minimum_sub_domains: 2,
@@ -122,12 +127,12 @@ impl PhoneNumber {
     /// # Errors
     /// A value over the length limit, or with anything but digits and separators.
     pub fn parse(raw: &str, region: Region) -> Result<Option<Self>, InvalidRequest> {
+        if raw.chars().count() > MAX_PHONE_LEN {
+            return Err(InvalidRequest::PhoneTooLong);
+        }
         let value = raw.trim();
         if value.is_empty() {
             return Ok(None);
-        }
-        if value.chars().count() > MAX_PHONE_LEN {
-            return Err(InvalidRequest::PhoneTooLong);
         }
         let allowed = |c: char| c.is_ascii_digit() || " +-.()".contains(c);
         if !value.chars().all(allowed) || !value.chars().any(|c| c.is_ascii_digit()) {
@@ -149,6 +154,9 @@ impl PhoneNumber {
     /// # Errors
     /// As [`PhoneNumber::parse`].
     pub fn from_number(number: u64, region: Region) -> Result<Self, InvalidRequest> {
+        if number > MAX_PHONE_NUMBER {
+            return Err(InvalidRequest::PhoneNumberTooLarge);
+        }
         Self::parse(&number.to_string(), region)?.ok_or(InvalidRequest::PhoneMalformed)
     }
 

@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 
 use thiserror::Error;
 
-use crate::contact::{Contact, Identifiers};
+use crate::contact::{Contact, ContactId, Identifiers};
 use crate::customer::InconsistentGraph;
 use crate::reconcile::Plan;
 use crate::renormalize::Rewrite;
@@ -61,6 +61,14 @@ pub trait ContactRepository: Send + Sync {
     /// [`RepositoryError::Unavailable`] when the store cannot be reached;
     /// [`RepositoryError::Internal`] for anything else.
     fn find_customers(&self, identifiers: &Identifiers) -> Result<Vec<Contact>, RepositoryError>;
+
+    /// Every live contact of the customer that the live contact `id` belongs to (whether it
+    /// is the primary or a secondary), read from one snapshot. Empty when there is no live
+    /// contact `id`. Takes no locks and writes nothing.
+    ///
+    /// # Errors
+    /// As [`Self::find_customers`].
+    fn find_customer_of(&self, id: ContactId) -> Result<Vec<Contact>, RepositoryError>;
 
     /// One unit of work, all or nothing: reads what [`Self::find_customers`] would, calls
     /// `decide` with it, applies the returned [`Plan`] and commits. From the read to the

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::contact::{Contact, Identifiers};
+use crate::contact::{Contact, ContactId, Identifiers};
 use crate::customer::{Customer, InconsistentGraph};
 use crate::reconcile::{reconcile, CustomerLimits, Refusal};
 use crate::repository::{ContactRepository, RepositoryError};
@@ -70,6 +70,21 @@ impl IdentityService {
             customer: Customer::for_request(&after, request)?,
             refused: refused.get(),
         })
+    }
+}
+
+impl IdentityService {
+    /// The customer that contact `id` (primary or secondary) belongs to, without writing.
+    /// `None` when there is no live contact `id`.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn customer_of(&self, id: ContactId) -> Result<Option<Customer>, IdentifyError> {
+        let contacts = self.repository.find_customer_of(id)?;
+        if contacts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Customer::from_contacts(&contacts)?))
     }
 }
 
@@ -288,6 +303,28 @@ mod tests {
 
         assert_eq!(customer.primary_id, id(4));
         assert!(applied.lock().expect("not poisoned")[0].is_empty());
+    }
+
+    #[test]
+    fn the_customer_of_any_contact_is_read_without_writing() {
+        let mut repo = MockContactRepository::new();
+        repo.expect_find_customer_of()
+            .withf(|id| id.get() == 2)
+            .returning(|_| {
+                Ok(vec![
+                    contact(1, Some("doc@x.io"), None, None, 0),
+                    contact(2, Some("marty@x.io"), None, Some(1), 1),
+                ])
+            });
+        repo.expect_find_customer_of()
+            .withf(|id| id.get() == 9)
+            .returning(|_| Ok(vec![]));
+        repo.expect_apply_atomically().never();
+        let service = service_on(repo);
+        let customer = service.customer_of(id(2)).expect("read").expect("found");
+        assert_eq!(customer.primary_id, id(1));
+        assert_eq!(customer.secondary_ids, vec![id(2)]);
+        assert_eq!(service.customer_of(id(9)).expect("read"), None);
     }
 
     #[test]

@@ -19,6 +19,6 @@ mod url;
 pub use error::PersistenceError;
 pub use migrate::{pending_migrations, run_migrations};
 pub use pool::PoolSettings;
-pub use repository::RetryPolicy;
+pub use repository::{PoolStats, RetryPolicy};
 pub use store::{open, Store, StoreSettings};
 pub use url::DatabaseUrl;

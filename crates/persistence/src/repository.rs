@@ -13,8 +13,8 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use identity_domain::{
-    Contact, ContactMaintenance, ContactRepository, Decide, Identifiers, InconsistentGraph,
-    RepositoryError, Rewrite, Rewriter,
+    Contact, ContactId, ContactMaintenance, ContactRepository, Decide, Identifiers,
+    InconsistentGraph, Link, Plan, RepositoryError, Rewrite, Rewriter,
 };
 
 use crate::backend::{Backend, Guard};
@@ -53,6 +53,14 @@ impl RetryPolicy {
     }
 }
 
+/// The pool's state at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// The port on backend `B`.
 pub(crate) struct SqlContactRepository<B: Backend> {
     pool: Pool<B::Connection>,
@@ -82,9 +90,20 @@ impl<B: Backend> SqlContactRepository<B> {
     }
 
     fn connection(&self) -> Result<Conn<B>, RepositoryError> {
-        self.pool
-            .get()
-            .map_err(|e| RepositoryError::Unavailable(Box::new(e)))
+        let started = std::time::Instant::now();
+        let conn = self.pool.get();
+        metrics::histogram!("identity_db_pool_acquire_seconds").record(started.elapsed());
+        conn.map_err(|e| RepositoryError::Unavailable(Box::new(e)))
+    }
+
+    /// Connections open, idle, and at most.
+    pub(crate) fn pool_stats(&self) -> PoolStats {
+        let state = self.pool.state();
+        PoolStats {
+            open: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
     }
 }
 
@@ -106,6 +125,13 @@ impl<B: Backend> ContactRepository for SqlContactRepository<B> {
         }
     }
 
+    fn find_customer_of(&self, id: ContactId) -> Result<Vec<Contact>, RepositoryError> {
+        let mut conn = self.connection()?;
+        let rows = B::load_customer_of(&mut conn, id.get())
+            .map_err(|e| classify::<B>(e, &mut conn).into_error(1))?;
+        into_contacts(rows).map_err(|e| RepositoryError::Internal(Box::new(e)))
+    }
+
     fn apply_atomically(
         &self,
         identifiers: &Identifiers,
@@ -115,7 +141,10 @@ impl<B: Backend> ContactRepository for SqlContactRepository<B> {
         loop {
             let mut conn = self.connection()?;
             let failure = match run_unit::<B>(&mut conn, identifiers, decide) {
-                Ok(contacts) => return Ok(contacts),
+                Ok((contacts, plan)) => {
+                    record_committed(&plan);
+                    return Ok(contacts);
+                }
                 Err(UnitError::Db(error)) => classify::<B>(error, &mut conn),
                 Err(UnitError::Moved) => Failure::Collided,
                 Err(UnitError::Inconsistent(e)) => return Err(RepositoryError::Inconsistent(e)),
@@ -127,9 +156,15 @@ impl<B: Backend> ContactRepository for SqlContactRepository<B> {
             }
             match failure {
                 Failure::Disconnected(ref error) => {
+                    metrics::counter!("identity_unit_retries_total", "reason" => "disconnected")
+                        .increment(1);
                     tracing::debug!(attempt, %error, "connection lost during a unit of work; retrying")
                 }
-                _ => tracing::debug!(attempt, "unit of work collided; retrying"),
+                _ => {
+                    metrics::counter!("identity_unit_retries_total", "reason" => "collided")
+                        .increment(1);
+                    tracing::debug!(attempt, "unit of work collided; retrying")
+                }
             }
             std::thread::sleep(self.retry.pause_before(attempt + 1));
             attempt += 1;
@@ -175,12 +210,28 @@ impl From<DieselError> for UnitError {
     }
 }
 
-/// One run of a unit of work, in one write transaction.
+/// Counts what a committed unit of work wrote.
+fn record_committed(plan: &Plan) {
+    if let Some(contact) = &plan.insert {
+        let precedence = match contact.link {
+            Link::Primary => "primary",
+            Link::Secondary(_) => "secondary",
+        };
+        metrics::counter!("identity_contacts_created_total", "precedence" => precedence)
+            .increment(1);
+    }
+    if plan.relink.is_some() {
+        metrics::counter!("identity_merges_total").increment(1);
+    }
+}
+
+/// One run of a unit of work, in one write transaction. Returns the customers after the
+/// write and the plan that was applied.
 fn run_unit<B: Backend>(
     conn: &mut B::Connection,
     identifiers: &Identifiers,
     decide: &dyn Decide,
-) -> Result<Vec<Contact>, UnitError> {
+) -> Result<(Vec<Contact>, Plan), UnitError> {
     B::write_transaction(conn, |conn| {
         let rows = match B::guard(conn, identifiers)? {
             Guard::Store => B::load_customers(conn, identifiers)?,
@@ -200,7 +251,7 @@ fn run_unit<B: Backend>(
 
         let plan = decide.decide(&current).map_err(UnitError::Inconsistent)?;
         if plan.is_empty() {
-            return Ok(current);
+            return Ok((current, plan));
         }
         if let Some(relink) = &plan.relink {
             if B::relink(conn, relink)? != relink.contacts.len() {
@@ -211,7 +262,8 @@ fn run_unit<B: Backend>(
             B::insert(conn, contact)?;
         }
         let after = B::load_customers(conn, identifiers)?;
-        into_contacts(after).map_err(UnitError::Malformed)
+        let after = into_contacts(after).map_err(UnitError::Malformed)?;
+        Ok((after, plan))
     })
 }
 

@@ -12,7 +12,7 @@ use crate::migrate::{
     run_migrations,
 };
 use crate::pool::{build_pool, with_connect_timeout, PoolSettings};
-use crate::repository::{RetryPolicy, SqlContactRepository};
+use crate::repository::{PoolStats, RetryPolicy, SqlContactRepository};
 use crate::url::DatabaseUrl;
 
 /// Everything needed to open the store.
@@ -28,6 +28,7 @@ pub struct StoreSettings {
 }
 
 type Readiness = Arc<dyn Fn() -> Result<(), RepositoryError> + Send + Sync>;
+type PoolProbe = Arc<dyn Fn() -> PoolStats + Send + Sync>;
 
 /// An open store: the repository, and a readiness check of the same database.
 #[derive(Clone)]
@@ -36,6 +37,8 @@ pub struct Store {
     /// Whole-store operations for operators.
     pub maintenance: Arc<dyn ContactMaintenance>,
     pub readiness: Readiness,
+    /// The connection pool's state, for metrics.
+    pub pool_stats: PoolProbe,
     pub url: DatabaseUrl,
 }
 
@@ -116,7 +119,9 @@ fn assemble<B: crate::backend::Backend>(
     settings: &StoreSettings,
 ) -> Store {
     let probe = Arc::clone(&repository);
+    let pool = Arc::clone(&repository);
     Store {
+        pool_stats: Arc::new(move || pool.pool_stats()),
         maintenance: Arc::clone(&repository) as Arc<dyn ContactMaintenance>,
         repository,
         readiness: Arc::new(move || probe.ping()),

@@ -119,6 +119,13 @@ fn a_phone_number_as_a_json_number_is_the_same_phone_as_the_string() {
     assert_eq!(first["phoneNumbers"], json!(["123456"]));
     let again = app.identify_ok(json!({"phoneNumber": "123456"}));
     assert_eq!(again, first);
+    // JSON does not tell 123456 from 123456.0; neither does the service.
+    let reply = app.post(
+        "/identify",
+        Some("application/json"),
+        r#"{"phoneNumber": 123456.0}"#,
+    );
+    assert_eq!(reply.body["contact"], first);
     assert_eq!(app.rows().len(), 1);
 }
 

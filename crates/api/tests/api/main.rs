@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod concurrency;
+mod contract;
 mod deployment;
 mod embedded;
 mod helpers;

@@ -39,6 +39,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
         identifiers: &Identifiers,
     ) -> QueryResult<Vec<ContactRow>>;
 
+    /// One statement: every live contact of the customer of live contact `id`.
+    fn load_customer_of(conn: &mut Self::Connection, id: i64) -> QueryResult<Vec<ContactRow>>;
+
     /// Runs `work` in one write transaction.
     fn write_transaction<T>(
         conn: &mut Self::Connection,
@@ -74,6 +77,7 @@ pub(crate) trait Statements {
     /// in chunks.
     fn relink_contacts(&mut self, sql_prefix: &str, relink: &Relink) -> QueryResult<usize>;
     fn all_contacts(&mut self, sql: &str) -> QueryResult<Vec<ContactRow>>;
+    fn customer_of(&mut self, sql: &str, id: i64) -> QueryResult<Vec<ContactRow>>;
     /// Binds id, email, phone, precedence, linked id, erased, in that order.
     fn change_contact(&mut self, sql: &str, change: &ContactChange) -> QueryResult<usize>;
 }
@@ -123,6 +127,12 @@ macro_rules! statements_for {
             fn all_contacts(&mut self, sql: &str) -> QueryResult<Vec<ContactRow>> {
                 use diesel::RunQueryDsl;
                 diesel::sql_query(sql).load(self)
+            }
+
+            fn customer_of(&mut self, sql: &str, id: i64) -> QueryResult<Vec<ContactRow>> {
+                use diesel::sql_types::BigInt;
+                use diesel::RunQueryDsl;
+                diesel::sql_query(sql).bind::<BigInt, _>(id).load(self)
             }
 
             fn change_contact(&mut self, sql: &str, change: &ContactChange) -> QueryResult<usize> {

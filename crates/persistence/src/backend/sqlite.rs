@@ -42,6 +42,20 @@ UPDATE contact SET linked_id = ?1, link_precedence = 'secondary',
                    updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
  WHERE deleted_at IS NULL AND id IN (";
 
+/// Every live contact of the customer of live contact `?1`.
+const CUSTOMER_OF_SQL: &str = "
+WITH owner AS (
+    SELECT COALESCE(linked_id, id) AS primary_id FROM contact
+     WHERE id = ?1 AND deleted_at IS NULL
+), customer AS (
+    SELECT * FROM contact WHERE id IN (SELECT primary_id FROM owner) AND deleted_at IS NULL
+    UNION ALL
+    SELECT * FROM contact WHERE linked_id IN (SELECT primary_id FROM owner) AND deleted_at IS NULL
+)
+SELECT id, phone_number, email, linked_id, link_precedence,
+       CAST(round(unixepoch(created_at, 'subsec') * 1000) AS INTEGER) * 1000 AS created_at_us
+  FROM customer";
+
 const ALL_SQL: &str = "
 SELECT id, phone_number, email, linked_id, link_precedence,
        CAST(round(unixepoch(created_at, 'subsec') * 1000) AS INTEGER) * 1000 AS created_at_us
@@ -64,6 +78,10 @@ impl Backend for Sqlite {
         identifiers: &Identifiers,
     ) -> QueryResult<Vec<ContactRow>> {
         conn.customers(CUSTOMERS_SQL, identifiers)
+    }
+
+    fn load_customer_of(conn: &mut SqliteConnection, id: i64) -> QueryResult<Vec<ContactRow>> {
+        conn.customer_of(CUSTOMER_OF_SQL, id)
     }
 
     fn write_transaction<T>(

@@ -1,0 +1,43 @@
+//! `GET /contacts/{id}`: the customer of any contact, read-only.
+
+use actix_web::{web, HttpResponse};
+use identity_domain::{ContactId, IdentityService};
+
+use crate::error::ApiError;
+use crate::identify::IdentifyResponse;
+use crate::run_blocking;
+
+/// The consolidated customer that contact `id` (primary or secondary) belongs to, in the
+/// same shape as `/identify`'s answer. Writes nothing.
+#[utoipa::path(
+    get,
+    path = "/contacts/{id}",
+    tag = "identity",
+    params(("id" = i64, Path, description = "Any contact id of the customer (primary or secondary)", minimum = 1)),
+    responses(
+        (status = 200, description = "The customer", body = IdentifyResponse,
+         example = json!({"contact": {"primaryContactId": 1, "emails": ["lorraine@hillvalley.edu", "mcfly@hillvalley.edu"], "phoneNumbers": ["123456"], "secondaryContactIds": [23]}})),
+        (status = 400, description = "The id is not a positive whole number", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No live contact has this id", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn contact(
+    service: web::Data<IdentityService>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(ContactId::new)
+        .ok_or_else(|| {
+            ApiError::InvalidPath("the contact id must be a positive whole number".to_owned())
+        })?;
+    let service = service.into_inner();
+    let customer = run_blocking(move || service.customer_of(id))
+        .await??
+        .ok_or(ApiError::ContactNotFound(id.get()))?;
+    Ok(HttpResponse::Ok().json(IdentifyResponse::of(customer, Vec::new())))
+}
