@@ -1,7 +1,19 @@
-//! Operator commands besides serving: one function per subcommand of `identity-api`.
+//! Operator commands besides serving: one function per subcommand of `identity-api`. They
+//! print for people on stdout; errors come back typed.
 
-use identity_domain::{renormalize, Contact, Rewrite};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use identity_domain::{
+    reconcile_record, renormalize, Contact, Identifiers, Rewrite, StoreStats, Violation,
+};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::identify::IdentifyBody;
 use crate::settings::Settings;
 use crate::startup::StartupError;
 
@@ -14,9 +26,336 @@ use crate::startup::StartupError;
 pub fn normalize(settings: &Settings) -> Result<Rewrite, StartupError> {
     let policy = settings.identifier_policy()?;
     let store = identity_persistence::open(&settings.store_settings()?)?;
-    let rewrite = store
+    store
         .maintenance
         .rewrite_all(&|contacts: &[Contact]| renormalize(contacts, &policy))
-        .map_err(StartupError::Store)?;
-    Ok(rewrite)
+        .map_err(StartupError::Store)
+}
+
+/// Applies pending migrations (creating the database or file first when allowed). Returns
+/// the versions applied.
+///
+/// # Errors
+/// When the store cannot be reached or a migration fails.
+pub fn migrate(settings: &Settings) -> Result<Vec<String>, StartupError> {
+    let mut store = settings.store_settings()?;
+    store.run_migrations = true;
+    Ok(identity_persistence::prepare(&store)?)
+}
+
+/// The invariants' violations on the live store (empty when the graph is sound).
+///
+/// # Errors
+/// When the store cannot be read.
+pub fn check(settings: &Settings) -> Result<Vec<Violation>, StartupError> {
+    let store = identity_persistence::open(&settings.store_settings()?)?;
+    store.maintenance.check().map_err(StartupError::Store)
+}
+
+/// Figures about the store.
+///
+/// # Errors
+/// When the store cannot be read.
+pub fn stats(settings: &Settings, top: usize) -> Result<StoreStats, StartupError> {
+    let store = identity_persistence::open(&settings.store_settings()?)?;
+    store.maintenance.stats(top).map_err(StartupError::Store)
+}
+
+/// The format of an import file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Comma-separated values with a header naming `email`, `phoneNumber`, `createdAt`.
+    Csv,
+    /// One JSON object per line, as `/identify` takes them, plus `createdAt`.
+    Jsonl,
+}
+
+/// What to import and how.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// A file, or `-` for stdin.
+    pub input: PathBuf,
+    pub format: Option<Format>,
+    /// Where bad records go (JSON lines: line, reason, record).
+    pub rejects: Option<PathBuf>,
+    pub batch_size: usize,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub records: usize,
+    pub rejected: usize,
+    pub created: usize,
+    pub merged: usize,
+    pub unchanged: usize,
+    pub refused: usize,
+    pub rejects_file: Option<PathBuf>,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: io::Error },
+    #[error("cannot write the rejects file {path}: {source}")]
+    Rejects { path: String, source: io::Error },
+    #[error("say --format csv or --format jsonl: the format of {0} cannot be told from its name")]
+    UnknownFormat(String),
+    #[error("the CSV header names neither email nor phoneNumber")]
+    CsvHeader,
+    #[error(transparent)]
+    Store(#[from] StartupError),
+}
+
+/// One record that passed validation, with its line number and date.
+struct Record {
+    identifiers: Identifiers,
+    created_at: Option<DateTime<Utc>>,
+}
+
+/// Imports historical contacts: every good record is reconciled with the same rules as
+/// `/identify`, a record older than the primary it joins becoming that customer's primary;
+/// in batches of `batch_size` records per transaction, in `createdAt` order (undated
+/// records last, in file order). Bad records go to the rejects file and never stop the
+/// import. Running the same file again creates nothing.
+///
+/// # Errors
+/// When the file or the store cannot be used; bad records are not errors.
+pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSummary, ImportError> {
+    let started = Instant::now();
+    let policy = settings.identifier_policy().map_err(StartupError::from)?;
+    let limits = settings.customer_limits();
+    let name = options.input.display().to_string();
+    let format = options
+        .format
+        .or_else(
+            || match options.input.extension().and_then(|e| e.to_str()) {
+                Some("csv") => Some(Format::Csv),
+                Some("jsonl" | "ndjson" | "json") => Some(Format::Jsonl),
+                _ => None,
+            },
+        )
+        .ok_or_else(|| ImportError::UnknownFormat(name.clone()))?;
+    let reader: Box<dyn BufRead> = if options.input == Path::new("-") {
+        Box::new(BufReader::new(io::stdin()))
+    } else {
+        let file = File::open(&options.input).map_err(|source| ImportError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        Box::new(BufReader::new(file))
+    };
+
+    let mut rejects = Rejects::new(options.rejects.clone());
+    let mut records = Vec::new();
+    let mut admit =
+        |rejects: &mut Rejects, line: u64, body: Map<String, Value>, raw: &str| match admit_record(
+            &policy, body,
+        ) {
+            Ok(record) => records.push(record),
+            Err(reason) => rejects.add(line, &reason, raw),
+        };
+    match format {
+        Format::Jsonl => {
+            for (index, line) in reader.lines().enumerate() {
+                let number = index as u64 + 1;
+                let line = line.map_err(|source| ImportError::Read {
+                    path: name.clone(),
+                    source,
+                })?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<Map<String, Value>>(&line) {
+                    Ok(body) => admit(&mut rejects, number, body, &line),
+                    Err(e) => rejects.add(number, &format!("not a JSON object: {e}"), &line),
+                }
+            }
+        }
+        Format::Csv => {
+            let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+            let headers = csv
+                .headers()
+                .map_err(|e| ImportError::Read {
+                    path: name.clone(),
+                    source: io::Error::other(e),
+                })?
+                .clone();
+            if !headers.iter().any(|h| h == "email" || h == "phoneNumber") {
+                return Err(ImportError::CsvHeader);
+            }
+            for row in csv.records() {
+                let (number, body, raw) = match row {
+                    Ok(row) => {
+                        let number = row.position().map_or(0, |p| p.line());
+                        let raw = row.iter().collect::<Vec<_>>().join(",");
+                        let body: Map<String, Value> = headers
+                            .iter()
+                            .zip(row.iter())
+                            .map(|(h, v)| (h.to_owned(), Value::String(v.to_owned())))
+                            .collect();
+                        (number, body, raw)
+                    }
+                    Err(e) => {
+                        let number = e.position().map_or(0, |p| p.line());
+                        rejects.add(number, &format!("not a CSV record: {e}"), "");
+                        continue;
+                    }
+                };
+                admit(&mut rejects, number, body, &raw);
+            }
+        }
+    }
+    let rejects_file = rejects.finish()?;
+
+    // Oldest first: the primary of each customer is its oldest contact from the start.
+    records.sort_by_key(|r| (r.created_at.is_none(), r.created_at));
+    let store = identity_persistence::open(&settings.store_settings().map_err(StartupError::from)?)
+        .map_err(StartupError::from)?;
+    let mut summary = ImportSummary {
+        records: records.len() + rejects.count,
+        rejected: rejects.count,
+        rejects_file,
+        ..ImportSummary::default()
+    };
+    let mut progress = Progress::new(records.len());
+    for batch in records.chunks(options.batch_size.max(1)) {
+        let requests: Vec<Identifiers> = batch.iter().map(|r| r.identifiers.clone()).collect();
+        let decide = |i: usize, current: &[Contact]| {
+            reconcile_record(&batch[i].identifiers, batch[i].created_at, current, &limits)
+        };
+        let outcome = store
+            .maintenance
+            .apply_batch(&requests, &decide)
+            .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
+        summary.created += outcome.created;
+        summary.merged += outcome.merged;
+        summary.unchanged += outcome.unchanged;
+        summary.refused += outcome.refused;
+        progress.advance(batch.len());
+    }
+    progress.finish();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Validates one record exactly as `/identify` validates a request, plus `createdAt`.
+fn admit_record(
+    policy: &identity_domain::IdentifierPolicy,
+    mut body: Map<String, Value>,
+) -> Result<Record, String> {
+    let created_at = match body.remove("createdAt") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(
+            DateTime::parse_from_rfc3339(s.trim())
+                .map_err(|e| format!("createdAt is not an RFC 3339 date-time: {e}"))?
+                .with_timezone(&Utc),
+        ),
+        Some(_) => return Err("createdAt must be an RFC 3339 date-time string".to_owned()),
+    };
+    let admitted = IdentifyBody::from(body)
+        .admit(policy)
+        .map_err(|e: ApiError| e.to_string())?;
+    Ok(Record {
+        identifiers: admitted.identifiers,
+        created_at,
+    })
+}
+
+/// The rejects file, created on the first bad record.
+struct Rejects {
+    path: Option<PathBuf>,
+    lines: Vec<String>,
+    count: usize,
+}
+
+impl Rejects {
+    fn new(path: Option<PathBuf>) -> Self {
+        Self {
+            path,
+            lines: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, line: u64, reason: &str, record: &str) {
+        self.count += 1;
+        self.lines.push(
+            serde_json::json!({"line": line, "reason": reason, "record": record}).to_string(),
+        );
+    }
+
+    fn finish(&mut self) -> Result<Option<PathBuf>, ImportError> {
+        if self.lines.is_empty() {
+            return Ok(None);
+        }
+        let path = self
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("import-rejects.jsonl"));
+        let error = |source| ImportError::Rejects {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = File::create(&path).map_err(error)?;
+        for line in &self.lines {
+            writeln!(file, "{line}").map_err(error)?;
+        }
+        Ok(Some(path))
+    }
+}
+
+/// A progress bar with rate and ETA on a terminal; a plain line every few seconds otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    done: usize,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} records  {per_sec}  eta {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            total,
+            done: 0,
+            started: Instant::now(),
+            last_line: Instant::now(),
+        }
+    }
+
+    fn advance(&mut self, records: usize) {
+        self.done += records;
+        match &self.bar {
+            Some(bar) => bar.inc(records as u64),
+            None if self.last_line.elapsed() >= Duration::from_secs(5) => {
+                self.last_line = Instant::now();
+                eprintln!(
+                    "imported {}/{} records ({:.0}/s)",
+                    self.done,
+                    self.total,
+                    self.done as f64 / self.started.elapsed().as_secs_f64().max(0.001)
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -33,7 +33,7 @@ impl From<Map<String, Value>> for IdentifyBody {
 impl IdentifyBody {
     /// Checks the JSON types, then lets the domain normalize, validate and screen the values.
     /// `null`, absent and blank all mean "not given".
-    fn admit(self, policy: &IdentifierPolicy) -> Result<Admitted, ApiError> {
+    pub(crate) fn admit(self, policy: &IdentifierPolicy) -> Result<Admitted, ApiError> {
         let email = match self.email {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s),

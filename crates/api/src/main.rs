@@ -2,8 +2,11 @@
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
-use identity_api::{commands, telemetry, Application, Settings, StartupError};
+use identity_api::commands::{self, Format, ImportError, ImportOptions};
+use identity_api::{telemetry, Application, Settings, StartupError};
 
 /// Identity reconciliation as a service: links the contacts a storefront sees into customers.
 ///
@@ -28,6 +31,42 @@ enum Command {
     /// the block lists. Safe to repeat, and to run while the service serves (writers wait
     /// until it is done).
     Normalize,
+    /// Apply pending database migrations, then exit.
+    ///
+    /// For deployments that migrate in a separate step (with database.run_migrations off for
+    /// the service). Creates the database, or the SQLite file, first when allowed.
+    Migrate,
+    /// Import historical contacts (orders) from a CSV or JSON Lines file.
+    ///
+    /// Each record has email and/or phoneNumber and an optional createdAt (RFC 3339). Records
+    /// are validated like /identify requests and reconciled with the same rules, oldest
+    /// first, many per transaction; a record older than the primary of the customer it joins
+    /// becomes that customer's primary. Bad records are written to the rejects file with their
+    /// line number and reason and never stop the import. Importing the same file again
+    /// creates nothing. Safe while the service serves traffic.
+    Import {
+        /// The file to import, or - for standard input.
+        file: PathBuf,
+        /// The file's format (default: from its extension, .csv or .jsonl).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Where to write rejected records (JSON Lines: line, reason, record).
+        #[arg(long, default_value = "import-rejects.jsonl")]
+        rejects: PathBuf,
+        /// Records per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+    },
+    /// Check the contact graph's invariants on the live database; exit 1 on any violation.
+    ///
+    /// For use after an incident, a manual fix or an import. Reads only.
+    Check,
+    /// Print figures about the store: customers, contacts, the largest customers.
+    Stats {
+        /// How many of the largest customers to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +81,77 @@ fn main() -> ExitCode {
     telemetry::init(&settings.log);
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
+        Command::Migrate => commands::migrate(&settings).map(|applied| {
+            if applied.is_empty() {
+                println!("the schema is up to date");
+            } else {
+                println!("applied {} migrations: {}", applied.len(), applied.join(", "));
+            }
+        }),
+        Command::Check => match commands::check(&settings) {
+            Ok(violations) if violations.is_empty() => {
+                println!("ok: every invariant holds");
+                Ok(())
+            }
+            Ok(violations) => {
+                for v in &violations {
+                    println!("violated: invariant {}: {}", v.invariant, v.detail);
+                }
+                println!("{} invariants violated", violations.len());
+                return ExitCode::FAILURE;
+            }
+            Err(e) => Err(e),
+        },
+        Command::Stats { top } => commands::stats(&settings, top).map(|stats| {
+            println!("customers: {}", stats.customers);
+            println!("contacts: {} live, {} deleted", stats.contacts, stats.deleted_contacts);
+            println!("contacts per customer:");
+            for (bucket, customers) in &stats.contacts_per_customer {
+                println!("  {bucket:>6}: {customers} customers");
+            }
+            println!("largest customers (primary id: contacts, emails, phones):");
+            for c in &stats.largest {
+                println!("  {}: {}, {}, {}", c.primary, c.contacts, c.emails, c.phones);
+            }
+        }),
+        Command::Import {
+            file,
+            format,
+            rejects,
+            batch_size,
+        } => {
+            let options = ImportOptions {
+                input: file,
+                format,
+                rejects: Some(rejects),
+                batch_size,
+            };
+            match commands::import(&settings, &options) {
+                Ok(s) => {
+                    let rate = s.records as f64 / s.elapsed.as_secs_f64().max(0.001);
+                    println!(
+                        "imported {} records in {:.1}s ({rate:.0}/s): {} contacts created, {} merges, \
+                         {} unchanged, {} refused by the merge guard, {} rejected",
+                        s.records,
+                        s.elapsed.as_secs_f64(),
+                        s.created,
+                        s.merged,
+                        s.unchanged,
+                        s.refused,
+                        s.rejected
+                    );
+                    if let Some(path) = s.rejects_file {
+                        println!("rejected records are in {}", path.display());
+                    }
+                    Ok(())
+                }
+                Err(ImportError::Store(e)) => Err(e),
+                Err(e) => {
+                    eprintln!("identity-api: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         Command::Normalize => commands::normalize(&settings).map(|rewrite| {
             println!(
                 "normalized {} contacts, merged {} customers, erased {} contacts holding only \

@@ -20,9 +20,14 @@ pub use contact::{
 };
 pub use customer::{Customer, InconsistentGraph};
 pub use identifiers::{Admitted, BlockList, IdentifierPolicy, Ignored, RawPhone};
-pub use reconcile::{reconcile, CustomerLimits, NewContact, Plan, Refusal, Relink};
+pub use reconcile::{
+    reconcile, reconcile_record, CustomerLimits, LinkTo, NewContact, Plan, Refusal, Relink,
+};
 pub use renormalize::{renormalize, ContactChange, Rewrite};
-pub use repository::{ContactMaintenance, ContactRepository, Decide, RepositoryError, Rewriter};
+pub use repository::{
+    BatchOutcome, ContactMaintenance, ContactRepository, CustomerSize, Decide, DecideEach,
+    RepositoryError, Rewriter, StoreStats, Violation,
+};
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::{MockContactMaintenance, MockContactRepository};
 pub use service::{Identified, IdentifyError, IdentityService};

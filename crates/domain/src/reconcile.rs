@@ -8,11 +8,16 @@
 //! 4. It matches several customers (the email one, the phone another): the oldest primary
 //!    (earliest `created_at`, then lowest id) stays primary; every other primary, and every
 //!    secondary linked to one, is re-linked straight to it. No new row.
-//! 5. The merge guard: a write that would grow one customer past [`CustomerLimits`] (in
+//! 5. A contact from history (an import, with its own date) that brings something new and is
+//!    older than the primary of the customers it matches becomes their primary: the primary
+//!    is always the oldest contact. Everyone else is re-linked straight to it.
+//! 6. The merge guard: a write that would grow one customer past [`CustomerLimits`] (in
 //!    contacts, distinct emails or distinct phones) is not made at all: no merge, no new
 //!    contact. Two customers stay apart rather than becoming one runaway "customer" held
 //!    together by a shared checkout terminal or a typo; they still share no identifier, since
 //!    nothing new was stored.
+
+use chrono::{DateTime, Utc};
 
 use crate::contact::{Contact, ContactId, Email, Identifiers, Link, PhoneNumber};
 use crate::customer::{check_links, InconsistentGraph};
@@ -25,7 +30,7 @@ pub struct Plan {
     pub relink: Option<Relink>,
     /// Rules 1 and 2: the contact to create.
     pub insert: Option<NewContact>,
-    /// Rule 5: the write that was refused, when it was.
+    /// Rule 6: the write that was refused, when it was.
     pub refused: Option<Refusal>,
 }
 
@@ -36,7 +41,7 @@ impl Plan {
     }
 }
 
-/// How large one customer may grow (rule 5).
+/// How large one customer may grow (rule 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CustomerLimits {
     pub max_contacts: usize,
@@ -60,20 +65,31 @@ pub struct Refusal {
     pub phones: usize,
 }
 
-/// Make `contacts` secondaries of `primary` (rule 4).
+/// Make `contacts` secondaries of one primary (rules 4 and 5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relink {
-    pub primary: ContactId,
+    pub to: LinkTo,
     /// The demoted primaries and all of their secondaries, ascending.
     pub contacts: Vec<ContactId>,
 }
 
-/// A contact to create (rules 1 and 2).
+/// The primary a [`Relink`] links to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkTo {
+    Existing(ContactId),
+    /// The contact this same plan inserts (rule 5).
+    Inserted,
+}
+
+/// A contact to create (rules 1, 2 and 5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewContact {
     pub email: Option<Email>,
     pub phone: Option<PhoneNumber>,
     pub link: Link,
+    /// When the contact was first seen, for contacts from history (an import); `None` is
+    /// the moment it is stored.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// Decides what to write for `request`, given `known`: every live contact of every customer
@@ -86,10 +102,24 @@ pub fn reconcile(
     known: &[Contact],
     limits: &CustomerLimits,
 ) -> Result<Plan, InconsistentGraph> {
+    reconcile_record(request, None, known, limits)
+}
+
+/// [`reconcile`] for a contact first seen at `seen_at` (an imported record). `None` is now.
+///
+/// # Errors
+/// As [`reconcile`].
+pub fn reconcile_record(
+    request: &Identifiers,
+    seen_at: Option<DateTime<Utc>>,
+    known: &[Contact],
+    limits: &CustomerLimits,
+) -> Result<Plan, InconsistentGraph> {
     let new_contact = |link| NewContact {
         email: request.email().cloned(),
         phone: request.phone().cloned(),
         link,
+        created_at: seen_at,
     };
 
     // Rule 1.
@@ -116,8 +146,8 @@ pub fn reconcile(
         .map(|c| c.id)
         .collect();
     demoted.sort_unstable();
-    let relink = (!demoted.is_empty()).then_some(Relink {
-        primary: oldest.id,
+    let mut relink = (!demoted.is_empty()).then_some(Relink {
+        to: LinkTo::Existing(oldest.id),
         contacts: demoted,
     });
 
@@ -128,9 +158,21 @@ pub fn reconcile(
     let phone_is_new = request
         .phone()
         .is_some_and(|p| !known.iter().any(|c| c.phone.as_ref() == Some(p)));
-    let insert = (email_is_new || phone_is_new).then(|| new_contact(Link::Secondary(oldest.id)));
+    let mut insert =
+        (email_is_new || phone_is_new).then(|| new_contact(Link::Secondary(oldest.id)));
 
-    // Rule 5, for a write that grows a customer.
+    // Rule 5.
+    if insert.is_some() && seen_at.is_some_and(|at| at < oldest.created_at) {
+        insert = Some(new_contact(Link::Primary));
+        let mut everyone: Vec<ContactId> = known.iter().map(|c| c.id).collect();
+        everyone.sort_unstable();
+        relink = Some(Relink {
+            to: LinkTo::Inserted,
+            contacts: everyone,
+        });
+    }
+
+    // Rule 6, for a write that grows a customer.
     if relink.is_some() || insert.is_some() {
         let size = Refusal {
             contacts: known.len() + usize::from(insert.is_some()),
@@ -213,6 +255,7 @@ pub(crate) mod tests {
                 email: req.email().cloned(),
                 phone: req.phone().cloned(),
                 link: Link::Secondary(id(1)),
+                created_at: None,
             })
         );
     }
@@ -260,7 +303,7 @@ pub(crate) mod tests {
             plan,
             Plan {
                 relink: Some(Relink {
-                    primary: id(11),
+                    to: LinkTo::Existing(id(11)),
                     contacts: vec![id(27)]
                 }),
                 insert: None,
@@ -277,14 +320,14 @@ pub(crate) mod tests {
             contact(40, None, Some("1"), None, 2),
         ];
         let plan = reconcile(&request(Some("a@x.io"), Some("1")), &known).expect("plan");
-        assert_eq!(plan.relink.map(|r| r.primary), Some(id(40)));
+        assert_eq!(plan.relink.map(|r| r.to), Some(LinkTo::Existing(id(40))));
 
         let tie = [
             contact(8, Some("a@x.io"), None, None, 2),
             contact(4, None, Some("1"), None, 2),
         ];
         let plan = reconcile(&request(Some("a@x.io"), Some("1")), &tie).expect("plan");
-        assert_eq!(plan.relink.map(|r| r.primary), Some(id(4)));
+        assert_eq!(plan.relink.map(|r| r.to), Some(LinkTo::Existing(id(4))));
     }
 
     #[test]
@@ -300,7 +343,7 @@ pub(crate) mod tests {
         assert_eq!(
             plan.relink,
             Some(Relink {
-                primary: id(1),
+                to: LinkTo::Existing(id(1)),
                 contacts: vec![id(2), id(5), id(7)]
             })
         );
@@ -320,7 +363,7 @@ pub(crate) mod tests {
         assert_eq!(
             plan.relink,
             Some(Relink {
-                primary: id(2),
+                to: LinkTo::Existing(id(2)),
                 contacts: vec![id(6), id(9)]
             })
         );
@@ -354,7 +397,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn rule_5_a_merge_exactly_at_the_limits_goes_through() {
+    fn rule_6_a_merge_exactly_at_the_limits_goes_through() {
         let req = request(Some("a1@x.io"), Some("21"));
         let plan = super::reconcile(&req, &two_customers(), &limits(4, 4, 4)).expect("plan");
         assert!(plan.relink.is_some());
@@ -362,7 +405,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn rule_5_a_merge_one_past_any_limit_writes_nothing() {
+    fn rule_6_a_merge_one_past_any_limit_writes_nothing() {
         let req = request(Some("a1@x.io"), Some("21"));
         for (limit, name) in [
             (limits(3, 4, 4), "contacts"),
@@ -384,7 +427,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn rule_5_a_customer_at_the_limit_takes_no_new_contact() {
+    fn rule_6_a_customer_at_the_limit_takes_no_new_contact() {
         let known = &two_customers()[..2];
         let req = request(Some("a1@x.io"), Some("99"));
         let at = super::reconcile(&req, known, &limits(3, 2, 3)).expect("plan");
@@ -395,5 +438,42 @@ pub(crate) mod tests {
         let same = super::reconcile(&request(Some("a1@x.io"), None), known, &limits(1, 1, 1))
             .expect("plan");
         assert_eq!(same, Plan::default());
+    }
+
+    fn at(minute: u32) -> Option<DateTime<Utc>> {
+        use chrono::TimeZone;
+        Utc.with_ymd_and_hms(2023, 4, 1, 0, minute, 0).single()
+    }
+
+    #[test]
+    fn rule_5_an_older_record_with_something_new_becomes_the_primary() {
+        let known = [
+            contact(5, Some("a@x.io"), Some("1"), None, 10),
+            contact(6, Some("b@x.io"), Some("1"), Some(5), 11),
+        ];
+        let req = request(Some("old@x.io"), Some("1"));
+        let plan = reconcile_record(&req, at(3), &known, &CustomerLimits::UNLIMITED).expect("plan");
+        assert_eq!(plan.insert.as_ref().map(|c| c.link), Some(Link::Primary));
+        assert_eq!(plan.insert.as_ref().and_then(|c| c.created_at), at(3));
+        assert_eq!(
+            plan.relink,
+            Some(Relink {
+                to: LinkTo::Inserted,
+                contacts: vec![id(5), id(6)]
+            })
+        );
+    }
+
+    #[test]
+    fn rule_5_a_newer_record_or_one_with_nothing_new_changes_no_primary() {
+        let known = [contact(5, Some("a@x.io"), Some("1"), None, 10)];
+        let limits = CustomerLimits::UNLIMITED;
+        let newer = reconcile_record(&request(Some("n@x.io"), Some("1")), at(20), &known, &limits)
+            .expect("plan");
+        assert_eq!(newer.insert.map(|c| c.link), Some(Link::Secondary(id(5))));
+        assert_eq!(newer.relink, None);
+        let nothing_new =
+            reconcile_record(&request(Some("a@x.io"), None), at(1), &known, &limits).expect("plan");
+        assert_eq!(nothing_new, Plan::default());
     }
 }

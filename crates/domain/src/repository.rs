@@ -120,4 +120,88 @@ pub trait ContactMaintenance: Send + Sync {
     /// [`RepositoryError::Unavailable`] when the store cannot be reached;
     /// [`RepositoryError::Internal`] for anything else. In every case nothing was written.
     fn rewrite_all(&self, rewriter: &dyn Rewriter) -> Result<Rewrite, RepositoryError>;
+
+    /// One unit of work over many requests, in order, each guarded and decided exactly as
+    /// [`ContactRepository::apply_atomically`] does for one (later requests see what earlier
+    /// ones wrote); all written or none. Retried as a whole when it collides.
+    ///
+    /// # Errors
+    /// As [`ContactRepository::apply_atomically`].
+    fn apply_batch(
+        &self,
+        requests: &[Identifiers],
+        decide: &dyn DecideEach,
+    ) -> Result<BatchOutcome, RepositoryError>;
+
+    /// Checks the graph's invariants on the whole store (docs/CONCURRENCY.md, 1 to 4).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn check(&self) -> Result<Vec<Violation>, RepositoryError>;
+
+    /// Figures about the store, with the `top` largest customers.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    fn stats(&self, top: usize) -> Result<StoreStats, RepositoryError>;
+}
+
+/// The decision a batch applies to each of its requests: given the request's index and the
+/// guarded contacts, what to write.
+pub trait DecideEach {
+    /// # Errors
+    /// When the contacts are not a graph the rules can be applied to.
+    fn decide(&self, index: usize, current: &[Contact]) -> Result<Plan, InconsistentGraph>;
+}
+
+impl<F> DecideEach for F
+where
+    F: Fn(usize, &[Contact]) -> Result<Plan, InconsistentGraph>,
+{
+    fn decide(&self, index: usize, current: &[Contact]) -> Result<Plan, InconsistentGraph> {
+        self(index, current)
+    }
+}
+
+/// What a batch wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Contacts created.
+    pub created: usize,
+    /// Requests that merged customers.
+    pub merged: usize,
+    /// Requests that brought nothing new.
+    pub unchanged: usize,
+    /// Requests whose write the merge guard refused.
+    pub refused: usize,
+}
+
+/// A broken invariant found on a live store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant (docs/CONCURRENCY.md numbers them).
+    pub invariant: String,
+    /// The contacts or values that break it.
+    pub detail: String,
+}
+
+/// The size of one customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomerSize {
+    pub primary: ContactId,
+    pub contacts: u64,
+    pub emails: u64,
+    pub phones: u64,
+}
+
+/// Figures about the whole store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub customers: u64,
+    pub contacts: u64,
+    pub deleted_contacts: u64,
+    /// Customers by number of contacts, largest first.
+    pub largest: Vec<CustomerSize>,
+    /// How many customers have 1, 2, 3–5, 6–10, 11–100 and more than 100 contacts.
+    pub contacts_per_customer: Vec<(String, u64)>,
 }

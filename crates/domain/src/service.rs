@@ -97,7 +97,7 @@ mod tests {
     use crate::contact::{ContactId, Link};
     use crate::customer::tests::contact;
     use crate::reconcile::tests::request;
-    use crate::reconcile::{NewContact, Plan, Relink};
+    use crate::reconcile::{LinkTo, NewContact, Plan, Relink};
     use crate::repository::MockContactRepository;
 
     fn service_on(repo: MockContactRepository) -> IdentityService {
@@ -185,6 +185,7 @@ mod tests {
                 email: req.email().cloned(),
                 phone: req.phone().cloned(),
                 link: Link::Secondary(id(1)),
+                created_at: None,
             })
         );
         assert_eq!(plans[0].relink, None);
@@ -246,7 +247,7 @@ mod tests {
             plans[0],
             Plan {
                 relink: Some(Relink {
-                    primary: id(1),
+                    to: LinkTo::Existing(id(1)),
                     contacts: vec![id(2), id(3)]
                 }),
                 insert: None,

@@ -9,6 +9,7 @@
 
 mod backend;
 mod error;
+mod invariants;
 mod migrate;
 mod models;
 mod pool;
@@ -17,8 +18,9 @@ mod store;
 mod url;
 
 pub use error::PersistenceError;
+pub use invariants::{InvariantCheck, INVARIANT_CHECKS};
 pub use migrate::{pending_migrations, run_migrations};
 pub use pool::PoolSettings;
 pub use repository::{PoolStats, RetryPolicy};
-pub use store::{open, Store, StoreSettings};
+pub use store::{open, prepare, Store, StoreSettings};
 pub use url::DatabaseUrl;

@@ -74,3 +74,39 @@ impl TryFrom<ContactRow> for Contact {
 pub(crate) fn into_contacts(rows: Vec<ContactRow>) -> Result<Vec<Contact>, MalformedRow> {
     rows.into_iter().map(Contact::try_from).collect()
 }
+
+/// One item of a query that returns text.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct ItemRow {
+    #[diesel(sql_type = Text)]
+    pub item: String,
+}
+
+/// One count.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+}
+
+/// One customer's size.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct SizeRow {
+    #[diesel(sql_type = BigInt)]
+    pub primary_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub contacts: i64,
+    #[diesel(sql_type = BigInt)]
+    pub emails: i64,
+    #[diesel(sql_type = BigInt)]
+    pub phones: i64,
+}
+
+/// One bucket of a distribution.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct BucketRow {
+    #[diesel(sql_type = Text)]
+    pub bucket: String,
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+}

@@ -13,12 +13,13 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use identity_domain::{
-    Contact, ContactId, ContactMaintenance, ContactRepository, Decide, Identifiers,
-    InconsistentGraph, Link, Plan, RepositoryError, Rewrite, Rewriter,
+    BatchOutcome, Contact, ContactId, ContactMaintenance, ContactRepository, CustomerSize, Decide,
+    DecideEach, Identifiers, InconsistentGraph, Link, LinkTo, Plan, RepositoryError, Rewrite,
+    Rewriter, StoreStats, Violation,
 };
 
-use crate::backend::{Backend, Guard};
-use crate::models::{into_contacts, MalformedRow, PRIMARY};
+use crate::backend::{rows, Backend, Guard};
+use crate::models::{into_contacts, BucketRow, CountRow, ItemRow, MalformedRow, SizeRow, PRIMARY};
 use crate::pool::Pool;
 
 /// How often, and how patiently, a unit of work that collided is run again.
@@ -137,14 +138,25 @@ impl<B: Backend> ContactRepository for SqlContactRepository<B> {
         identifiers: &Identifiers,
         decide: &dyn Decide,
     ) -> Result<Vec<Contact>, RepositoryError> {
+        let (contacts, plan) =
+            self.with_retries(|conn| run_unit::<B>(conn, identifiers, decide))?;
+        record_committed(&plan);
+        Ok(contacts)
+    }
+}
+
+impl<B: Backend> SqlContactRepository<B> {
+    /// Runs a unit of work, and runs it again (on a fresh connection, after a jittered pause)
+    /// when it collided or lost its connection, up to `retry.max_attempts` runs in all.
+    fn with_retries<T>(
+        &self,
+        mut run: impl FnMut(&mut B::Connection) -> Result<T, UnitError>,
+    ) -> Result<T, RepositoryError> {
         let mut attempt = 1;
         loop {
             let mut conn = self.connection()?;
-            let failure = match run_unit::<B>(&mut conn, identifiers, decide) {
-                Ok((contacts, plan)) => {
-                    record_committed(&plan);
-                    return Ok(contacts);
-                }
+            let failure = match run(&mut conn) {
+                Ok(done) => return Ok(done),
                 Err(UnitError::Db(error)) => classify::<B>(error, &mut conn),
                 Err(UnitError::Moved) => Failure::Collided,
                 Err(UnitError::Inconsistent(e)) => return Err(RepositoryError::Inconsistent(e)),
@@ -192,6 +204,102 @@ impl<B: Backend> ContactMaintenance for SqlContactRepository<B> {
             Err(UnitError::Moved) => Err(RepositoryError::Contended { attempts: 1 }),
         }
     }
+
+    fn apply_batch(
+        &self,
+        requests: &[Identifiers],
+        decide: &dyn DecideEach,
+    ) -> Result<BatchOutcome, RepositoryError> {
+        self.with_retries(|conn| {
+            B::write_transaction(conn, |conn| {
+                let mut outcome = BatchOutcome::default();
+                let mut plans = Vec::with_capacity(requests.len());
+                for (index, identifiers) in requests.iter().enumerate() {
+                    let current = guarded_read::<B>(conn, identifiers)?;
+                    let plan = decide
+                        .decide(index, &current)
+                        .map_err(UnitError::Inconsistent)?;
+                    if plan.refused.is_some() {
+                        outcome.refused += 1;
+                    } else if plan.is_empty() {
+                        outcome.unchanged += 1;
+                    }
+                    outcome.created += usize::from(plan.insert.is_some());
+                    outcome.merged += usize::from(plan.relink.is_some() && plan.insert.is_none());
+                    write_plan::<B>(conn, &plan)?;
+                    plans.push(plan);
+                }
+                Ok((outcome, plans))
+            })
+        })
+        .map(|(outcome, plans)| {
+            plans.iter().for_each(record_committed);
+            outcome
+        })
+    }
+
+    fn check(&self) -> Result<Vec<Violation>, RepositoryError> {
+        let mut conn = self.connection()?;
+        let mut violations = Vec::new();
+        for check in crate::invariants::INVARIANT_CHECKS {
+            let items: Vec<ItemRow> = rows::<B, _>(&mut conn, check.sql)
+                .map_err(|e| classify::<B>(e, &mut conn).into_error(1))?;
+            if !items.is_empty() {
+                let shown: Vec<String> = items.iter().take(20).map(|i| i.item.clone()).collect();
+                let more = items.len().saturating_sub(shown.len());
+                let tail = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                violations.push(Violation {
+                    invariant: check.invariant.to_owned(),
+                    detail: format!("{} {}{tail}", check.items, shown.join(", ")),
+                });
+            }
+        }
+        Ok(violations)
+    }
+
+    fn stats(&self, top: usize) -> Result<StoreStats, RepositoryError> {
+        let mut conn = self.connection()?;
+        read_stats::<B>(&mut conn, top).map_err(|e| classify::<B>(e, &mut conn).into_error(1))
+    }
+}
+
+fn read_stats<B: Backend>(conn: &mut B::Connection, top: usize) -> Result<StoreStats, DieselError> {
+    use crate::invariants::stats;
+    let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+    let mut count = |sql: &str| -> Result<u64, DieselError> {
+        let rows: Vec<CountRow> = rows::<B, _>(conn, sql)?;
+        Ok(rows.first().map_or(0, |r| to_u64(r.n)))
+    };
+    let customers = count(stats::CUSTOMERS)?;
+    let contacts = count(stats::CONTACTS)?;
+    let deleted_contacts = count(stats::DELETED)?;
+    let largest: Vec<SizeRow> =
+        rows::<B, _>(conn, &stats::LARGEST.replace("{top}", &top.to_string()))?;
+    let buckets: Vec<BucketRow> = rows::<B, _>(conn, stats::DISTRIBUTION)?;
+    Ok(StoreStats {
+        customers,
+        contacts,
+        deleted_contacts,
+        largest: largest
+            .into_iter()
+            .filter_map(|r| {
+                ContactId::new(r.primary_id).map(|primary| CustomerSize {
+                    primary,
+                    contacts: to_u64(r.contacts),
+                    emails: to_u64(r.emails),
+                    phones: to_u64(r.phones),
+                })
+            })
+            .collect(),
+        contacts_per_customer: buckets
+            .into_iter()
+            .map(|b| (b.bucket, to_u64(b.n)))
+            .collect(),
+    })
 }
 
 /// Why one run of a unit of work ended without committing.
@@ -233,38 +341,57 @@ fn run_unit<B: Backend>(
     decide: &dyn Decide,
 ) -> Result<(Vec<Contact>, Plan), UnitError> {
     B::write_transaction(conn, |conn| {
-        let rows = match B::guard(conn, identifiers)? {
-            Guard::Store => B::load_customers(conn, identifiers)?,
-            Guard::Primaries(locked) => {
-                let rows = B::load_customers(conn, identifiers)?;
-                let every_primary_locked = rows
-                    .iter()
-                    .filter(|row| row.link_precedence == PRIMARY)
-                    .all(|row| locked.binary_search(&row.id).is_ok());
-                if !every_primary_locked {
-                    return Err(UnitError::Moved);
-                }
-                rows
-            }
-        };
-        let current = into_contacts(rows).map_err(UnitError::Malformed)?;
-
+        let current = guarded_read::<B>(conn, identifiers)?;
         let plan = decide.decide(&current).map_err(UnitError::Inconsistent)?;
         if plan.is_empty() {
             return Ok((current, plan));
         }
-        if let Some(relink) = &plan.relink {
-            if B::relink(conn, relink)? != relink.contacts.len() {
-                return Err(UnitError::Moved);
-            }
-        }
-        if let Some(contact) = &plan.insert {
-            B::insert(conn, contact)?;
-        }
+        write_plan::<B>(conn, &plan)?;
         let after = B::load_customers(conn, identifiers)?;
         let after = into_contacts(after).map_err(UnitError::Malformed)?;
         Ok((after, plan))
     })
+}
+
+/// Inside a write transaction: guards what `identifiers` match and reads it.
+fn guarded_read<B: Backend>(
+    conn: &mut B::Connection,
+    identifiers: &Identifiers,
+) -> Result<Vec<Contact>, UnitError> {
+    let rows = match B::guard(conn, identifiers)? {
+        Guard::Store => B::load_customers(conn, identifiers)?,
+        Guard::Primaries(locked) => {
+            let rows = B::load_customers(conn, identifiers)?;
+            let every_primary_locked = rows
+                .iter()
+                .filter(|row| row.link_precedence == PRIMARY)
+                .all(|row| locked.binary_search(&row.id).is_ok());
+            if !every_primary_locked {
+                return Err(UnitError::Moved);
+            }
+            rows
+        }
+    };
+    into_contacts(rows).map_err(UnitError::Malformed)
+}
+
+/// Inside a write transaction: applies a plan decided on guarded data.
+fn write_plan<B: Backend>(conn: &mut B::Connection, plan: &Plan) -> Result<(), UnitError> {
+    let inserted = match &plan.insert {
+        Some(contact) => Some(B::insert(conn, contact)?),
+        None => None,
+    };
+    if let Some(relink) = &plan.relink {
+        let primary = match (relink.to, inserted) {
+            (LinkTo::Existing(id), _) => id.get(),
+            (LinkTo::Inserted, Some(id)) => id,
+            (LinkTo::Inserted, None) => return Err(UnitError::Moved),
+        };
+        if B::relink(conn, primary, &relink.contacts)? != relink.contacts.len() {
+            return Err(UnitError::Moved);
+        }
+    }
+    Ok(())
 }
 
 /// What a failed statement means for the unit of work.

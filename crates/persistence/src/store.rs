@@ -42,30 +42,18 @@ pub struct Store {
     pub url: DatabaseUrl,
 }
 
-/// Prepares the store named by `settings.url` and opens a pool on it.
+/// Prepares the store named by `settings.url` without opening a pool: creates what is
+/// missing (when `create_if_missing`) and applies pending migrations (when
+/// `run_migrations`, else warns about them). Returns the migrations applied.
 ///
 /// # Errors
-/// A directory that cannot be created, a file that is not a SQLite database, a PostgreSQL
-/// server that cannot be reached (when it must be: to create the database or migrate), a
-/// failed migration.
-pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
+/// As [`open`].
+pub fn prepare(settings: &StoreSettings) -> Result<Vec<String>, PersistenceError> {
     match &settings.url {
         DatabaseUrl::Postgres(url) => {
             if settings.create_if_missing && create_database_if_missing(url)? {
                 tracing::info!(url = %settings.url, "created the database");
             }
-            migrate(settings)?;
-            check_message_language(url);
-            let pool = build_pool(
-                with_connect_timeout(url, settings.pool.connect_timeout),
-                &settings.pool,
-                postgres::session_sql(
-                    settings.pool.statement_timeout.as_millis(),
-                    settings.pool.lock_timeout.as_millis(),
-                ),
-            );
-            let repository = Arc::new(SqlContactRepository::<Postgres>::new(pool, settings.retry));
-            Ok(assemble(repository, settings))
         }
         DatabaseUrl::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -85,7 +73,34 @@ pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
             }
             // Creates the file when missing, and refuses one that is not a database.
             drop(open_sqlite(path)?);
-            migrate(settings)?;
+        }
+    }
+    migrate(settings)
+}
+
+/// Prepares the store named by `settings.url` and opens a pool on it.
+///
+/// # Errors
+/// A directory that cannot be created, a file that is not a SQLite database, a PostgreSQL
+/// server that cannot be reached (when it must be: to create the database or migrate), a
+/// failed migration.
+pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
+    prepare(settings)?;
+    match &settings.url {
+        DatabaseUrl::Postgres(url) => {
+            check_message_language(url);
+            let pool = build_pool(
+                with_connect_timeout(url, settings.pool.connect_timeout),
+                &settings.pool,
+                postgres::session_sql(
+                    settings.pool.statement_timeout.as_millis(),
+                    settings.pool.lock_timeout.as_millis(),
+                ),
+            );
+            let repository = Arc::new(SqlContactRepository::<Postgres>::new(pool, settings.retry));
+            Ok(assemble(repository, settings))
+        }
+        DatabaseUrl::Sqlite(path) => {
             let pool = build_pool(
                 path.to_string_lossy().into_owned(),
                 &settings.pool,
@@ -97,11 +112,11 @@ pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
     }
 }
 
-fn migrate(settings: &StoreSettings) -> Result<(), PersistenceError> {
+fn migrate(settings: &StoreSettings) -> Result<Vec<String>, PersistenceError> {
     if settings.run_migrations {
         let applied = run_migrations(&settings.url)?;
         tracing::info!(url = %settings.url, applied = applied.len(), "migrations applied");
-        return Ok(());
+        return Ok(applied);
     }
     match pending_migrations(&settings.url) {
         Ok(pending) if !pending.is_empty() => tracing::warn!(
@@ -111,7 +126,7 @@ fn migrate(settings: &StoreSettings) -> Result<(), PersistenceError> {
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "cannot check for pending migrations"),
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 fn assemble<B: crate::backend::Backend>(

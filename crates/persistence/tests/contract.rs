@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use identity_domain::{
     reconcile, renormalize, BlockList, Contact, ContactId, CustomerLimits, Email, IdentifierPolicy,
-    Identifiers, IdentityService, InconsistentGraph, Link, NewContact, PhoneNumber, Plan, RawPhone,
-    Region, Relink, RepositoryError,
+    Identifiers, IdentityService, InconsistentGraph, Link, LinkTo, NewContact, PhoneNumber, Plan,
+    RawPhone, Region, Relink, RepositoryError,
 };
 use identity_persistence::{
     open, DatabaseUrl, PersistenceError, PoolSettings, RetryPolicy, Store, StoreSettings,
@@ -99,9 +99,12 @@ contract!(
     identical_concurrent_requests_create_one_contact,
     spellings_of_one_identifier_are_one_customer,
     renormalizing_old_rows_merges_the_customers_they_reveal,
+    a_batch_applies_the_rules_in_order_and_an_older_record_becomes_primary,
+    check_reports_what_breaks_the_invariants,
 );
 
 mod cases {
+    pub use super::batch_cases::*;
     pub use super::more_cases::*;
     use super::*;
 
@@ -275,13 +278,14 @@ mod cases {
             &|_: &[Contact]| {
                 Ok(Plan {
                     relink: Some(Relink {
-                        primary: a,
+                        to: LinkTo::Existing(a),
                         contacts: vec![b],
                     }),
                     insert: Some(NewContact {
                         email: Email::parse("c@x.io").expect("valid"),
                         phone: None,
                         link: Link::Secondary(missing),
+                        created_at: None,
                     }),
                     refused: None,
                 })
@@ -489,6 +493,81 @@ mod more_cases {
             .rewrite_all(&|contacts: &[Contact]| renormalize(contacts, &policy))
             .expect("rewritten");
         assert!(again.changes.is_empty(), "{again:?}");
+    }
+}
+
+mod batch_cases {
+    use chrono::{DateTime, TimeZone, Utc};
+    use identity_domain::reconcile_record;
+
+    use super::*;
+
+    fn day(d: u32) -> Option<DateTime<Utc>> {
+        Utc.with_ymd_and_hms(2021, 3, d, 12, 0, 0).single()
+    }
+
+    pub fn a_batch_applies_the_rules_in_order_and_an_older_record_becomes_primary(db: TestStore) {
+        let store = open_store(&db);
+        let records = [
+            (request(Some("doc@x.io"), Some("101")), day(10)),
+            (request(Some("marty@x.io"), Some("101")), day(12)),
+            (request(Some("doc@x.io"), None), day(13)),
+            // Older than doc: with something new, it becomes the customer's primary.
+            (request(Some("emmett@x.io"), Some("101")), day(2)),
+            (request(Some("biff@x.io"), Some("202")), day(5)),
+        ];
+        let requests: Vec<Identifiers> = records.iter().map(|(r, _)| r.clone()).collect();
+        let decide = |i: usize, current: &[Contact]| {
+            reconcile_record(
+                &records[i].0,
+                records[i].1,
+                current,
+                &CustomerLimits::UNLIMITED,
+            )
+        };
+        let outcome = store
+            .maintenance
+            .apply_batch(&requests, &decide)
+            .expect("applied");
+        assert_eq!((outcome.created, outcome.unchanged), (4, 1), "{outcome:?}");
+
+        let mut conn = db.connect();
+        assert!(check_invariants(&mut conn).is_empty());
+        let customer = service(&store)
+            .identify(&request(Some("doc@x.io"), None))
+            .expect("identified")
+            .customer;
+        assert_eq!(
+            customer
+                .emails
+                .iter()
+                .map(Email::as_str)
+                .collect::<Vec<_>>(),
+            ["emmett@x.io", "doc@x.io", "marty@x.io"],
+            "the oldest record is the primary"
+        );
+        // The same batch again writes nothing.
+        let again = store
+            .maintenance
+            .apply_batch(&requests, &decide)
+            .expect("applied");
+        assert_eq!((again.created, again.unchanged), (0, 5));
+    }
+
+    pub fn check_reports_what_breaks_the_invariants(db: TestStore) {
+        let store = open_store(&db);
+        write(&store, &request(Some("a@x.io"), Some("1")));
+        assert_eq!(store.maintenance.check().expect("checked"), vec![]);
+        db.connect()
+            .execute("INSERT INTO contact (email, link_precedence) VALUES ('a@x.io', 'primary')")
+            .expect("planted");
+        let found = store.maintenance.check().expect("checked");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].invariant.starts_with('2') && found[0].detail.contains("a@x.io"));
+
+        let stats = store.maintenance.stats(5).expect("stats");
+        assert_eq!((stats.customers, stats.contacts), (2, 2));
+        assert_eq!(stats.contacts_per_customer, vec![("1".to_owned(), 2)]);
     }
 }
 

@@ -26,18 +26,6 @@ pub struct Pair {
 pub type Group = BTreeSet<String>;
 
 #[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
-#[derive(QueryableByName)]
-struct Value {
-    #[diesel(sql_type = Text)]
-    value: String,
-}
-
-#[derive(QueryableByName)]
 struct Membership {
     #[diesel(sql_type = BigInt)]
     primary_id: i64,
@@ -47,63 +35,27 @@ struct Membership {
     phone_number: Option<String>,
 }
 
-/// Checks invariants 1 to 4 on the live rows of `conn`'s database. Empty when all hold.
+/// Checks invariants 1 to 4 on the live rows of `conn`'s database, with the same queries as
+/// `identity-api check`. Empty when all hold.
 ///
 /// # Panics
 /// When a query fails.
 pub fn check_invariants(conn: &mut TestConnection) -> Vec<Violation> {
+    #[derive(QueryableByName)]
+    struct Item {
+        #[diesel(sql_type = Text)]
+        item: String,
+    }
     let mut violations = Vec::new();
-    let mut ids = |invariant: &'static str, sql: &str, violations: &mut Vec<Violation>| {
-        let rows: Vec<Id> = conn
-            .load(sql)
+    for check in identity_persistence::INVARIANT_CHECKS {
+        let items: Vec<Item> = conn
+            .load(check.sql)
             .unwrap_or_else(|e| panic!("invariant query failed: {e}"));
-        if !rows.is_empty() {
-            let found: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        if !items.is_empty() {
+            let found: Vec<String> = items.into_iter().map(|i| i.item).collect();
             violations.push(Violation {
-                invariant,
-                detail: format!("contacts {found:?}"),
-            });
-        }
-    };
-    ids(
-        "1: every live secondary links to a live primary",
-        "SELECT s.id FROM contact s
-           LEFT JOIN contact p ON p.id = s.linked_id AND p.deleted_at IS NULL
-                              AND p.link_precedence = 'primary'
-          WHERE s.deleted_at IS NULL AND s.link_precedence = 'secondary' AND p.id IS NULL",
-        &mut violations,
-    );
-    ids(
-        "1: a primary links nowhere",
-        "SELECT id FROM contact
-          WHERE deleted_at IS NULL AND link_precedence = 'primary' AND linked_id IS NOT NULL",
-        &mut violations,
-    );
-    ids(
-        "3: the primary is the customer's oldest contact",
-        "SELECT s.id FROM contact s JOIN contact p ON p.id = s.linked_id
-          WHERE s.deleted_at IS NULL AND (s.created_at, s.id) < (p.created_at, p.id)",
-        &mut violations,
-    );
-    ids(
-        "4: no two live contacts hold the same email and phone",
-        "SELECT min(id) AS id FROM contact WHERE deleted_at IS NULL
-          GROUP BY email, phone_number HAVING count(*) > 1",
-        &mut violations,
-    );
-    for column in ["email", "phone_number"] {
-        let shared: Vec<Value> = conn
-            .load(&format!(
-                "SELECT {column} AS value FROM contact
-                  WHERE deleted_at IS NULL AND {column} IS NOT NULL
-                  GROUP BY {column} HAVING count(DISTINCT COALESCE(linked_id, id)) > 1"
-            ))
-            .unwrap_or_else(|e| panic!("invariant query failed: {e}"));
-        if !shared.is_empty() {
-            let values: Vec<String> = shared.into_iter().map(|v| v.value).collect();
-            violations.push(Violation {
-                invariant: "2: two customers never share an email or a phone",
-                detail: format!("{column} values {values:?}"),
+                invariant: check.invariant,
+                detail: format!("{} {found:?}", check.items),
             });
         }
     }

@@ -2,6 +2,7 @@
 //! per area. Each test gets a database of its own (see `identity-test-support`).
 
 mod bad_input;
+mod cli;
 mod concurrency;
 mod contract;
 mod deployment;

@@ -6,9 +6,12 @@
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
+use diesel::pg::Pg;
 use diesel::r2d2::R2D2Connection;
+use diesel::sqlite::Sqlite as SqliteBackend;
 use diesel::QueryResult;
-use identity_domain::{ContactChange, Identifiers, NewContact, Relink};
+use diesel::QueryableByName;
+use identity_domain::{ContactChange, ContactId, Identifiers, NewContact};
 
 use crate::models::ContactRow;
 use crate::repository::UnitError;
@@ -27,7 +30,7 @@ pub(crate) enum Guard {
 
 /// One database backend.
 pub(crate) trait Backend: Send + Sync + 'static {
-    type Connection: R2D2Connection + Send + 'static;
+    type Connection: R2D2Connection + Statements + Send + 'static;
 
     /// Messages of errors that mean "collided with a concurrent transaction, run again".
     const COLLISIONS: &'static [&'static str];
@@ -52,10 +55,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// change the customers the request matches or create a contact with its identifiers.
     fn guard(conn: &mut Self::Connection, identifiers: &Identifiers) -> QueryResult<Guard>;
 
-    fn insert(conn: &mut Self::Connection, contact: &NewContact) -> QueryResult<usize>;
+    /// Inserts the contact (with its own `created_at` when it has one); returns its id.
+    fn insert(conn: &mut Self::Connection, contact: &NewContact) -> QueryResult<i64>;
 
-    /// Makes `relink.contacts` secondaries of `relink.primary`; returns the rows changed.
-    fn relink(conn: &mut Self::Connection, relink: &Relink) -> QueryResult<usize>;
+    /// Makes `contacts` secondaries of `primary`; returns the rows changed.
+    fn relink(
+        conn: &mut Self::Connection,
+        primary: i64,
+        contacts: &[ContactId],
+    ) -> QueryResult<usize>;
 
     /// Inside a write transaction: keeps every other writer out until commit, and lifts the
     /// per-statement time limits (a whole-table operation takes long).
@@ -72,10 +80,21 @@ pub(crate) trait Backend: Send + Sync + 'static {
 /// each connection type, by the macro below.
 pub(crate) trait Statements {
     fn customers(&mut self, sql: &str, identifiers: &Identifiers) -> QueryResult<Vec<ContactRow>>;
-    fn insert_contact(&mut self, sql: &str, contact: &NewContact) -> QueryResult<usize>;
+    /// Binds email, phone, linked id, precedence, created_at (µs since the epoch, or null);
+    /// the statement returns the new id.
+    fn insert_contact(&mut self, sql: &str, contact: &NewContact) -> QueryResult<i64>;
     /// `sql_prefix` ends with `id IN (`; the ids are appended (integers: no injection),
     /// in chunks.
-    fn relink_contacts(&mut self, sql_prefix: &str, relink: &Relink) -> QueryResult<usize>;
+    fn relink_contacts(
+        &mut self,
+        sql_prefix: &str,
+        primary: i64,
+        contacts: &[ContactId],
+    ) -> QueryResult<usize>;
+    /// A query without parameters.
+    fn rows<T>(&mut self, sql: &str) -> QueryResult<Vec<T>>
+    where
+        T: QueryableByName<Pg> + QueryableByName<SqliteBackend> + 'static;
     fn all_contacts(&mut self, sql: &str) -> QueryResult<Vec<ContactRow>>;
     fn customer_of(&mut self, sql: &str, id: i64) -> QueryResult<Vec<ContactRow>>;
     /// Binds id, email, phone, precedence, linked id, erased, in that order.
@@ -98,30 +117,46 @@ macro_rules! statements_for {
                     .load(self)
             }
 
-            fn insert_contact(&mut self, sql: &str, contact: &NewContact) -> QueryResult<usize> {
+            fn insert_contact(&mut self, sql: &str, contact: &NewContact) -> QueryResult<i64> {
                 use diesel::sql_types::{BigInt, Nullable, Text};
                 use diesel::RunQueryDsl;
                 let (precedence, linked_id) = crate::backend::link_columns(contact);
+                let created_at_us = contact.created_at.map(|at| at.timestamp_micros());
                 diesel::sql_query(sql)
                     .bind::<Nullable<Text>, _>(contact.email.as_ref().map(|e| e.as_str()))
                     .bind::<Nullable<Text>, _>(contact.phone.as_ref().map(|p| p.as_str()))
                     .bind::<Nullable<BigInt>, _>(linked_id)
                     .bind::<Text, _>(precedence)
-                    .execute(self)
+                    .bind::<Nullable<BigInt>, _>(created_at_us)
+                    .get_result::<crate::models::IdRow>(self)
+                    .map(|row| row.id)
             }
 
-            fn relink_contacts(&mut self, sql_prefix: &str, relink: &Relink) -> QueryResult<usize> {
+            fn relink_contacts(
+                &mut self,
+                sql_prefix: &str,
+                primary: i64,
+                contacts: &[ContactId],
+            ) -> QueryResult<usize> {
                 use diesel::sql_types::BigInt;
                 use diesel::RunQueryDsl;
                 let mut changed = 0;
-                for chunk in relink.contacts.chunks(500) {
+                for chunk in contacts.chunks(500) {
                     let ids: Vec<String> = chunk.iter().map(|id| id.get().to_string()).collect();
                     let sql = format!("{sql_prefix}{})", ids.join(","));
                     changed += diesel::sql_query(sql)
-                        .bind::<BigInt, _>(relink.primary.get())
+                        .bind::<BigInt, _>(primary)
                         .execute(self)?;
                 }
                 Ok(changed)
+            }
+
+            fn rows<T>(&mut self, sql: &str) -> QueryResult<Vec<T>>
+            where
+                T: QueryableByName<Pg> + QueryableByName<SqliteBackend> + 'static,
+            {
+                use diesel::RunQueryDsl;
+                diesel::sql_query(sql).load(self)
             }
 
             fn all_contacts(&mut self, sql: &str) -> QueryResult<Vec<ContactRow>> {
@@ -159,6 +194,14 @@ macro_rules! statements_for {
 
 statements_for!(diesel::PgConnection);
 statements_for!(diesel::SqliteConnection);
+
+/// Runs a query without parameters on any backend's connection.
+pub(crate) fn rows<B: Backend, T>(conn: &mut B::Connection, sql: &str) -> QueryResult<Vec<T>>
+where
+    T: QueryableByName<Pg> + QueryableByName<SqliteBackend> + 'static,
+{
+    conn.rows(sql)
+}
 
 /// `link_precedence` and `linked_id` of a new contact.
 pub(crate) fn link_columns(contact: &NewContact) -> (&'static str, Option<i64>) {

@@ -5,7 +5,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Nullable, Text};
 use diesel::PgConnection;
-use identity_domain::{ContactChange, Identifiers, NewContact, Relink};
+use identity_domain::{ContactChange, ContactId, Identifiers, NewContact};
 
 use super::{Backend, Guard, Statements};
 use crate::models::{ContactRow, IdRow};
@@ -58,9 +58,12 @@ SELECT pg_advisory_xact_lock(key)
   FROM (SELECT DISTINCT hashtextextended(value, 0) AS key FROM unnest($1::text[]) AS t(value)) AS keys
  ORDER BY key";
 
-/// `created_at` comes from the column default, `clock_timestamp()`.
+/// `created_at` is the contact's own date (`$5`, µs since the epoch) when it has one, else
+/// `clock_timestamp()`.
 const INSERT_SQL: &str = "
-INSERT INTO contact (email, phone_number, linked_id, link_precedence) VALUES ($1, $2, $3, $4)";
+INSERT INTO contact (email, phone_number, linked_id, link_precedence, created_at)
+VALUES ($1, $2, $3, $4, COALESCE('epoch'::timestamptz + $5 * interval '1 microsecond', clock_timestamp()))
+RETURNING id";
 
 const RELINK_SQL_PREFIX: &str = "
 UPDATE contact SET linked_id = $1, link_precedence = 'secondary', updated_at = clock_timestamp()
@@ -138,12 +141,12 @@ impl Backend for Postgres {
         Ok(Guard::Primaries(locked))
     }
 
-    fn insert(conn: &mut PgConnection, contact: &NewContact) -> QueryResult<usize> {
+    fn insert(conn: &mut PgConnection, contact: &NewContact) -> QueryResult<i64> {
         conn.insert_contact(INSERT_SQL, contact)
     }
 
-    fn relink(conn: &mut PgConnection, relink: &Relink) -> QueryResult<usize> {
-        conn.relink_contacts(RELINK_SQL_PREFIX, relink)
+    fn relink(conn: &mut PgConnection, primary: i64, contacts: &[ContactId]) -> QueryResult<usize> {
+        conn.relink_contacts(RELINK_SQL_PREFIX, primary, contacts)
     }
 
     fn lock_all(conn: &mut PgConnection) -> QueryResult<()> {

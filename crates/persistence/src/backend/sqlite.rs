@@ -5,7 +5,7 @@
 
 use diesel::prelude::*;
 use diesel::SqliteConnection;
-use identity_domain::{ContactChange, Identifiers, NewContact, Relink};
+use identity_domain::{ContactChange, ContactId, Identifiers, NewContact};
 
 use super::{Backend, Guard, Statements};
 use crate::models::ContactRow;
@@ -32,10 +32,12 @@ SELECT id, phone_number, email, linked_id, link_precedence,
        CAST(round(unixepoch(created_at, 'subsec') * 1000) AS INTEGER) * 1000 AS created_at_us
   FROM customer";
 
-/// `created_at` comes from the column default (UTC, millisecond precision; ties are broken
-/// by id, which grows with time because writers are serialized).
+/// `created_at` is the contact's own date (`?5`, µs since the epoch) when it has one, else
+/// now (UTC, millisecond precision; ties are broken by id).
 const INSERT_SQL: &str = "
-INSERT INTO contact (email, phone_number, linked_id, link_precedence) VALUES (?1, ?2, ?3, ?4)";
+INSERT INTO contact (email, phone_number, linked_id, link_precedence, created_at)
+VALUES (?1, ?2, ?3, ?4, COALESCE(strftime('%Y-%m-%dT%H:%M:%fZ', ?5 / 1000000.0, 'unixepoch'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))
+RETURNING id";
 
 const RELINK_SQL_PREFIX: &str = "
 UPDATE contact SET linked_id = ?1, link_precedence = 'secondary',
@@ -96,12 +98,16 @@ impl Backend for Sqlite {
         Ok(Guard::Store)
     }
 
-    fn insert(conn: &mut SqliteConnection, contact: &NewContact) -> QueryResult<usize> {
+    fn insert(conn: &mut SqliteConnection, contact: &NewContact) -> QueryResult<i64> {
         conn.insert_contact(INSERT_SQL, contact)
     }
 
-    fn relink(conn: &mut SqliteConnection, relink: &Relink) -> QueryResult<usize> {
-        conn.relink_contacts(RELINK_SQL_PREFIX, relink)
+    fn relink(
+        conn: &mut SqliteConnection,
+        primary: i64,
+        contacts: &[ContactId],
+    ) -> QueryResult<usize> {
+        conn.relink_contacts(RELINK_SQL_PREFIX, primary, contacts)
     }
 
     fn lock_all(_conn: &mut SqliteConnection) -> QueryResult<()> {

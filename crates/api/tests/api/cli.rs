@@ -1,0 +1,292 @@
+//! The operator's command line, run as the real binary: import, check, migrate, stats.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use identity_test_support::{check_invariants, TestConnection, TestDb, TestStore};
+use serde_json::json;
+
+use crate::helpers::{ServerProcess, TestApp};
+
+fn run(database_url: &str, args: &[&str]) -> Output {
+    Command::new(ServerProcess::BINARY)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+        .env("IDENTITY__LOG__LEVEL", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir.join(name)
+}
+
+/// The history used by the import tests, as (createdAt, email, phone), in date order.
+const HISTORY: &[(&str, Option<&str>, Option<&str>)] = &[
+    (
+        "2019-01-05T10:00:00Z",
+        Some("doc@hillvalley.edu"),
+        Some("5550100"),
+    ),
+    (
+        "2019-02-01T10:00:00Z",
+        Some("marty@hillvalley.edu"),
+        Some("5550199"),
+    ),
+    (
+        "2019-03-01T10:00:00Z",
+        Some("emmett@hillvalley.edu"),
+        Some("5550100"),
+    ),
+    (
+        "2019-04-01T10:00:00Z",
+        Some("marty@hillvalley.edu"),
+        Some("5550100"),
+    ),
+    ("2019-05-01T10:00:00Z", None, Some("5550199")),
+    ("2019-06-01T10:00:00Z", Some("biff@hillvalley.edu"), None),
+    (
+        "2019-07-01T10:00:00Z",
+        Some("BIFF@hillvalley.edu "),
+        Some("5550142"),
+    ),
+];
+
+/// Each customer as (its primary's identifiers, all its identifiers).
+fn graph(conn: &mut TestConnection) -> BTreeSet<(String, BTreeSet<String>)> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        primary_id: i64,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        is_primary: bool,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        email: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        phone_number: Option<String>,
+    }
+    let rows: Vec<Row> = conn
+        .load(
+            "SELECT COALESCE(linked_id, id) AS primary_id, (linked_id IS NULL) AS is_primary,
+                    email, phone_number FROM contact WHERE deleted_at IS NULL",
+        )
+        .expect("rows");
+    let mut customers: std::collections::BTreeMap<i64, (String, BTreeSet<String>)> =
+        Default::default();
+    for row in rows {
+        let entry = customers.entry(row.primary_id).or_default();
+        let values: Vec<String> = row
+            .email
+            .iter()
+            .map(|e| format!("email:{e}"))
+            .chain(row.phone_number.iter().map(|p| format!("phone:{p}")))
+            .collect();
+        if row.is_primary {
+            entry.0 = values.join(" ");
+        }
+        entry.1.extend(values);
+    }
+    customers.into_values().collect()
+}
+
+fn write_jsonl(path: &Path, order: &[usize], bad: &[&str]) {
+    let mut lines: Vec<String> = order
+        .iter()
+        .map(|&i| {
+            let (at, email, phone) = HISTORY[i];
+            json!({"createdAt": at, "email": email, "phoneNumber": phone}).to_string()
+        })
+        .collect();
+    lines.extend(bad.iter().map(|b| (*b).to_owned()));
+    std::fs::write(path, lines.join("\n") + "\n").expect("write");
+}
+
+fn write_csv(path: &Path, order: &[usize]) {
+    let mut text = String::from("createdAt,email,phoneNumber\n");
+    for &i in order {
+        let (at, email, phone) = HISTORY[i];
+        text.push_str(&format!(
+            "{at},{},{}\n",
+            email.unwrap_or(""),
+            phone.unwrap_or("")
+        ));
+    }
+    std::fs::write(path, text).expect("write");
+}
+
+#[test]
+fn imports_out_of_order_give_the_graph_of_requests_sent_in_date_order() {
+    let app = TestApp::spawn();
+    for (_, email, phone) in HISTORY {
+        app.identify_ok(json!({"email": email, "phoneNumber": phone}));
+    }
+    let expected = graph(&mut TestConnection::from(app.db.connect()));
+
+    let shuffled = [6, 3, 0, 5, 2, 4, 1];
+    let jsonl = scratch("history.jsonl");
+    write_jsonl(&jsonl, &shuffled, &[]);
+    let csv = scratch("history.csv");
+    write_csv(&csv, &shuffled);
+    for (file, db) in [(&jsonl, TestStore::postgres()), (&csv, TestStore::sqlite())] {
+        let output = run(&db.url(), &["import", &file.to_string_lossy()]);
+        assert!(output.status.success(), "{output:?}");
+        let mut conn = db.connect();
+        assert_eq!(graph(&mut conn), expected, "{}", file.display());
+        assert!(check_invariants(&mut conn).is_empty());
+    }
+}
+
+#[test]
+fn an_older_record_in_a_later_import_becomes_the_primary() {
+    let db = TestStore::sqlite();
+    let first = scratch("later.jsonl");
+    write_jsonl(&first, &[1, 3], &[]);
+    assert!(run(&db.url(), &["import", &first.to_string_lossy()])
+        .status
+        .success());
+    let older = scratch("older.jsonl");
+    std::fs::write(
+        &older,
+        json!({"createdAt": "2018-12-24T00:00:00Z", "email": "clara@hillvalley.edu", "phoneNumber": "5550199"}).to_string() + "\n",
+    )
+    .expect("write");
+    assert!(run(&db.url(), &["import", &older.to_string_lossy()])
+        .status
+        .success());
+    let mut conn = db.connect();
+    assert_eq!(
+        conn.number(
+            "SELECT count(*) AS n FROM contact WHERE email = 'clara@hillvalley.edu'
+                AND link_precedence = 'primary'"
+        ),
+        1
+    );
+    assert!(check_invariants(&mut conn).is_empty());
+}
+
+#[test]
+fn bad_records_are_rejected_with_their_line_and_the_rest_is_imported_once() {
+    let db = TestStore::postgres();
+    let file = scratch("mixed.jsonl");
+    write_jsonl(
+        &file,
+        &[0, 1, 2],
+        &[
+            r#"{"email": "not an email"}"#,
+            "this is not json",
+            r#"{"phoneNumber": "0000000000"}"#,
+            r#"{"email": "ok@hillvalley.edu", "createdAt": "yesterday"}"#,
+            r#"{}"#,
+        ],
+    );
+    let rejects = scratch("mixed-rejects.jsonl");
+    let output = run(
+        &db.url(),
+        &[
+            "import",
+            &file.to_string_lossy(),
+            "--rejects",
+            &rejects.to_string_lossy(),
+        ],
+    );
+    let text = stdout(&output);
+    assert!(output.status.success(), "{output:?}");
+    assert!(text.contains("imported 8 records"), "{text}");
+    assert!(text.contains("3 contacts created"), "{text}");
+    assert!(text.contains("5 rejected"), "{text}");
+    let rejected: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
+        .expect("a rejects file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    let lines: Vec<u64> = rejected.iter().filter_map(|r| r["line"].as_u64()).collect();
+    assert_eq!(lines, [4, 5, 6, 7, 8]);
+    assert!(rejected[0]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("email")));
+    assert!(rejected[2]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("placeholder")));
+    assert!(rejected[3]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("createdAt")));
+
+    let mut conn = db.connect();
+    let before = graph(&mut conn);
+    let again = run(
+        &db.url(),
+        &[
+            "import",
+            &file.to_string_lossy(),
+            "--rejects",
+            &rejects.to_string_lossy(),
+        ],
+    );
+    assert!(
+        stdout(&again).contains("0 contacts created"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(graph(&mut conn), before, "a second import changes nothing");
+    assert_eq!(conn.number("SELECT count(*) AS n FROM contact"), 3);
+}
+
+#[test]
+fn check_finds_a_planted_violation_and_stats_describe_the_store() {
+    let db = TestStore::sqlite();
+    let app_file = scratch("check.jsonl");
+    write_jsonl(&app_file, &[0, 1, 2, 3], &[]);
+    assert!(run(&db.url(), &["import", &app_file.to_string_lossy()])
+        .status
+        .success());
+
+    let clean = run(&db.url(), &["check"]);
+    assert!(clean.status.success(), "{clean:?}");
+    assert!(stdout(&clean).contains("every invariant holds"));
+
+    let stats = stdout(&run(&db.url(), &["stats", "--top", "3"]));
+    assert!(stats.contains("customers: 1"), "{stats}");
+    assert!(stats.contains("contacts: 3 live"), "{stats}");
+
+    // A secondary pointing at another secondary: a chain (invariant 1).
+    db.connect()
+        .execute(
+            "UPDATE contact SET linked_id = (SELECT max(id) FROM contact)
+              WHERE id = (SELECT min(id) FROM contact WHERE link_precedence = 'secondary')",
+        )
+        .expect("planted");
+    let broken = run(&db.url(), &["check"]);
+    assert_eq!(broken.status.code(), Some(1), "{broken:?}");
+    assert!(
+        stdout(&broken).contains("violated: invariant 1"),
+        "{}",
+        stdout(&broken)
+    );
+}
+
+#[test]
+fn migrate_applies_the_schema_once() {
+    let db = TestDb::empty();
+    let first = run(db.url(), &["migrate"]);
+    assert!(first.status.success(), "{first:?}");
+    assert!(
+        stdout(&first).contains("applied 1 migrations"),
+        "{}",
+        stdout(&first)
+    );
+    let second = run(db.url(), &["migrate"]);
+    assert!(
+        stdout(&second).contains("up to date"),
+        "{}",
+        stdout(&second)
+    );
+}
