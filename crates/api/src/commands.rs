@@ -28,8 +28,32 @@ pub fn normalize(settings: &Settings) -> Result<Rewrite, StartupError> {
     let store = identity_persistence::open(&settings.store_settings()?)?;
     store
         .maintenance
-        .rewrite_all(&|contacts: &[Contact]| renormalize(contacts, &policy))
+        .rewrite_all(
+            &|contacts: &[Contact]| renormalize(contacts, &policy),
+            "normalize",
+        )
         .map_err(StartupError::Store)
+}
+
+/// Runs an event dispatcher in the foreground, until the process is stopped.
+///
+/// # Errors
+/// When no webhook is configured or the store cannot be opened.
+pub fn dispatch(settings: &Settings) -> Result<(), StartupError> {
+    if settings.events.webhook_url.is_empty() {
+        return Err(StartupError::Settings(
+            crate::settings::SettingsError::Invalid {
+                key: "events.webhook_url",
+                problem: "must be set to dispatch events".to_owned(),
+            },
+        ));
+    }
+    let store = identity_persistence::open(&settings.store_settings()?)?;
+    let dispatcher = crate::dispatcher::Dispatcher::new(store.outbox, &settings.events);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thread = dispatcher.spawn(stop).map_err(StartupError::Serve)?;
+    let _ = thread.join();
+    Ok(())
 }
 
 /// Applies pending migrations (creating the database or file first when allowed). Returns
@@ -227,7 +251,7 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         };
         let outcome = store
             .maintenance
-            .apply_batch(&requests, &decide)
+            .apply_batch(&requests, &decide, "import")
             .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
         summary.created += outcome.created;
         summary.merged += outcome.merged;

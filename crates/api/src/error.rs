@@ -28,6 +28,12 @@ pub enum ApiError {
     InvalidPath(String),
     #[error("there is no contact with id {0}")]
     ContactNotFound(i64),
+    #[error("there is no customer whose primary contact has id {0}")]
+    CustomerNotFound(i64),
+    #[error("send the admin token as Authorization: Bearer <token>")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
     #[error("this resource only accepts {allow}")]
     MethodNotAllowed { allow: &'static str },
     /// The database is down or overloaded. The request was not applied, or (if the
@@ -65,7 +71,9 @@ impl ApiError {
             Self::InvalidRequest(_) => "invalid-identifier",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::PayloadTooLarge { .. } => "payload-too-large",
-            Self::NotFound | Self::ContactNotFound(_) => "not-found",
+            Self::NotFound | Self::ContactNotFound(_) | Self::CustomerNotFound(_) => "not-found",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::InvalidPath(_) => "invalid-path",
             Self::MethodNotAllowed { .. } => "method-not-allowed",
             Self::Unavailable(_) => "unavailable",
@@ -83,7 +91,9 @@ impl ApiError {
             Self::InvalidRequest(_) => "An identifier is not valid",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge { .. } => "Request body too large",
-            Self::NotFound | Self::ContactNotFound(_) => "Not found",
+            Self::NotFound | Self::ContactNotFound(_) | Self::CustomerNotFound(_) => "Not found",
+            Self::Unauthorized => "Unauthorized",
+            Self::Forbidden(_) => "Forbidden",
             Self::InvalidPath(_) => "Invalid path parameter",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::Unavailable(_) => "Service unavailable",
@@ -111,7 +121,11 @@ impl ResponseError for ApiError {
             Self::InvalidBody(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotFound | Self::ContactNotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::ContactNotFound(_) | Self::CustomerNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -140,6 +154,9 @@ impl ResponseError for ApiError {
             }
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));
+            }
+            Self::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
             _ => {}
         }

@@ -1,6 +1,6 @@
 //! `POST /identify`: HTTP in, domain call, HTTP out. No rules here.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use identity_domain::contact::MAX_PHONE_NUMBER;
 use identity_domain::{Admitted, Customer, IdentifierPolicy, IdentityService, Ignored, RawPhone};
 use serde::{Deserialize, Serialize};
@@ -65,6 +65,14 @@ impl IdentifyBody {
         };
         Ok(policy.admit(email.as_deref(), phone)?)
     }
+}
+
+/// The request's id (set by the telemetry middleware), recorded as the cause of its writes.
+pub(crate) fn request_id(request: &HttpRequest) -> String {
+    request
+        .extensions()
+        .get::<crate::telemetry::RequestId>()
+        .map_or_else(|| "unknown".to_owned(), |id| id.0.clone())
 }
 
 /// A JSON number that is a whole number of at least 0: `123456`, and also `123456.0` (JSON
@@ -179,14 +187,16 @@ impl From<Customer> for ContactView {
 pub async fn identify(
     service: web::Data<IdentityService>,
     policy: web::Data<IdentifierPolicy>,
+    request: HttpRequest,
     body: web::Json<IdentifyBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let cause = request_id(&request);
     let Admitted {
         identifiers,
         ignored,
     } = body.into_inner().admit(&policy)?;
     let service = service.into_inner();
-    let identified = run_blocking(move || service.identify(&identifiers)).await??;
+    let identified = run_blocking(move || service.identify(&identifiers, &cause)).await??;
     if let Some(refusal) = identified.refused {
         // Ids and sizes only: identifiers are personal data and stay out of logs.
         tracing::warn!(

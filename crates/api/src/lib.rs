@@ -2,8 +2,10 @@
 //! `IdentityService`, wired to the PostgreSQL repository. Owns configuration, start-up,
 //! telemetry and the mapping of errors to HTTP (in `error`); holds no product rules.
 
+mod admin;
 pub mod commands;
 mod contacts;
+pub mod dispatcher;
 mod error;
 mod health;
 mod identify;

@@ -61,6 +61,13 @@ enum Command {
     ///
     /// For use after an incident, a manual fix or an import. Reads only.
     Check,
+    /// Deliver change events from the outbox to events.webhook_url, until stopped.
+    ///
+    /// The service runs a dispatcher itself when events.webhook_url is set; run this to
+    /// deliver from a separate process instead. Any number may run at once: no event is
+    /// delivered by two of them at the same time. Stopping it mid-delivery is safe (the
+    /// event is delivered again later: at least once).
+    Dispatch,
     /// Print figures about the store: customers, contacts, the largest customers.
     Stats {
         /// How many of the largest customers to list.
@@ -88,6 +95,7 @@ fn main() -> ExitCode {
                 println!("applied {} migrations: {}", applied.len(), applied.join(", "));
             }
         }),
+        Command::Dispatch => commands::dispatch(&settings),
         Command::Check => match commands::check(&settings) {
             Ok(violations) if violations.is_empty() => {
                 println!("ok: every invariant holds");

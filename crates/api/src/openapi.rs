@@ -92,6 +92,9 @@ impl utoipa::Modify for RequestSchema {
     paths(
         crate::identify::identify,
         crate::contacts::contact,
+        crate::admin::history,
+        crate::admin::erase_contact,
+        crate::admin::erase_customer,
         crate::health::healthz,
         crate::health::readyz,
         crate::metrics::metrics,
@@ -100,6 +103,7 @@ impl utoipa::Modify for RequestSchema {
     modifiers(&RequestSchema),
     tags(
         (name = "identity", description = "Identify customers and read them back"),
+        (name = "admin", description = "Erasure for privacy requests (admin token)"),
         (name = "operations", description = "Probes and metrics")
     )
 )]

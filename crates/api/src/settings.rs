@@ -34,7 +34,29 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub identifiers: IdentifierSettings,
     pub merge_guard: MergeGuardSettings,
+    pub admin: AdminSettings,
+    pub events: EventSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub erasure_enabled: bool,
+    /// Never printed.
+    pub token: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    pub webhook_url: String,
+    /// Never printed.
+    pub secret: SecretString,
+    pub poll_interval_ms: u64,
+    pub batch_size: usize,
+    pub request_timeout_ms: u64,
+    pub max_backoff_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,6 +225,35 @@ impl Settings {
             );
         }
         self.identifier_policy()?;
+        if self.admin.erasure_enabled && self.admin.token.expose_secret().trim().is_empty() {
+            return invalid(
+                "admin.token",
+                "must be set when admin.erasure_enabled is true (IDENTITY__ADMIN__TOKEN)",
+            );
+        }
+        let events = &self.events;
+        if !events.webhook_url.is_empty() {
+            if !(events.webhook_url.starts_with("http://")
+                || events.webhook_url.starts_with("https://"))
+            {
+                return invalid("events.webhook_url", "must be an http:// or https:// URL");
+            }
+            if events.secret.expose_secret().is_empty() {
+                return invalid(
+                    "events.secret",
+                    "must be set when events.webhook_url is (IDENTITY__EVENTS__SECRET)",
+                );
+            }
+            if events.batch_size == 0
+                || events.poll_interval_ms == 0
+                || events.request_timeout_ms == 0
+            {
+                return invalid(
+                    "events.*",
+                    "batch_size, poll_interval_ms and request_timeout_ms must be more than 0",
+                );
+            }
+        }
         let guard = &self.merge_guard;
         for (key, value) in [
             ("merge_guard.max_contacts", guard.max_contacts),
@@ -359,6 +410,13 @@ mod tests {
         assert!(guard.contains("merge_guard.max_emails"), "{guard}");
         let blocked = message(&[("IDENTITY__IDENTIFIERS__BLOCKED_PHONES", "12ab")]);
         assert!(blocked.contains("identifiers.blocked"), "{blocked}");
+        let admin = message(&[("IDENTITY__ADMIN__ERASURE_ENABLED", "true")]);
+        assert!(admin.contains("admin.token"), "{admin}");
+        let events = message(&[(
+            "IDENTITY__EVENTS__WEBHOOK_URL",
+            "http://hooks.example/identity",
+        )]);
+        assert!(events.contains("events.secret"), "{events}");
         let rust_log = message(&[("RUST_LOG", "info,[=")]);
         assert!(rust_log.contains("RUST_LOG"), "{rust_log}");
         assert!(url.contains("database.url"), "{url}");

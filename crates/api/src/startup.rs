@@ -1,6 +1,8 @@
 //! Building and running the server: database set-up, routes, middleware, listener.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::error::JsonPayloadError;
@@ -12,7 +14,9 @@ use thiserror::Error;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::admin::{erase_contact, erase_customer, history, ErasureAccess};
 use crate::contacts::contact;
+use crate::dispatcher::Dispatcher;
 use crate::error::ApiError;
 use crate::health::{healthz, readyz, ReadinessCheck};
 use crate::identify::identify;
@@ -42,6 +46,7 @@ pub enum StartupError {
 pub struct Application {
     server: Server,
     port: u16,
+    dispatcher: Option<Dispatcher>,
 }
 
 impl Application {
@@ -53,6 +58,8 @@ impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
         let store = identity_persistence::open(&settings.store_settings()?)?;
         tracing::info!(database = %store.url, "store open");
+        let dispatcher = (!settings.events.webhook_url.is_empty())
+            .then(|| Dispatcher::new(Arc::clone(&store.outbox), &settings.events));
         let service = IdentityService::new(store.repository, settings.customer_limits());
         let policy = settings.identifier_policy()?;
         let ready: ReadinessCheck = store.readiness;
@@ -73,6 +80,10 @@ impl Application {
             policy: web::Data::new(policy),
             ready: web::Data::new(ready),
             pool: web::Data::new(store.pool_stats),
+            erasure: web::Data::new(ErasureAccess {
+                enabled: settings.admin.erasure_enabled,
+                token: settings.admin.token.clone(),
+            }),
         };
         crate::metrics::handle();
         let mut server = HttpServer::new(move || {
@@ -91,7 +102,11 @@ impl Application {
                 source,
             })?
             .run();
-        Ok(Self { server, port })
+        Ok(Self {
+            server,
+            port,
+            dispatcher,
+        })
     }
 
     /// The port actually bound (useful with port 0).
@@ -110,7 +125,17 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let stop = Arc::new(AtomicBool::new(false));
+        let dispatching = match self.dispatcher {
+            Some(dispatcher) => Some(dispatcher.spawn(Arc::clone(&stop))?),
+            None => None,
+        };
+        let served = self.server.await;
+        stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = dispatching {
+            let _ = thread.join();
+        }
+        served
     }
 }
 
@@ -121,6 +146,7 @@ pub struct AppState {
     pub policy: web::Data<IdentifierPolicy>,
     pub ready: web::Data<ReadinessCheck>,
     pub pool: web::Data<PoolProbe>,
+    pub erasure: web::Data<ErasureAccess>,
 }
 
 /// The routes of the service, with JSON errors for bad bodies, unknown routes and wrong
@@ -134,11 +160,23 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::S
             .app_data(state.policy)
             .app_data(state.ready)
             .app_data(state.pool)
+            .app_data(state.erasure)
             .app_data(json)
             .service(
                 web::resource("/contacts/{id}")
                     .route(web::get().to(contact))
+                    .route(web::delete().to(erase_contact))
+                    .default_service(web::to(|| method_not_allowed("GET, DELETE"))),
+            )
+            .service(
+                web::resource("/contacts/{id}/history")
+                    .route(web::get().to(history))
                     .default_service(web::to(|| method_not_allowed("GET"))),
+            )
+            .service(
+                web::resource("/customers/{primaryId}")
+                    .route(web::delete().to(erase_customer))
+                    .default_service(web::to(|| method_not_allowed("DELETE"))),
             )
             .service(
                 web::resource("/metrics")

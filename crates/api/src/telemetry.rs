@@ -7,6 +7,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::HttpMessage;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
@@ -33,6 +34,11 @@ pub fn init(settings: &LogSettings) {
 }
 
 const REQUEST_ID: &str = "x-request-id";
+
+/// The id of the request being served, for handlers (it is recorded as the cause of what
+/// the request writes).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
 
 /// The caller's `X-Request-Id` when it is a sane token (1 to 128 visible ASCII characters),
 /// else a new random one.
@@ -62,6 +68,7 @@ pub async fn observe_request(
     let method = request.method().clone();
     let path = request.path().to_owned();
     let span = tracing::info_span!("request", request_id = %id);
+    request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.call(request).instrument(span.clone()).await?;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();

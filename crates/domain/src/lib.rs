@@ -23,10 +23,10 @@ pub use identifiers::{Admitted, BlockList, IdentifierPolicy, Ignored, RawPhone};
 pub use reconcile::{
     reconcile, reconcile_record, CustomerLimits, LinkTo, NewContact, Plan, Refusal, Relink,
 };
-pub use renormalize::{renormalize, ContactChange, Rewrite};
+pub use renormalize::{plan_erasure, renormalize, ContactChange, Rewrite};
 pub use repository::{
     BatchOutcome, ContactMaintenance, ContactRepository, CustomerSize, Decide, DecideEach,
-    RepositoryError, Rewriter, StoreStats, Violation,
+    HistoryEntry, RepositoryError, Rewriter, StoreStats, Violation,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::{MockContactMaintenance, MockContactRepository};

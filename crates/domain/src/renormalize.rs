@@ -128,6 +128,74 @@ pub fn renormalize(contacts: &[Contact], policy: &IdentifierPolicy) -> Rewrite {
     rewrite
 }
 
+/// Erases the contacts of one customer that `erase` selects (their values blanked, their rows
+/// deleted) and re-clusters the rest: contacts that still share an email or a phone, directly
+/// or through others, stay one customer; a customer that the erased contact alone held
+/// together falls apart into several. The oldest contact of each part is its primary.
+///
+/// `customer` is every live contact of one customer.
+pub fn plan_erasure(customer: &[Contact], erase: impl Fn(&Contact) -> bool) -> Rewrite {
+    let mut rewrite = Rewrite::default();
+    let kept: Vec<usize> = (0..customer.len())
+        .filter(|&i| !erase(&customer[i]))
+        .collect();
+    let mut sets = DisjointSets::new(customer.len());
+    let mut first_with: HashMap<String, usize> = HashMap::new();
+    for &i in &kept {
+        let contact = &customer[i];
+        let keys = [
+            contact
+                .email
+                .as_ref()
+                .map(|e| format!("email:{}", e.as_str())),
+            contact
+                .phone
+                .as_ref()
+                .map(|p| format!("phone:{}", p.as_str())),
+        ];
+        for key in keys.into_iter().flatten() {
+            let other = *first_with.entry(key).or_insert(i);
+            sets.union(i, other);
+        }
+    }
+    let mut oldest: HashMap<usize, usize> = HashMap::new();
+    for &i in &kept {
+        let entry = oldest.entry(sets.find(i)).or_insert(i);
+        if customer[i].age_key() < customer[*entry].age_key() {
+            *entry = i;
+        }
+    }
+    for (i, contact) in customer.iter().enumerate() {
+        if erase(contact) {
+            rewrite.contacts_erased += 1;
+            rewrite.changes.push(ContactChange {
+                id: contact.id,
+                email: None,
+                phone: None,
+                link: contact.link,
+                erased: true,
+            });
+            continue;
+        }
+        let o = oldest[&sets.find(i)];
+        let link = if o == i {
+            Link::Primary
+        } else {
+            Link::Secondary(customer[o].id)
+        };
+        if link != contact.link {
+            rewrite.changes.push(ContactChange {
+                id: contact.id,
+                email: contact.email.clone(),
+                phone: contact.phone.clone(),
+                link,
+                erased: false,
+            });
+        }
+    }
+    rewrite
+}
+
 /// Union-find over indexes.
 struct DisjointSets {
     parent: Vec<usize>,
@@ -224,6 +292,50 @@ mod tests {
                 "{n}"
             );
         }
+    }
+
+    #[test]
+    fn erasing_the_bridge_splits_a_customer_in_two_each_led_by_its_oldest() {
+        // doc -(phone 1)- marty -(email m)- bridge -(phone 2)- jennifer, biff
+        let customer = [
+            contact(1, Some("doc@x.io"), Some("1"), None, 0),
+            contact(2, Some("marty@x.io"), Some("1"), Some(1), 1),
+            contact(3, Some("marty@x.io"), Some("2"), Some(1), 2),
+            contact(4, Some("jennifer@x.io"), Some("2"), Some(1), 3),
+            contact(5, Some("biff@x.io"), Some("2"), Some(1), 4),
+        ];
+        let rewrite = plan_erasure(&customer, |c| c.id == id(3));
+        let change = |n: i64| rewrite.changes.iter().find(|c| c.id == id(n)).cloned();
+        let erased = change(3).expect("erased");
+        assert!(erased.erased && erased.email.is_none() && erased.phone.is_none());
+        assert_eq!(change(1), None, "doc stays primary");
+        assert_eq!(change(2), None, "marty stays with doc");
+        assert_eq!(
+            change(4).map(|c| c.link),
+            Some(Link::Primary),
+            "oldest of the other part"
+        );
+        assert_eq!(change(5).map(|c| c.link), Some(Link::Secondary(id(4))));
+    }
+
+    #[test]
+    fn erasing_a_primary_hands_the_customer_to_the_next_oldest() {
+        let customer = [
+            contact(1, Some("doc@x.io"), Some("1"), None, 0),
+            contact(2, Some("marty@x.io"), Some("1"), Some(1), 1),
+            contact(3, Some("emmett@x.io"), Some("1"), Some(1), 2),
+        ];
+        let rewrite = plan_erasure(&customer, |c| c.id == id(1));
+        let links: Vec<(i64, Link)> = rewrite
+            .changes
+            .iter()
+            .filter(|c| !c.erased)
+            .map(|c| (c.id.get(), c.link))
+            .collect();
+        assert_eq!(links, [(2, Link::Primary), (3, Link::Secondary(id(2)))]);
+        let all = plan_erasure(&customer, |_| true);
+        assert_eq!(all.contacts_erased, 3);
+        assert!(all.changes.iter().all(|c| c.erased));
     }
 
     #[test]

@@ -90,7 +90,46 @@ pub trait ContactRepository: Send + Sync {
         &self,
         identifiers: &Identifiers,
         decide: &dyn Decide,
+        cause: &str,
     ) -> Result<Vec<Contact>, RepositoryError>;
+
+    /// The history of the customer that live contact `id` belongs to: every event of any
+    /// of its contacts, oldest first. `None` when there is no live contact `id`.
+    ///
+    /// # Errors
+    /// As [`Self::find_customers`].
+    fn find_history(&self, id: ContactId) -> Result<Option<Vec<HistoryEntry>>, RepositoryError>;
+
+    /// One unit of work on the customer of live contact `id`: guards it, reads all its
+    /// contacts, applies the changes `rewriter` returns (recording history and change events
+    /// with `cause`), commits. `None` when there is no live contact `id`.
+    ///
+    /// # Errors
+    /// As [`Self::apply_atomically`].
+    fn rewrite_customer_of(
+        &self,
+        id: ContactId,
+        rewriter: &dyn Rewriter,
+        cause: &str,
+    ) -> Result<Option<Rewrite>, RepositoryError>;
+}
+
+/// One event of a customer's history. Holds ids and link states, never personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub id: i64,
+    /// The customer (its primary) the event belonged to when it happened.
+    pub customer_id: i64,
+    pub contact_id: i64,
+    /// `contact.created`, `contact.linked`, `primary.demoted`, `primary.promoted`,
+    /// `contact.erased`.
+    pub kind: String,
+    /// What caused it: a request id, `import`, `normalize`, `erasure`.
+    pub cause: String,
+    /// The contact's link before and after, as JSON (`{"linkPrecedence":…,"linkedId":…}`).
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// What a whole-table rewrite applies: given every live contact, the changes to make. Any
@@ -119,7 +158,8 @@ pub trait ContactMaintenance: Send + Sync {
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the store cannot be reached;
     /// [`RepositoryError::Internal`] for anything else. In every case nothing was written.
-    fn rewrite_all(&self, rewriter: &dyn Rewriter) -> Result<Rewrite, RepositoryError>;
+    fn rewrite_all(&self, rewriter: &dyn Rewriter, cause: &str)
+        -> Result<Rewrite, RepositoryError>;
 
     /// One unit of work over many requests, in order, each guarded and decided exactly as
     /// [`ContactRepository::apply_atomically`] does for one (later requests see what earlier
@@ -131,6 +171,7 @@ pub trait ContactMaintenance: Send + Sync {
         &self,
         requests: &[Identifiers],
         decide: &dyn DecideEach,
+        cause: &str,
     ) -> Result<BatchOutcome, RepositoryError>;
 
     /// Checks the graph's invariants on the whole store (docs/CONCURRENCY.md, 1 to 4).

@@ -8,7 +8,8 @@ use thiserror::Error;
 use crate::contact::{Contact, ContactId, Identifiers};
 use crate::customer::{Customer, InconsistentGraph};
 use crate::reconcile::{reconcile, CustomerLimits, Refusal};
-use crate::repository::{ContactRepository, RepositoryError};
+use crate::renormalize::{plan_erasure, Rewrite};
+use crate::repository::{ContactRepository, HistoryEntry, RepositoryError};
 
 /// Why `identify` failed. Bad input never gets this far: it cannot build [`Identifiers`].
 #[derive(Debug, Error)]
@@ -48,7 +49,12 @@ impl IdentityService {
     ///
     /// # Errors
     /// See [`IdentifyError`].
-    pub fn identify(&self, request: &Identifiers) -> Result<Identified, IdentifyError> {
+    /// `cause` (a request id) is recorded in the history of whatever is written.
+    pub fn identify(
+        &self,
+        request: &Identifiers,
+        cause: &str,
+    ) -> Result<Identified, IdentifyError> {
         let known = self.repository.find_customers(request)?;
         if let Ok(plan) = reconcile(request, &known, &self.limits) {
             if plan.is_empty() && !known.is_empty() {
@@ -59,13 +65,15 @@ impl IdentityService {
             }
         }
         let refused = Cell::new(None);
-        let after = self
-            .repository
-            .apply_atomically(request, &|current: &[Contact]| {
+        let after = self.repository.apply_atomically(
+            request,
+            &|current: &[Contact]| {
                 let plan = reconcile(request, current, &self.limits)?;
                 refused.set(plan.refused);
                 Ok(plan)
-            })?;
+            },
+            cause,
+        )?;
         Ok(Identified {
             customer: Customer::for_request(&after, request)?,
             refused: refused.get(),
@@ -85,6 +93,55 @@ impl IdentityService {
             return Ok(None);
         }
         Ok(Some(Customer::from_contacts(&contacts)?))
+    }
+}
+
+impl IdentityService {
+    /// The history of the customer of contact `id`, oldest first; `None` for no live contact.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn history(&self, id: ContactId) -> Result<Option<Vec<HistoryEntry>>, IdentifyError> {
+        Ok(self.repository.find_history(id)?)
+    }
+
+    /// Erases contact `id` (privacy request): its values are blanked and its row deleted;
+    /// what remains of its customer is re-clustered ([`plan_erasure`]). `None` when there
+    /// is no live contact `id`.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn erase_contact(
+        &self,
+        id: ContactId,
+        cause: &str,
+    ) -> Result<Option<Rewrite>, IdentifyError> {
+        let rewriter = |contacts: &[Contact]| plan_erasure(contacts, |c| c.id == id);
+        Ok(self.repository.rewrite_customer_of(id, &rewriter, cause)?)
+    }
+
+    /// Erases every contact of the customer whose primary is `primary`. `None` when
+    /// `primary` is not the id of a live primary.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn erase_customer(
+        &self,
+        primary: ContactId,
+        cause: &str,
+    ) -> Result<Option<Rewrite>, IdentifyError> {
+        match self.customer_of(primary)? {
+            Some(customer) if customer.primary_id == primary => {}
+            _ => return Ok(None),
+        }
+        let rewriter = |contacts: &[Contact]| {
+            // Guarded again: erase only if `primary` still leads this customer.
+            let leads = contacts.iter().any(|c| c.id == primary && c.is_primary());
+            plan_erasure(contacts, |_| leads)
+        };
+        Ok(self
+            .repository
+            .rewrite_customer_of(primary, &rewriter, cause)?)
     }
 }
 
@@ -122,7 +179,7 @@ mod tests {
             .returning(move |_| Ok(snapshot.clone()));
         repo.expect_apply_atomically()
             .times(1)
-            .returning(move |_, decide| {
+            .returning(move |_, decide, _| {
                 let plan = decide.decide(&current)?;
                 applied.lock().expect("not poisoned").push(plan);
                 Ok(after.clone())
@@ -138,7 +195,7 @@ mod tests {
         let service = service_on(repo);
 
         let customer = service
-            .identify(&request(Some("doc@hillvalley.edu"), Some("88")))
+            .identify(&request(Some("doc@hillvalley.edu"), Some("88")), "test")
             .expect("identified")
             .customer;
 
@@ -174,7 +231,7 @@ mod tests {
         let service = service_on(repo);
         let req = request(Some("mcfly@hillvalley.edu"), Some("123456"));
 
-        let customer = service.identify(&req).expect("identified").customer;
+        let customer = service.identify(&req, "test").expect("identified").customer;
 
         assert_eq!(customer.primary_id, id(1));
         assert_eq!(customer.secondary_ids, vec![id(2)]);
@@ -205,7 +262,10 @@ mod tests {
         let service = service_on(repo);
 
         let customer = service
-            .identify(&request(Some("mcfly@hillvalley.edu"), Some("123456")))
+            .identify(
+                &request(Some("mcfly@hillvalley.edu"), Some("123456")),
+                "test",
+            )
             .expect("identified")
             .customer;
 
@@ -236,7 +296,10 @@ mod tests {
         let service = service_on(repo);
 
         let customer = service
-            .identify(&request(Some("george@hillvalley.edu"), Some("717171")))
+            .identify(
+                &request(Some("george@hillvalley.edu"), Some("717171")),
+                "test",
+            )
             .expect("identified")
             .customer;
 
@@ -273,7 +336,10 @@ mod tests {
         let service = IdentityService::new(Arc::new(repo), limits);
 
         let identified = service
-            .identify(&request(Some("biffsucks@hillvalley.edu"), Some("919191")))
+            .identify(
+                &request(Some("biffsucks@hillvalley.edu"), Some("919191")),
+                "test",
+            )
             .expect("identified");
 
         assert_eq!(identified.customer.primary_id, id(2));
@@ -290,15 +356,16 @@ mod tests {
         repo.expect_find_customers().returning(|_| Ok(vec![]));
         let seen = Arc::clone(&applied);
         let current = fresh.clone();
-        repo.expect_apply_atomically().returning(move |_, decide| {
-            let plan = decide.decide(&current)?;
-            seen.lock().expect("not poisoned").push(plan);
-            Ok(current.clone())
-        });
+        repo.expect_apply_atomically()
+            .returning(move |_, decide, _| {
+                let plan = decide.decide(&current)?;
+                seen.lock().expect("not poisoned").push(plan);
+                Ok(current.clone())
+            });
         let service = service_on(repo);
 
         let customer = service
-            .identify(&request(Some("doc@hillvalley.edu"), None))
+            .identify(&request(Some("doc@hillvalley.edu"), None), "test")
             .expect("identified")
             .customer;
 
@@ -337,7 +404,7 @@ mod tests {
             ))))
         });
         let service = service_on(repo);
-        let outcome = service.identify(&request(Some("a@x.io"), None));
+        let outcome = service.identify(&request(Some("a@x.io"), None), "test");
         assert!(matches!(
             outcome,
             Err(IdentifyError::Repository(RepositoryError::Unavailable(_)))
@@ -346,9 +413,9 @@ mod tests {
         let mut repo = MockContactRepository::new();
         repo.expect_find_customers().returning(|_| Ok(vec![]));
         repo.expect_apply_atomically()
-            .returning(|_, _| Err(RepositoryError::Contended { attempts: 8 }));
+            .returning(|_, _, _| Err(RepositoryError::Contended { attempts: 8 }));
         let service = service_on(repo);
-        let outcome = service.identify(&request(Some("a@x.io"), None));
+        let outcome = service.identify(&request(Some("a@x.io"), None), "test");
         assert!(matches!(
             outcome,
             Err(IdentifyError::Repository(RepositoryError::Contended {

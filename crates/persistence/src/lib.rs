@@ -9,6 +9,7 @@
 
 mod backend;
 mod error;
+mod events;
 mod invariants;
 mod migrate;
 mod models;
@@ -20,7 +21,8 @@ mod url;
 pub use error::PersistenceError;
 pub use invariants::{InvariantCheck, INVARIANT_CHECKS};
 pub use migrate::{pending_migrations, run_migrations};
+pub use models::OutboxRow;
 pub use pool::PoolSettings;
-pub use repository::{PoolStats, RetryPolicy};
+pub use repository::{Outbox, PoolStats, RetryPolicy};
 pub use store::{open, prepare, Store, StoreSettings};
 pub use url::DatabaseUrl;

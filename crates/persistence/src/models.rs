@@ -110,3 +110,42 @@ pub(crate) struct BucketRow {
     #[diesel(sql_type = BigInt)]
     pub n: i64,
 }
+
+/// One history event as stored.
+#[derive(Debug, QueryableByName)]
+pub(crate) struct HistoryRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub customer_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub contact_id: i64,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Text)]
+    pub cause: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub before: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub after: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub occurred_at_us: i64,
+}
+
+/// One outbox event as claimed.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct OutboxRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub customer_id: i64,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Text)]
+    pub payload: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub attempts: i32,
+    /// Microseconds since the epoch.
+    #[diesel(sql_type = BigInt)]
+    pub created_at_us: i64,
+}

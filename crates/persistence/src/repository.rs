@@ -14,12 +14,15 @@ use diesel::r2d2::{ConnectionManager, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use identity_domain::{
     BatchOutcome, Contact, ContactId, ContactMaintenance, ContactRepository, CustomerSize, Decide,
-    DecideEach, Identifiers, InconsistentGraph, Link, LinkTo, Plan, RepositoryError, Rewrite,
-    Rewriter, StoreStats, Violation,
+    DecideEach, HistoryEntry, Identifiers, InconsistentGraph, Link, LinkTo, Plan, RepositoryError,
+    Rewrite, Rewriter, StoreStats, Violation,
 };
 
-use crate::backend::{rows, Backend, Guard};
-use crate::models::{into_contacts, BucketRow, CountRow, ItemRow, MalformedRow, SizeRow, PRIMARY};
+use crate::backend::{rows, Backend, Guard, Statements};
+use crate::models::{
+    into_contacts, BucketRow, CountRow, HistoryRow, ItemRow, MalformedRow, OutboxRow, SizeRow,
+    PRIMARY,
+};
 use crate::pool::Pool;
 
 /// How often, and how patiently, a unit of work that collided is run again.
@@ -126,6 +129,66 @@ impl<B: Backend> ContactRepository for SqlContactRepository<B> {
         }
     }
 
+    fn find_history(&self, id: ContactId) -> Result<Option<Vec<HistoryEntry>>, RepositoryError> {
+        let customer = self.find_customer_of(id)?;
+        if customer.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<String> = customer.iter().map(|c| c.id.get().to_string()).collect();
+        let sql = B::HISTORY_SQL.replace("{ids}", &ids.join(","));
+        let mut conn = self.connection()?;
+        let rows: Vec<HistoryRow> =
+            rows::<B, _>(&mut conn, &sql).map_err(|e| classify::<B>(e, &mut conn).into_error(1))?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| HistoryEntry {
+                    id: r.id,
+                    customer_id: r.customer_id,
+                    contact_id: r.contact_id,
+                    kind: r.kind,
+                    cause: r.cause,
+                    before: r.before,
+                    after: r.after,
+                    occurred_at: chrono::DateTime::from_timestamp_micros(r.occurred_at_us)
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        ))
+    }
+
+    fn rewrite_customer_of(
+        &self,
+        id: ContactId,
+        rewriter: &dyn Rewriter,
+        cause: &str,
+    ) -> Result<Option<Rewrite>, RepositoryError> {
+        self.with_retries(|conn| {
+            B::write_transaction(conn, |conn| {
+                let guard = B::guard_customer_of(conn, id.get())?;
+                let rows = B::load_customer_of(conn, id.get())?;
+                if let Guard::Primaries(locked) = guard {
+                    let every_primary_locked = rows
+                        .iter()
+                        .filter(|row| row.link_precedence == PRIMARY)
+                        .all(|row| locked.binary_search(&row.id).is_ok());
+                    if !every_primary_locked {
+                        return Err(UnitError::Moved);
+                    }
+                }
+                if rows.is_empty() {
+                    return Ok(None);
+                }
+                let contacts = into_contacts(rows).map_err(UnitError::Malformed)?;
+                let rewrite = rewriter.rewrite(&contacts);
+                for change in &rewrite.changes {
+                    B::apply_change(conn, change)?;
+                }
+                crate::events::record_changes::<B>(conn, &rewrite.changes, &contacts, cause)?;
+                Ok(Some(rewrite))
+            })
+        })
+    }
+
     fn find_customer_of(&self, id: ContactId) -> Result<Vec<Contact>, RepositoryError> {
         let mut conn = self.connection()?;
         let rows = B::load_customer_of(&mut conn, id.get())
@@ -137,9 +200,10 @@ impl<B: Backend> ContactRepository for SqlContactRepository<B> {
         &self,
         identifiers: &Identifiers,
         decide: &dyn Decide,
+        cause: &str,
     ) -> Result<Vec<Contact>, RepositoryError> {
         let (contacts, plan) =
-            self.with_retries(|conn| run_unit::<B>(conn, identifiers, decide))?;
+            self.with_retries(|conn| run_unit::<B>(conn, identifiers, decide, cause))?;
         record_committed(&plan);
         Ok(contacts)
     }
@@ -185,7 +249,11 @@ impl<B: Backend> SqlContactRepository<B> {
 }
 
 impl<B: Backend> ContactMaintenance for SqlContactRepository<B> {
-    fn rewrite_all(&self, rewriter: &dyn Rewriter) -> Result<Rewrite, RepositoryError> {
+    fn rewrite_all(
+        &self,
+        rewriter: &dyn Rewriter,
+        cause: &str,
+    ) -> Result<Rewrite, RepositoryError> {
         let mut conn = self.connection()?;
         let outcome = B::write_transaction(&mut conn, |conn| {
             B::lock_all(conn)?;
@@ -194,6 +262,7 @@ impl<B: Backend> ContactMaintenance for SqlContactRepository<B> {
             for change in &rewrite.changes {
                 B::apply_change(conn, change)?;
             }
+            crate::events::record_changes::<B>(conn, &rewrite.changes, &contacts, cause)?;
             Ok(rewrite)
         });
         match outcome {
@@ -209,6 +278,7 @@ impl<B: Backend> ContactMaintenance for SqlContactRepository<B> {
         &self,
         requests: &[Identifiers],
         decide: &dyn DecideEach,
+        cause: &str,
     ) -> Result<BatchOutcome, RepositoryError> {
         self.with_retries(|conn| {
             B::write_transaction(conn, |conn| {
@@ -226,7 +296,7 @@ impl<B: Backend> ContactMaintenance for SqlContactRepository<B> {
                     }
                     outcome.created += usize::from(plan.insert.is_some());
                     outcome.merged += usize::from(plan.relink.is_some() && plan.insert.is_none());
-                    write_plan::<B>(conn, &plan)?;
+                    write_plan::<B>(conn, &plan, &current, cause)?;
                     plans.push(plan);
                 }
                 Ok((outcome, plans))
@@ -339,6 +409,7 @@ fn run_unit<B: Backend>(
     conn: &mut B::Connection,
     identifiers: &Identifiers,
     decide: &dyn Decide,
+    cause: &str,
 ) -> Result<(Vec<Contact>, Plan), UnitError> {
     B::write_transaction(conn, |conn| {
         let current = guarded_read::<B>(conn, identifiers)?;
@@ -346,7 +417,7 @@ fn run_unit<B: Backend>(
         if plan.is_empty() {
             return Ok((current, plan));
         }
-        write_plan::<B>(conn, &plan)?;
+        write_plan::<B>(conn, &plan, &current, cause)?;
         let after = B::load_customers(conn, identifiers)?;
         let after = into_contacts(after).map_err(UnitError::Malformed)?;
         Ok((after, plan))
@@ -375,8 +446,14 @@ fn guarded_read<B: Backend>(
     into_contacts(rows).map_err(UnitError::Malformed)
 }
 
-/// Inside a write transaction: applies a plan decided on guarded data.
-fn write_plan<B: Backend>(conn: &mut B::Connection, plan: &Plan) -> Result<(), UnitError> {
+/// Inside a write transaction: applies a plan decided on guarded data (`current`), with its
+/// history and change events.
+fn write_plan<B: Backend>(
+    conn: &mut B::Connection,
+    plan: &Plan,
+    current: &[Contact],
+    cause: &str,
+) -> Result<(), UnitError> {
     let inserted = match &plan.insert {
         Some(contact) => Some(B::insert(conn, contact)?),
         None => None,
@@ -391,6 +468,7 @@ fn write_plan<B: Backend>(conn: &mut B::Connection, plan: &Plan) -> Result<(), U
             return Err(UnitError::Moved);
         }
     }
+    crate::events::record_plan::<B>(conn, plan, inserted, current, cause)?;
     Ok(())
 }
 
@@ -452,6 +530,54 @@ fn classify<B: Backend>(error: DieselError, conn: &mut B::Connection) -> Failure
         Failure::Disconnected(error)
     } else {
         Failure::Final(RepositoryError::Internal(Box::new(error)))
+    }
+}
+
+/// The outbox of change events, for the dispatcher that delivers them.
+pub trait Outbox: Send + Sync {
+    /// Claims up to `limit` events that are due, none of which has an earlier undelivered
+    /// event of the same customer, for `lease`: until then no other dispatcher (in this
+    /// process or another) claims them.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<OutboxRow>, RepositoryError>;
+
+    /// Marks a claimed event delivered.
+    ///
+    /// # Errors
+    /// When the store cannot be reached (the event will then be delivered again).
+    fn delivered(&self, id: i64) -> Result<(), RepositoryError>;
+
+    /// Marks a claimed event failed; it is due again after `retry_in`.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn failed(&self, id: i64, error: &str, retry_in: Duration) -> Result<(), RepositoryError>;
+}
+
+impl<B: Backend> Outbox for SqlContactRepository<B> {
+    fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<OutboxRow>, RepositoryError> {
+        let mut conn = self.connection()?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        conn.claim_rows(B::CLAIM_SQL, limit, lease)
+            .map_err(|e| classify::<B>(e, &mut conn).into_error(1))
+    }
+
+    fn delivered(&self, id: i64) -> Result<(), RepositoryError> {
+        let mut conn = self.connection()?;
+        conn.mark(B::DELIVERED_SQL, id)
+            .map(drop)
+            .map_err(|e| classify::<B>(e, &mut conn).into_error(1))
+    }
+
+    fn failed(&self, id: i64, error: &str, retry_in: Duration) -> Result<(), RepositoryError> {
+        let mut conn = self.connection()?;
+        let delay = i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX);
+        conn.settle_row(B::FAILED_SQL, id, Some(error), delay)
+            .map(drop)
+            .map_err(|e| classify::<B>(e, &mut conn).into_error(1))
     }
 }
 

@@ -12,7 +12,7 @@ use crate::migrate::{
     run_migrations,
 };
 use crate::pool::{build_pool, with_connect_timeout, PoolSettings};
-use crate::repository::{PoolStats, RetryPolicy, SqlContactRepository};
+use crate::repository::{Outbox, PoolStats, RetryPolicy, SqlContactRepository};
 use crate::url::DatabaseUrl;
 
 /// Everything needed to open the store.
@@ -37,6 +37,8 @@ pub struct Store {
     /// Whole-store operations for operators.
     pub maintenance: Arc<dyn ContactMaintenance>,
     pub readiness: Readiness,
+    /// The change events waiting for the webhook.
+    pub outbox: Arc<dyn Outbox>,
     /// The connection pool's state, for metrics.
     pub pool_stats: PoolProbe,
     pub url: DatabaseUrl,
@@ -136,6 +138,7 @@ fn assemble<B: crate::backend::Backend>(
     let probe = Arc::clone(&repository);
     let pool = Arc::clone(&repository);
     Store {
+        outbox: Arc::clone(&repository) as Arc<dyn Outbox>,
         pool_stats: Arc::new(move || pool.pool_stats()),
         maintenance: Arc::clone(&repository) as Arc<dyn ContactMaintenance>,
         repository,

@@ -63,9 +63,11 @@ fn policy() -> IdentifierPolicy {
 fn write(store: &Store, identifiers: &Identifiers) -> Vec<Contact> {
     store
         .repository
-        .apply_atomically(identifiers, &|current: &[Contact]| {
-            reconcile(identifiers, current, &CustomerLimits::UNLIMITED)
-        })
+        .apply_atomically(
+            identifiers,
+            &|current: &[Contact]| reconcile(identifiers, current, &CustomerLimits::UNLIMITED),
+            "test",
+        )
         .expect("written")
 }
 
@@ -101,10 +103,13 @@ contract!(
     renormalizing_old_rows_merges_the_customers_they_reveal,
     a_batch_applies_the_rules_in_order_and_an_older_record_becomes_primary,
     check_reports_what_breaks_the_invariants,
+    the_history_of_a_merge_lists_both_creations_and_the_demotion,
+    erasing_the_bridge_splits_the_customer_and_leaves_no_personal_data,
 );
 
 mod cases {
     pub use super::batch_cases::*;
+    pub use super::history_cases::*;
     pub use super::more_cases::*;
     use super::*;
 
@@ -112,7 +117,7 @@ mod cases {
         let store = open_store(&db);
         let service = service(&store);
         let customer = service
-            .identify(&request(Some("doc@hillvalley.edu"), Some("88")))
+            .identify(&request(Some("doc@hillvalley.edu"), Some("88")), "test")
             .expect("identified")
             .customer;
         assert!(customer.secondary_ids.is_empty());
@@ -131,11 +136,17 @@ mod cases {
         let store = open_store(&db);
         let service = service(&store);
         let first = service
-            .identify(&request(Some("lorraine@hillvalley.edu"), Some("123456")))
+            .identify(
+                &request(Some("lorraine@hillvalley.edu"), Some("123456")),
+                "test",
+            )
             .expect("identified")
             .customer;
         let second = service
-            .identify(&request(Some("mcfly@hillvalley.edu"), Some("123456")))
+            .identify(
+                &request(Some("mcfly@hillvalley.edu"), Some("123456")),
+                "test",
+            )
             .expect("identified")
             .customer;
         assert_eq!(second.primary_id, first.primary_id);
@@ -159,10 +170,10 @@ mod cases {
         let store = open_store(&db);
         let service = service(&store);
         service
-            .identify(&request(Some("a@x.io"), Some("1")))
+            .identify(&request(Some("a@x.io"), Some("1")), "test")
             .expect("identified");
         service
-            .identify(&request(Some("b@x.io"), Some("1")))
+            .identify(&request(Some("b@x.io"), Some("1")), "test")
             .expect("identified");
         let before = count(&db);
         let stamp = "SELECT count(DISTINCT updated_at) AS n FROM contact";
@@ -173,7 +184,7 @@ mod cases {
             request(Some("b@x.io"), Some("1")),
             request(Some("a@x.io"), Some("1")),
         ] {
-            service.identify(&req).expect("identified");
+            service.identify(&req, "test").expect("identified");
         }
         assert_eq!(count(&db), before);
         assert_eq!(db.connect().number(stamp), stamps, "no row was touched");
@@ -183,23 +194,23 @@ mod cases {
         let store = open_store(&db);
         let service = service(&store);
         let older = service
-            .identify(&request(Some("doc@x.io"), Some("1")))
+            .identify(&request(Some("doc@x.io"), Some("1")), "test")
             .expect("identified")
             .customer;
         let newer = service
-            .identify(&request(Some("marty@x.io"), Some("2")))
+            .identify(&request(Some("marty@x.io"), Some("2")), "test")
             .expect("identified")
             .customer;
         service
-            .identify(&request(Some("marty@x.io"), Some("3")))
+            .identify(&request(Some("marty@x.io"), Some("3")), "test")
             .expect("identified");
         service
-            .identify(&request(Some("jennifer@x.io"), Some("2")))
+            .identify(&request(Some("jennifer@x.io"), Some("2")), "test")
             .expect("identified");
         let before = count(&db);
 
         let merged = service
-            .identify(&request(Some("doc@x.io"), Some("3")))
+            .identify(&request(Some("doc@x.io"), Some("3")), "test")
             .expect("identified")
             .customer;
 
@@ -257,11 +268,11 @@ mod cases {
 
     pub fn a_refused_decision_writes_nothing(db: TestStore) {
         let store = open_store(&db);
-        let outcome = store
-            .repository
-            .apply_atomically(&request(Some("a@x.io"), None), &|_: &[Contact]| {
-                Err(InconsistentGraph::NoPrimary)
-            });
+        let outcome = store.repository.apply_atomically(
+            &request(Some("a@x.io"), None),
+            &|_: &[Contact]| Err(InconsistentGraph::NoPrimary),
+            "test",
+        );
         assert!(matches!(outcome, Err(RepositoryError::Inconsistent(_))));
         assert_eq!(count(&db), 0);
     }
@@ -290,6 +301,7 @@ mod cases {
                     refused: None,
                 })
             },
+            "test",
         );
         assert!(
             matches!(outcome, Err(RepositoryError::Internal(_))),
@@ -353,7 +365,7 @@ mod cases {
                             phone: (rng.u8(..4) > 0).then(|| format!("{}", rng.usize(..12))),
                         };
                         let req = request(pair.email.as_deref(), pair.phone.as_deref());
-                        service.identify(&req).expect("no request fails");
+                        service.identify(&req, "test").expect("no request fails");
                         sent.push(pair);
                     }
                     sent
@@ -383,7 +395,7 @@ mod cases {
                 thread::spawn(move || {
                     barrier.wait();
                     service
-                        .identify(&request(Some("twin@x.io"), Some("42")))
+                        .identify(&request(Some("twin@x.io"), Some("42")), "test")
                         .map(|c| c.customer.primary_id)
                 })
             })
@@ -419,7 +431,9 @@ mod more_cases {
             ),
         ] {
             let admitted = policy.admit(email, phone).expect("admitted");
-            let identified = service.identify(&admitted.identifiers).expect("identified");
+            let identified = service
+                .identify(&admitted.identifiers, "test")
+                .expect("identified");
             primaries.insert(identified.customer.primary_id);
         }
         assert_eq!(primaries.len(), 1);
@@ -455,7 +469,10 @@ mod more_cases {
         let policy = policy();
         let rewrite = store
             .maintenance
-            .rewrite_all(&|contacts: &[Contact]| renormalize(contacts, &policy))
+            .rewrite_all(
+                &|contacts: &[Contact]| renormalize(contacts, &policy),
+                "normalize",
+            )
             .expect("rewritten");
         assert_eq!(rewrite.customers_merged, 2, "{rewrite:?}");
         assert_eq!(rewrite.contacts_erased, 1, "{rewrite:?}");
@@ -484,13 +501,16 @@ mod more_cases {
         );
         // The request path now finds the merged customer from any old spelling.
         let identified = service(&store)
-            .identify(&request(Some("MARTY@hillvalley.edu"), None))
+            .identify(&request(Some("MARTY@hillvalley.edu"), None), "test")
             .expect("identified");
         assert_eq!(identified.customer.primary_id.get(), 1);
         // A second run finds nothing left to do.
         let again = store
             .maintenance
-            .rewrite_all(&|contacts: &[Contact]| renormalize(contacts, &policy))
+            .rewrite_all(
+                &|contacts: &[Contact]| renormalize(contacts, &policy),
+                "normalize",
+            )
             .expect("rewritten");
         assert!(again.changes.is_empty(), "{again:?}");
     }
@@ -527,14 +547,14 @@ mod batch_cases {
         };
         let outcome = store
             .maintenance
-            .apply_batch(&requests, &decide)
+            .apply_batch(&requests, &decide, "import")
             .expect("applied");
         assert_eq!((outcome.created, outcome.unchanged), (4, 1), "{outcome:?}");
 
         let mut conn = db.connect();
         assert!(check_invariants(&mut conn).is_empty());
         let customer = service(&store)
-            .identify(&request(Some("doc@x.io"), None))
+            .identify(&request(Some("doc@x.io"), None), "test")
             .expect("identified")
             .customer;
         assert_eq!(
@@ -549,7 +569,7 @@ mod batch_cases {
         // The same batch again writes nothing.
         let again = store
             .maintenance
-            .apply_batch(&requests, &decide)
+            .apply_batch(&requests, &decide, "import")
             .expect("applied");
         assert_eq!((again.created, again.unchanged), (0, 5));
     }
@@ -568,6 +588,170 @@ mod batch_cases {
         let stats = store.maintenance.stats(5).expect("stats");
         assert_eq!((stats.customers, stats.contacts), (2, 2));
         assert_eq!(stats.contacts_per_customer, vec![("1".to_owned(), 2)]);
+    }
+}
+
+mod history_cases {
+    use super::*;
+
+    pub fn the_history_of_a_merge_lists_both_creations_and_the_demotion(db: TestStore) {
+        let store = open_store(&db);
+        let service = service(&store);
+        let george = service
+            .identify(
+                &request(Some("george@hillvalley.edu"), Some("919191")),
+                "req-1",
+            )
+            .expect("identified")
+            .customer
+            .primary_id;
+        let biff = service
+            .identify(
+                &request(Some("biffsucks@hillvalley.edu"), Some("717171")),
+                "req-2",
+            )
+            .expect("identified")
+            .customer
+            .primary_id;
+        service
+            .identify(
+                &request(Some("george@hillvalley.edu"), Some("717171")),
+                "req-3",
+            )
+            .expect("identified");
+
+        let history = service
+            .history(biff)
+            .expect("read")
+            .expect("a live contact");
+        let summary: Vec<(String, i64, String)> = history
+            .iter()
+            .map(|e| (e.kind.clone(), e.contact_id, e.cause.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "contact.created".to_owned(),
+                    george.get(),
+                    "req-1".to_owned()
+                ),
+                ("contact.created".to_owned(), biff.get(), "req-2".to_owned()),
+                ("primary.demoted".to_owned(), biff.get(), "req-3".to_owned()),
+            ]
+        );
+        let demotion = &history[2];
+        assert_eq!(demotion.customer_id, george.get());
+        assert!(demotion
+            .before
+            .as_deref()
+            .is_some_and(|b| b.contains("primary")));
+        assert!(demotion
+            .after
+            .as_deref()
+            .is_some_and(|a| a.contains(&format!("\"linkedId\":{}", george.get()))));
+        assert_eq!(
+            service
+                .history(ContactId::new(999_999).expect("id"))
+                .expect("read"),
+            None
+        );
+        let mut conn = db.connect();
+        assert_eq!(
+            conn.number("SELECT count(*) AS n FROM outbox"),
+            3,
+            "customer.created twice, customer.merged once"
+        );
+    }
+
+    pub fn erasing_the_bridge_splits_the_customer_and_leaves_no_personal_data(db: TestStore) {
+        let store = open_store(&db);
+        let service = service(&store);
+        let say = |email: &str, phone: &str| {
+            service
+                .identify(&request(Some(email), Some(phone)), "test")
+                .expect("identified")
+                .customer
+        };
+        say("doc@hillvalley.edu", "5550101");
+        say("marty@hillvalley.edu", "5550101");
+        let bridge = say("marty@hillvalley.edu", "5550202");
+        say("jennifer@hillvalley.edu", "5550202");
+        let whole = say("biff@hillvalley.edu", "5550202");
+        assert_eq!(whole.secondary_ids.len(), 4, "one customer of five");
+        let bridge_id = *bridge.secondary_ids.last().expect("the bridge");
+
+        let rewrite = service
+            .erase_contact(bridge_id, "erasure")
+            .expect("erased")
+            .expect("a live contact");
+        assert_eq!(rewrite.contacts_erased, 1);
+
+        let doc = service
+            .identify(&request(Some("doc@hillvalley.edu"), None), "test")
+            .expect("identified")
+            .customer;
+        let jennifer = service
+            .identify(&request(Some("jennifer@hillvalley.edu"), None), "test")
+            .expect("identified")
+            .customer;
+        assert_ne!(doc.primary_id, jennifer.primary_id, "split in two");
+        assert_eq!(doc.secondary_ids.len(), 1, "doc and marty");
+        assert_eq!(
+            jennifer.secondary_ids.len(),
+            1,
+            "jennifer (oldest) and biff"
+        );
+        let mut conn = db.connect();
+        assert!(check_invariants(&mut conn).is_empty());
+        // The bridge's own phone, 5550202, is still held by jennifer and biff; its row
+        // holds nothing any more, and nothing else ever copied its values.
+        assert_eq!(
+            conn.number(&format!(
+                "SELECT count(*) AS n FROM contact WHERE id = {bridge_id}
+                    AND email IS NULL AND phone_number IS NULL AND deleted_at IS NOT NULL"
+            )),
+            1
+        );
+        for table in ["contact_event", "outbox"] {
+            assert_eq!(
+                conn.number(&format!(
+                    "SELECT count(*) AS n FROM {table} WHERE {} LIKE '%hillvalley%' OR {} LIKE '%555%'",
+                    if table == "outbox" { "payload" } else { "coalesce(before, '') || coalesce(after, '')" },
+                    if table == "outbox" { "payload" } else { "coalesce(before, '') || coalesce(after, '')" },
+                )),
+                0,
+                "{table} holds no personal data"
+            );
+        }
+        assert_eq!(
+            service.erase_contact(bridge_id, "erasure").expect("ran"),
+            None,
+            "an erased contact is gone"
+        );
+
+        // A whole customer.
+        let erased = service
+            .erase_customer(jennifer.primary_id, "erasure")
+            .expect("erased")
+            .expect("a live primary");
+        assert_eq!(erased.contacts_erased, 2);
+        assert_eq!(
+            conn.number(
+                "SELECT count(*) AS n FROM contact WHERE email LIKE '%jennifer%' OR email LIKE '%biff%'
+                    OR phone_number = '5550202'"
+            ),
+            0,
+            "the erased people's emails and phones are nowhere"
+        );
+        assert!(check_invariants(&mut conn).is_empty());
+        assert_eq!(
+            service
+                .erase_customer(doc.secondary_ids[0], "erasure")
+                .expect("ran"),
+            None,
+            "only a primary's id names a customer"
+        );
     }
 }
 

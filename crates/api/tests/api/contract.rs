@@ -92,8 +92,10 @@ fn contacts_answers_the_customer_of_any_of_its_contacts_without_writing() {
         app.get(&format!("/contacts/{bad}"))
             .assert_problem(400, "invalid-path");
     }
-    let reply = app.request("DELETE", "/contacts/1");
+    let reply = app.request("PUT", "/contacts/1");
     reply.assert_problem(405, "method-not-allowed");
+    app.request("DELETE", "/contacts/1")
+        .assert_problem(403, "forbidden");
     // A deleted contact is unknown.
     let mut conn = app.db.connect();
     diesel::RunQueryDsl::execute(

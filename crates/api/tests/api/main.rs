@@ -7,6 +7,7 @@ mod concurrency;
 mod contract;
 mod deployment;
 mod embedded;
+mod events;
 mod helpers;
 mod identify;
 mod operations;

@@ -74,6 +74,22 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Brings one contact to the state `change` describes.
     fn apply_change(conn: &mut Self::Connection, change: &ContactChange) -> QueryResult<usize>;
+
+    /// Inside a write transaction: guards the customer of live contact `id` (like
+    /// [`Backend::guard`] does for identifiers).
+    fn guard_customer_of(conn: &mut Self::Connection, id: i64) -> QueryResult<Guard>;
+
+    /// The SQL dialect's statements for history and the outbox.
+    const EVENT_SQL: &'static str;
+    const OUTBOX_SQL: &'static str;
+    /// `{ids}` is replaced by a list of integers.
+    const HISTORY_SQL: &'static str;
+    /// Claims up to `?1`/`$1` deliverable events for `?2`/`$2` milliseconds.
+    const CLAIM_SQL: &'static str;
+    /// Marks event `1` delivered (binds only the id).
+    const DELIVERED_SQL: &'static str;
+    /// Marks event `1` failed with error `2`, to be tried again in `3` milliseconds.
+    const FAILED_SQL: &'static str;
 }
 
 /// Statements whose SQL differs by dialect but whose Rust does not: implemented once, for
@@ -90,6 +106,33 @@ pub(crate) trait Statements {
         sql_prefix: &str,
         primary: i64,
         contacts: &[ContactId],
+    ) -> QueryResult<usize>;
+    /// Binds customer, contact, kind, cause, before, after.
+    fn record_event(&mut self, sql: &str, event: &crate::events::Event<'_>) -> QueryResult<usize>;
+    /// Binds customer, kind, payload.
+    fn enqueue(
+        &mut self,
+        sql: &str,
+        customer: i64,
+        kind: &str,
+        payload: &str,
+    ) -> QueryResult<usize>;
+    /// Binds two integers; returns the rows the statement returns.
+    fn claim_rows(
+        &mut self,
+        sql: &str,
+        a: i64,
+        b: i64,
+    ) -> QueryResult<Vec<crate::models::OutboxRow>>;
+    /// Binds one id.
+    fn mark(&mut self, sql: &str, id: i64) -> QueryResult<usize>;
+    /// Binds an id, an optional text and an integer.
+    fn settle_row(
+        &mut self,
+        sql: &str,
+        id: i64,
+        error: Option<&str>,
+        delay_ms: i64,
     ) -> QueryResult<usize>;
     /// A query without parameters.
     fn rows<T>(&mut self, sql: &str) -> QueryResult<Vec<T>>
@@ -149,6 +192,75 @@ macro_rules! statements_for {
                         .execute(self)?;
                 }
                 Ok(changed)
+            }
+
+            fn record_event(
+                &mut self,
+                sql: &str,
+                event: &crate::events::Event<'_>,
+            ) -> QueryResult<usize> {
+                use diesel::sql_types::{BigInt, Nullable, Text};
+                use diesel::RunQueryDsl;
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(event.customer)
+                    .bind::<BigInt, _>(event.contact)
+                    .bind::<Text, _>(event.kind)
+                    .bind::<Text, _>(event.cause)
+                    .bind::<Nullable<Text>, _>(event.before.as_deref())
+                    .bind::<Nullable<Text>, _>(event.after.as_deref())
+                    .execute(self)
+            }
+
+            fn enqueue(
+                &mut self,
+                sql: &str,
+                customer: i64,
+                kind: &str,
+                payload: &str,
+            ) -> QueryResult<usize> {
+                use diesel::sql_types::{BigInt, Text};
+                use diesel::RunQueryDsl;
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(customer)
+                    .bind::<Text, _>(kind)
+                    .bind::<Text, _>(payload)
+                    .execute(self)
+            }
+
+            fn claim_rows(
+                &mut self,
+                sql: &str,
+                a: i64,
+                b: i64,
+            ) -> QueryResult<Vec<crate::models::OutboxRow>> {
+                use diesel::sql_types::BigInt;
+                use diesel::RunQueryDsl;
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(a)
+                    .bind::<BigInt, _>(b)
+                    .load(self)
+            }
+
+            fn mark(&mut self, sql: &str, id: i64) -> QueryResult<usize> {
+                use diesel::sql_types::BigInt;
+                use diesel::RunQueryDsl;
+                diesel::sql_query(sql).bind::<BigInt, _>(id).execute(self)
+            }
+
+            fn settle_row(
+                &mut self,
+                sql: &str,
+                id: i64,
+                error: Option<&str>,
+                delay_ms: i64,
+            ) -> QueryResult<usize> {
+                use diesel::sql_types::{BigInt, Nullable, Text};
+                use diesel::RunQueryDsl;
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(id)
+                    .bind::<Nullable<Text>, _>(error)
+                    .bind::<BigInt, _>(delay_ms)
+                    .execute(self)
             }
 
             fn rows<T>(&mut self, sql: &str) -> QueryResult<Vec<T>>

@@ -102,6 +102,50 @@ impl Backend for Postgres {
         "canceling statement due to lock timeout",
     ];
 
+    const EVENT_SQL: &'static str = "INSERT INTO contact_event
+        (customer_id, contact_id, kind, cause, before, after) VALUES ($1, $2, $3, $4, $5, $6)";
+    const OUTBOX_SQL: &'static str =
+        "INSERT INTO outbox (customer_id, kind, payload) VALUES ($1, $2, $3)";
+    const HISTORY_SQL: &'static str =
+        "SELECT id, customer_id, contact_id, kind, cause, before, after,
+               (extract(epoch FROM occurred_at) * 1000000)::bigint AS occurred_at_us
+          FROM contact_event WHERE contact_id IN ({ids}) OR customer_id IN ({ids}) ORDER BY id";
+    const CLAIM_SQL: &'static str = "UPDATE outbox
+           SET claimed_until = clock_timestamp() + $2 * interval '1 millisecond'
+         WHERE id IN (
+            SELECT o.id FROM outbox o
+             WHERE o.delivered_at IS NULL AND o.next_attempt_at <= clock_timestamp()
+               AND (o.claimed_until IS NULL OR o.claimed_until < clock_timestamp())
+               AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.customer_id = o.customer_id
+                                  AND e.id < o.id AND e.delivered_at IS NULL)
+             ORDER BY o.id LIMIT $1
+             FOR UPDATE SKIP LOCKED)
+        RETURNING id, customer_id, kind, payload, attempts,
+                  (extract(epoch FROM created_at) * 1000000)::bigint AS created_at_us";
+    const DELIVERED_SQL: &'static str = "UPDATE outbox
+           SET delivered_at = clock_timestamp(), claimed_until = NULL, attempts = attempts + 1
+         WHERE id = $1";
+    const FAILED_SQL: &'static str = "UPDATE outbox
+           SET attempts = attempts + 1, claimed_until = NULL, last_error = $2,
+               next_attempt_at = clock_timestamp() + $3 * interval '1 millisecond'
+         WHERE id = $1";
+
+    fn guard_customer_of(conn: &mut PgConnection, id: i64) -> QueryResult<Guard> {
+        let locked = diesel::sql_query(
+            "SELECT id FROM contact
+              WHERE id = (SELECT COALESCE(linked_id, id) FROM contact
+                           WHERE id = $1 AND deleted_at IS NULL)
+                AND link_precedence = 'primary' AND deleted_at IS NULL
+              FOR UPDATE",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(id)
+        .load::<IdRow>(conn)?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+        Ok(Guard::Primaries(locked))
+    }
+
     fn load_customers(
         conn: &mut PgConnection,
         identifiers: &Identifiers,

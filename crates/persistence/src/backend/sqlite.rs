@@ -75,6 +75,39 @@ impl Backend for Sqlite {
     /// SQLITE_BUSY: the write lock was not free within `busy_timeout`.
     const COLLISIONS: &'static [&'static str] = &["database is locked", "database table is locked"];
 
+    const EVENT_SQL: &'static str = "INSERT INTO contact_event
+        (customer_id, contact_id, kind, cause, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    const OUTBOX_SQL: &'static str =
+        "INSERT INTO outbox (customer_id, kind, payload) VALUES (?1, ?2, ?3)";
+    const HISTORY_SQL: &'static str = "SELECT id, customer_id, contact_id, kind, cause, before, after,
+               CAST(round(unixepoch(occurred_at, 'subsec') * 1000) AS INTEGER) * 1000 AS occurred_at_us
+          FROM contact_event WHERE contact_id IN ({ids}) OR customer_id IN ({ids}) ORDER BY id";
+    const CLAIM_SQL: &'static str = "UPDATE outbox
+           SET claimed_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('+%.3f seconds', ?2 / 1000.0))
+         WHERE id IN (
+            SELECT o.id FROM outbox o
+             WHERE o.delivered_at IS NULL
+               AND o.next_attempt_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+               AND (o.claimed_until IS NULL OR o.claimed_until < strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+               AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.customer_id = o.customer_id
+                                  AND e.id < o.id AND e.delivered_at IS NULL)
+             ORDER BY o.id LIMIT ?1)
+        RETURNING id, customer_id, kind, payload, attempts,
+                  CAST(round(unixepoch(created_at, 'subsec') * 1000) AS INTEGER) * 1000 AS created_at_us";
+    const DELIVERED_SQL: &'static str = "UPDATE outbox
+           SET delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), claimed_until = NULL,
+               attempts = attempts + 1
+         WHERE id = ?1";
+    const FAILED_SQL: &'static str = "UPDATE outbox
+           SET attempts = attempts + 1, claimed_until = NULL, last_error = ?2,
+               next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('+%.3f seconds', ?3 / 1000.0))
+         WHERE id = ?1";
+
+    fn guard_customer_of(_conn: &mut SqliteConnection, _id: i64) -> QueryResult<Guard> {
+        // BEGIN IMMEDIATE already holds the write lock of the whole file.
+        Ok(Guard::Store)
+    }
+
     fn load_customers(
         conn: &mut SqliteConnection,
         identifiers: &Identifiers,

@@ -1,0 +1,219 @@
+//! History and erasure: `GET /contacts/{id}/history`, `DELETE /contacts/{id}`,
+//! `DELETE /customers/{primaryId}`. Erasure needs the admin token.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use identity_domain::{ContactId, IdentityService, Link, Rewrite};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::identify::request_id;
+use crate::openapi::Problem;
+use crate::run_blocking;
+
+/// Whether erasure is on, and the token it needs.
+#[derive(Clone)]
+pub struct ErasureAccess {
+    pub enabled: bool,
+    pub token: SecretString,
+}
+
+fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(ContactId::new)
+        .ok_or_else(|| ApiError::InvalidPath("the id must be a positive whole number".to_owned()))
+}
+
+/// One event of a customer's history.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEventView {
+    id: i64,
+    /// `contact.created`, `contact.linked`, `primary.demoted`, `primary.promoted`,
+    /// `contact.normalized`, `contact.erased`.
+    #[serde(rename = "type")]
+    kind: String,
+    contact_id: i64,
+    /// The customer (its primary's id) the event belonged to when it happened.
+    customer_id: i64,
+    /// What caused it: the request id, `import`, `normalize` or `erasure`.
+    cause: String,
+    /// The contact's link before and after (`linkPrecedence`, `linkedId`).
+    #[schema(value_type = Object)]
+    before: Value,
+    #[schema(value_type = Object)]
+    after: Value,
+    occurred_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryView {
+    events: Vec<HistoryEventView>,
+}
+
+/// The history of the customer of any contact, oldest first. Holds ids only.
+#[utoipa::path(get, path = "/contacts/{id}/history", tag = "identity",
+    params(("id" = i64, Path, description = "Any contact id of the customer", minimum = 1)),
+    responses(
+        (status = 200, description = "The customer's history", body = HistoryView),
+        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn history(
+    service: web::Data<IdentityService>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = contact_id(&id)?;
+    let service = service.into_inner();
+    let events = run_blocking(move || service.history(id))
+        .await??
+        .ok_or(ApiError::ContactNotFound(id.get()))?;
+    let parse = |text: Option<String>| {
+        text.and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null)
+    };
+    let events = events
+        .into_iter()
+        .map(|e| HistoryEventView {
+            id: e.id,
+            kind: e.kind,
+            contact_id: e.contact_id,
+            customer_id: e.customer_id,
+            cause: e.cause,
+            before: parse(e.before),
+            after: parse(e.after),
+            occurred_at: e
+                .occurred_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(HistoryView { events }))
+}
+
+/// What an erasure did.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureView {
+    /// The contacts erased: their values blanked, their rows deleted.
+    erased_contact_ids: Vec<i64>,
+    /// The customers (primary ids) that the rest of the contacts now form.
+    customer_ids: Vec<i64>,
+}
+
+impl From<Rewrite> for ErasureView {
+    fn from(rewrite: Rewrite) -> Self {
+        let erased_contact_ids = rewrite
+            .changes
+            .iter()
+            .filter(|c| c.erased)
+            .map(|c| c.id.get())
+            .collect();
+        let mut customer_ids: Vec<i64> = rewrite
+            .changes
+            .iter()
+            .filter(|c| !c.erased)
+            .map(|c| match c.link {
+                Link::Primary => c.id.get(),
+                Link::Secondary(p) => p.get(),
+            })
+            .collect();
+        customer_ids.sort_unstable();
+        customer_ids.dedup();
+        Self {
+            erased_contact_ids,
+            customer_ids,
+        }
+    }
+}
+
+fn authorize(access: &ErasureAccess, request: &HttpRequest) -> Result<(), ApiError> {
+    if !access.enabled {
+        return Err(ApiError::Forbidden(
+            "erasure is disabled on this service (admin.erasure_enabled)".to_owned(),
+        ));
+    }
+    let given = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let expected = access.token.expose_secret();
+    // Compare in time independent of where the first difference is.
+    let same = given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Erases one contact (a privacy request). What remains of its customer is re-clustered:
+/// if the contact was the only link between two groups, they become two customers, each led
+/// by its oldest contact.
+#[utoipa::path(delete, path = "/contacts/{id}", tag = "admin",
+    params(("id" = i64, Path, description = "The contact to erase", minimum = 1)),
+    responses(
+        (status = 200, description = "Erased", body = ErasureView),
+        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong admin token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Erasure is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn erase_contact(
+    service: web::Data<IdentityService>,
+    access: web::Data<ErasureAccess>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&access, &request)?;
+    let id = contact_id(&id)?;
+    let cause = format!("erasure:{}", request_id(&request));
+    let service = service.into_inner();
+    let rewrite = run_blocking(move || service.erase_contact(id, &cause))
+        .await??
+        .ok_or(ApiError::ContactNotFound(id.get()))?;
+    Ok(HttpResponse::Ok().json(ErasureView::from(rewrite)))
+}
+
+/// Erases every contact of a customer, named by its primary's id.
+#[utoipa::path(delete, path = "/customers/{primaryId}", tag = "admin",
+    params(("primaryId" = i64, Path, description = "The customer's primary contact id", minimum = 1)),
+    responses(
+        (status = 200, description = "Erased", body = ErasureView),
+        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong admin token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Erasure is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No customer has this primary id", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn erase_customer(
+    service: web::Data<IdentityService>,
+    access: web::Data<ErasureAccess>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&access, &request)?;
+    let id = contact_id(&id)?;
+    let cause = format!("erasure:{}", request_id(&request));
+    let service = service.into_inner();
+    let rewrite = run_blocking(move || service.erase_customer(id, &cause))
+        .await??
+        .ok_or(ApiError::CustomerNotFound(id.get()))?;
+    Ok(HttpResponse::Ok().json(ErasureView::from(rewrite)))
+}

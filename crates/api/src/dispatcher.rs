@@ -1,0 +1,145 @@
+//! Delivers the outbox's change events to the configured webhook: at least once, in order
+//! per customer, signed, with retries and back-off. Any number of dispatchers (one per
+//! replica, or `identity-api dispatch`) can run at once: each event is claimed by one of them
+//! for a lease longer than a delivery may take, so no event is delivered by two at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use identity_persistence::{Outbox, OutboxRow};
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::settings::EventSettings;
+
+/// The signature header: `sha256=<hex HMAC-SHA256 of the raw body under events.secret>`.
+pub const SIGNATURE_HEADER: &str = "X-Identity-Signature";
+
+pub struct Dispatcher {
+    outbox: Arc<dyn Outbox>,
+    url: String,
+    secret: Vec<u8>,
+    agent: ureq::Agent,
+    settings: EventSettings,
+}
+
+impl Dispatcher {
+    pub fn new(outbox: Arc<dyn Outbox>, settings: &EventSettings) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_millis(settings.request_timeout_ms)))
+            .build()
+            .into();
+        Self {
+            outbox,
+            url: settings.webhook_url.clone(),
+            secret: settings.secret.expose_secret().as_bytes().to_vec(),
+            agent,
+            settings: settings.clone(),
+        }
+    }
+
+    /// Runs on a thread of its own until `stop` is set.
+    pub fn spawn(self, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("event-dispatcher".to_owned())
+            .spawn(move || {
+                tracing::info!(url = %self.url, "event dispatcher started");
+                while !stop.load(Ordering::Relaxed) {
+                    if self.run_once() == 0 {
+                        std::thread::sleep(Duration::from_millis(self.settings.poll_interval_ms));
+                    }
+                }
+            })
+    }
+
+    /// Claims and delivers one round of events; returns how many it handled.
+    pub fn run_once(&self) -> usize {
+        // Longer than any delivery of the round can take, so the claim never lapses while
+        // this dispatcher is still delivering.
+        let lease = Duration::from_millis(
+            self.settings.request_timeout_ms * (self.settings.batch_size as u64 + 1) + 10_000,
+        );
+        let events = match self.outbox.claim(self.settings.batch_size, lease) {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::warn!(%error, "cannot claim events");
+                return 0;
+            }
+        };
+        for event in &events {
+            self.deliver(event);
+        }
+        events.len()
+    }
+
+    fn deliver(&self, event: &OutboxRow) {
+        let body = envelope(event).to_string();
+        let outcome = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .header("X-Identity-Event-Id", event.id.to_string())
+            .header(SIGNATURE_HEADER, sign(&self.secret, body.as_bytes()))
+            .send(body.as_str());
+        let failure = match outcome {
+            Ok(response) if response.status().is_success() => None,
+            Ok(response) => Some(format!("the webhook answered {}", response.status())),
+            Err(error) => Some(error.to_string()),
+        };
+        let settled = match failure {
+            None => {
+                metrics::counter!("identity_events_delivered_total", "type" => event.kind.clone())
+                    .increment(1);
+                self.outbox.delivered(event.id)
+            }
+            Some(error) => {
+                metrics::counter!("identity_event_delivery_failures_total").increment(1);
+                let retry_in = self.backoff(event.attempts);
+                tracing::warn!(event = event.id, attempts = event.attempts + 1, %error, ?retry_in, "event delivery failed");
+                self.outbox.failed(event.id, &error, retry_in)
+            }
+        };
+        if let Err(error) = settled {
+            // The claim lapses and the event is delivered again: at least once.
+            tracing::warn!(event = event.id, %error, "cannot record the delivery outcome");
+        }
+    }
+
+    /// 1 s, 2 s, 4 s, ... at most `max_backoff_secs`, with jitter.
+    fn backoff(&self, attempts: i32) -> Duration {
+        let exponent = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
+        let bound = Duration::from_secs(1u64 << exponent)
+            .min(Duration::from_secs(self.settings.max_backoff_secs.max(1)));
+        bound.mul_f64(0.5 + fastrand::f64() / 2.0)
+    }
+}
+
+/// The JSON body a webhook receives.
+pub fn envelope(event: &OutboxRow) -> Value {
+    let occurred_at = chrono::DateTime::from_timestamp_micros(event.created_at_us)
+        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    json!({
+        "id": event.id,
+        "type": event.kind,
+        "customerId": event.customer_id,
+        "occurredAt": occurred_at,
+        "data": serde_json::from_str::<Value>(&event.payload).unwrap_or(Value::Null),
+    })
+}
+
+/// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}

@@ -1,0 +1,429 @@
+//! History, erasure and change events over HTTP, and the dispatcher against a test webhook.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use identity_api::dispatcher::{sign, Dispatcher, SIGNATURE_HEADER};
+use identity_test_support::{check_invariants, TestConnection};
+use serde_json::{json, Value};
+
+use crate::helpers::{agent, TestApp};
+
+const TOKEN: &str = "s3cret-admin-token";
+const SECRET: &str = "webhook-signing-key";
+
+fn erasing_app() -> TestApp {
+    TestApp::spawn_with(|settings| {
+        settings.admin.erasure_enabled = true;
+        settings.admin.token = TOKEN.to_owned().into();
+    })
+}
+
+fn delete(app: &TestApp, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = agent().delete(format!("{}{path}", app.address));
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let mut response = request.call().expect("answers");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_json().unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn the_history_of_the_george_biffsucks_merge_lists_both_creations_and_the_demotion() {
+    let app = TestApp::spawn();
+    let send = |body: Value, id: &str| {
+        agent()
+            .post(format!("{}/identify", app.address))
+            .header("Content-Type", "application/json")
+            .header("X-Request-Id", id)
+            .send(body.to_string())
+            .expect("answers")
+            .body_mut()
+            .read_json::<Value>()
+            .expect("JSON")
+    };
+    let george = send(
+        json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}),
+        "r-george",
+    );
+    let biff = send(
+        json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}),
+        "r-biff",
+    );
+    send(
+        json!({"email": "george@hillvalley.edu", "phoneNumber": "717171"}),
+        "r-merge",
+    );
+    let george_id = george["contact"]["primaryContactId"].as_i64().expect("id");
+    let biff_id = biff["contact"]["primaryContactId"].as_i64().expect("id");
+
+    let reply = app.get(&format!("/contacts/{biff_id}/history"));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let events: Vec<(String, i64, String)> = reply.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or_default().to_owned(),
+                e["contactId"].as_i64().unwrap_or_default(),
+                e["cause"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (
+                "contact.created".to_owned(),
+                george_id,
+                "r-george".to_owned()
+            ),
+            ("contact.created".to_owned(), biff_id, "r-biff".to_owned()),
+            ("primary.demoted".to_owned(), biff_id, "r-merge".to_owned()),
+        ]
+    );
+    let demotion = &reply.body["events"][2];
+    assert_eq!(
+        demotion["before"],
+        json!({"linkPrecedence": "primary", "linkedId": null})
+    );
+    assert_eq!(
+        demotion["after"],
+        json!({"linkPrecedence": "secondary", "linkedId": george_id})
+    );
+    app.get("/contacts/999999/history")
+        .assert_problem(404, "not-found");
+}
+
+#[test]
+fn erasure_needs_the_token_and_leaves_two_correct_customers_and_no_trace() {
+    let disabled = TestApp::spawn();
+    disabled.identify_ok(json!({"email": "doc@hillvalley.edu"}));
+    let (status, body) = delete(&disabled, "/contacts/1", Some(TOKEN));
+    assert_eq!(
+        (status, body["type"].clone()),
+        (403, json!("/problems/forbidden"))
+    );
+
+    let app = erasing_app();
+    let say =
+        |email: &str, phone: &str| app.identify_ok(json!({"email": email, "phoneNumber": phone}));
+    say("doc@hillvalley.edu", "5550101");
+    say("marty@hillvalley.edu", "5550101");
+    say("marty@hillvalley.edu", "5550202");
+    say("jennifer@hillvalley.edu", "5550202");
+    say("biff@hillvalley.edu", "5550202");
+    let rows = app.rows();
+    let bridge = rows
+        .iter()
+        .find(|r| {
+            r.phone_number.as_deref() == Some("5550202")
+                && r.email.as_deref() == Some("marty@hillvalley.edu")
+        })
+        .expect("the bridge")
+        .id;
+
+    assert_eq!(delete(&app, &format!("/contacts/{bridge}"), None).0, 401);
+    assert_eq!(
+        delete(&app, &format!("/contacts/{bridge}"), Some("wrong")).0,
+        401
+    );
+    assert_eq!(app.rows(), rows, "refused erasures change nothing");
+
+    let (status, erased) = delete(&app, &format!("/contacts/{bridge}"), Some(TOKEN));
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["erasedContactIds"], json!([bridge]));
+    let doc = app.identify_ok(json!({"email": "doc@hillvalley.edu"}));
+    let jennifer = app.identify_ok(json!({"email": "jennifer@hillvalley.edu"}));
+    assert_ne!(doc["primaryContactId"], jennifer["primaryContactId"]);
+    assert_eq!(
+        doc["emails"],
+        json!(["doc@hillvalley.edu", "marty@hillvalley.edu"])
+    );
+    assert_eq!(
+        jennifer["emails"],
+        json!(["jennifer@hillvalley.edu", "biff@hillvalley.edu"])
+    );
+    let mut conn = TestConnection::from(app.db.connect());
+    assert!(check_invariants(&mut conn).is_empty());
+    app.get(&format!("/contacts/{bridge}"))
+        .assert_problem(404, "not-found");
+
+    // Erase jennifer's whole customer: her email and phone must be nowhere afterwards.
+    let (status, _) = delete(
+        &app,
+        &format!("/customers/{}", jennifer["primaryContactId"]),
+        Some(TOKEN),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = delete(
+        &app,
+        &format!("/customers/{}", doc["secondaryContactIds"][0]),
+        Some(TOKEN),
+    );
+    assert_eq!(status, 404, "a secondary's id names no customer");
+    for secret in ["jennifer", "biff", "5550202"] {
+        let found = conn.number(&format!(
+            "SELECT (SELECT count(*) FROM contact WHERE coalesce(email, '') || coalesce(phone_number, '') LIKE '%{secret}%')
+                  + (SELECT count(*) FROM contact_event WHERE coalesce(before, '') || coalesce(after, '') || cause LIKE '%{secret}%')
+                  + (SELECT count(*) FROM outbox WHERE payload || coalesce(last_error, '') LIKE '%{secret}%') AS n"
+        ));
+        assert_eq!(found, 0, "{secret} is still in the database");
+    }
+    assert!(check_invariants(&mut conn).is_empty());
+}
+
+/// A webhook for the tests: records every delivery; answers 500 to the first `failures`
+/// requests; notes any event that arrives while another delivery of it is in flight.
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<(Value, String, String)>>>,
+    overlaps: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    fn start(failures: usize, delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+        let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
+        listener.set_nonblocking(true).expect("non-blocking");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let overlaps = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let in_flight = Arc::new(Mutex::new(BTreeSet::new()));
+        let remaining_failures = Arc::new(AtomicUsize::new(failures));
+        {
+            let (received, overlaps, stop) = (received.clone(), overlaps.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((stream, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    let (received, overlaps, in_flight, remaining) = (
+                        received.clone(),
+                        overlaps.clone(),
+                        in_flight.clone(),
+                        remaining_failures.clone(),
+                    );
+                    std::thread::spawn(move || {
+                        handle(stream, &received, &overlaps, &in_flight, &remaining, delay)
+                    });
+                }
+            });
+        }
+        Self {
+            url,
+            received,
+            overlaps,
+            stop,
+        }
+    }
+
+    fn deliveries(&self) -> Vec<(Value, String, String)> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn handle(
+    stream: std::net::TcpStream,
+    received: &Mutex<Vec<(Value, String, String)>>,
+    overlaps: &AtomicUsize,
+    in_flight: &Mutex<BTreeSet<i64>>,
+    remaining_failures: &AtomicUsize,
+    delay: Duration,
+) {
+    let _ = stream.set_nonblocking(false);
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    let mut signature = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with(&SIGNATURE_HEADER.to_ascii_lowercase()) {
+            signature = line
+                .split_once(':')
+                .map(|(_, v)| v.trim().to_owned())
+                .unwrap_or_default();
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let event: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let id = event["id"].as_i64().unwrap_or(-1);
+    let fresh = in_flight.lock().map(|mut f| f.insert(id)).unwrap_or(true);
+    if !fresh {
+        overlaps.fetch_add(1, Ordering::Relaxed);
+    }
+    std::thread::sleep(delay);
+    let fail = remaining_failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if !fail {
+        if let Ok(mut r) = received.lock() {
+            r.push((event, signature, text));
+        }
+    }
+    if let Ok(mut f) = in_flight.lock() {
+        f.remove(&id);
+    }
+    let status = if fail {
+        "500 Internal Server Error"
+    } else {
+        "200 OK"
+    };
+    let mut stream = reader.into_inner();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+}
+
+fn event_settings(url: &str) -> identity_api::settings::EventSettings {
+    let mut settings = identity_api::Settings::defaults().expect("defaults").events;
+    settings.webhook_url = url.to_owned();
+    settings.secret = SECRET.to_owned().into();
+    settings.poll_interval_ms = 20;
+    settings.request_timeout_ms = 2000;
+    settings.max_backoff_secs = 1;
+    settings
+}
+
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn events_reach_the_webhook_signed_in_order_even_through_three_failures() {
+    let receiver = Receiver::start(3, Duration::ZERO);
+    let app = TestApp::spawn_with(|settings| {
+        settings.events = event_settings(&receiver.url);
+        settings.admin.erasure_enabled = true;
+        settings.admin.token = TOKEN.to_owned().into();
+    });
+    app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
+    app.identify_ok(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}));
+    let merged =
+        app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "717171"}));
+    app.identify_ok(json!({"email": "lorraine@hillvalley.edu", "phoneNumber": "123456"}));
+    let secondary = merged["secondaryContactIds"][0].as_i64().expect("id");
+    let (status, _) = delete(&app, &format!("/contacts/{secondary}"), Some(TOKEN));
+    assert_eq!(status, 200);
+
+    let mut conn = TestConnection::from(app.db.connect());
+    let total = conn.number("SELECT count(*) AS n FROM outbox");
+    wait_for("every event", || {
+        receiver.deliveries().len() as i64 >= total
+    });
+    let deliveries = receiver.deliveries();
+    assert_eq!(deliveries.len() as i64, total, "each event once");
+    for (_, signature, body) in &deliveries {
+        assert_eq!(
+            signature,
+            &sign(SECRET.as_bytes(), body.as_bytes()),
+            "signed"
+        );
+    }
+    let types: Vec<&str> = deliveries
+        .iter()
+        .filter_map(|(e, _, _)| e["type"].as_str())
+        .collect();
+    for expected in [
+        "customer.created",
+        "customer.merged",
+        "contact.erased",
+        "customer.updated",
+    ] {
+        assert!(types.contains(&expected), "{expected} in {types:?}");
+    }
+    // In order per customer.
+    let mut last: BTreeMap<i64, i64> = BTreeMap::new();
+    for (event, _, _) in &deliveries {
+        let customer = event["customerId"].as_i64().expect("customerId");
+        let id = event["id"].as_i64().expect("id");
+        if let Some(previous) = last.insert(customer, id) {
+            assert!(
+                previous < id,
+                "customer {customer}: event {id} after {previous}"
+            );
+        }
+    }
+    assert_eq!(
+        conn.number("SELECT count(*) AS n FROM outbox WHERE delivered_at IS NULL"),
+        0
+    );
+    assert!(
+        conn.number("SELECT CAST(max(attempts) AS BIGINT) AS n FROM outbox") >= 2,
+        "the failures were retried"
+    );
+}
+
+#[test]
+fn two_dispatchers_never_deliver_one_event_at_the_same_time() {
+    let receiver = Receiver::start(0, Duration::from_millis(30));
+    let app = TestApp::spawn();
+    for i in 0..40 {
+        app.identify_ok(
+            json!({"email": format!("c{i}@hillvalley.edu"), "phoneNumber": format!("5{i:04}7")}),
+        );
+    }
+    let settings = event_settings(&receiver.url);
+    let store = identity_persistence::open(
+        &crate::helpers::test_settings(app.db.url())
+            .store_settings()
+            .expect("store settings"),
+    )
+    .expect("store");
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            Dispatcher::new(Arc::clone(&store.outbox), &settings)
+                .spawn(Arc::clone(&stop))
+                .expect("a dispatcher")
+        })
+        .collect();
+    wait_for("40 events", || receiver.deliveries().len() >= 40);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    let ids: Vec<i64> = receiver
+        .deliveries()
+        .iter()
+        .filter_map(|(e, _, _)| e["id"].as_i64())
+        .collect();
+    let distinct: BTreeSet<i64> = ids.iter().copied().collect();
+    assert_eq!(
+        ids.len(),
+        distinct.len(),
+        "no event delivered twice: {ids:?}"
+    );
+    assert_eq!(receiver.overlaps.load(Ordering::Relaxed), 0);
+    let _ = agent();
+}
