@@ -5,7 +5,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use identity_domain::{ContactId, IdentityService, Link, Rewrite};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -42,12 +41,21 @@ pub struct HistoryEventView {
     customer_id: i64,
     /// What caused it: the request id, `import`, `normalize` or `erasure`.
     cause: String,
-    /// The contact's link before and after (`linkPrecedence`, `linkedId`).
-    #[schema(value_type = Object)]
-    before: Value,
-    #[schema(value_type = Object)]
-    after: Value,
+    /// The contact's link before the event (absent for a creation).
+    before: Option<LinkStateView>,
+    /// The contact's link after the event (absent for an erasure).
+    after: Option<LinkStateView>,
     occurred_at: String,
+}
+
+/// Where a contact hung in its customer.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkStateView {
+    /// `primary` or `secondary`.
+    link_precedence: String,
+    /// The primary a secondary links to; null for a primary.
+    linked_id: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -75,9 +83,8 @@ pub async fn history(
     let events = run_blocking(move || service.history(id))
         .await??
         .ok_or(ApiError::ContactNotFound(id.get()))?;
-    let parse = |text: Option<String>| {
+    let parse = |text: Option<String>| -> Option<LinkStateView> {
         text.and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null)
     };
     let events = events
         .into_iter()

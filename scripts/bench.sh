@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The benchmark: identity-api (release) on PostgreSQL, driven by identity-bench, next to
+# pgbench running the minimal SQL for the same work with the same concurrency, at two sizes.
+# Writes the Markdown table to docs/BENCHMARKS.md's results section (stdout too).
+#   scripts/bench.sh                 (BENCH_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+admin="${BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+db_url="${admin%/*}/identity_bench"
+port="${BENCH_PORT:-18480}"
+clients="${BENCH_CLIENTS:-16}"
+seconds="${BENCH_SECONDS:-10}"
+sizes="${BENCH_SIZES:-5000 500000}"   # customers; two contacts each: 10k and 1M contacts
+
+cargo build --release -q -p identity-api -p identity-bench
+bench=target/release/identity-bench
+out=$(mktemp)
+{
+  echo "| contacts | workload | service req/s | ceiling tps | service / ceiling | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+} >"$out"
+open_rows=$(mktemp)
+
+for customers in $sizes; do
+  psql -X -q "$admin" -c "DROP DATABASE IF EXISTS identity_bench WITH (FORCE)" -c "CREATE DATABASE identity_bench"
+  DATABASE_URL="$db_url" PORT="$port" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn \
+    IDENTITY__DATABASE__POOL_SIZE="$clients" IDENTITY__MERGE_GUARD__MAX_CONTACTS=1000000 \
+    IDENTITY__MERGE_GUARD__MAX_EMAILS=1000000 IDENTITY__MERGE_GUARD__MAX_PHONES=1000000 \
+    target/release/identity-api >/tmp/identity-bench-server.log 2>&1 &
+  server=$!
+  trap 'kill $server 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  $bench seed --database "$db_url" --customers "$customers" >&2
+  contacts=$((customers * 2))
+  for workload in known mixed new; do
+    tps=$($bench ceiling --database "$db_url" --workload "$workload" --customers "$customers" \
+            --concurrency "$clients" --seconds "$seconds")
+    row=$($bench run --url "http://127.0.0.1:$port" --workload "$workload" --customers "$customers" \
+            --concurrency "$clients" --seconds "$seconds")
+    rps=$(echo "$row" | awk -F'|' '{print $4}' | tr -d ' ')
+    ratio=$(python3 -c "print(f'{$rps / $tps:.0%}')")
+    echo "$row" | awk -F'|' -v c="$contacts" -v t="$tps" -v r="$ratio" \
+      '{printf "| %s |%s|%s| %.0f | %s |%s|%s|%s|%s|%s|\n", c, $2, $4, t, r, $5, $6, $7, $8, $9}' >>"$out"
+    if [ "$workload" != new ]; then
+      half=$(python3 -c "print(round($rps / 2))")
+      $bench run --url "http://127.0.0.1:$port" --workload "$workload" --customers "$customers" \
+        --concurrency "$clients" --seconds "$seconds" --rate "$half" \
+        | sed "s/^/| $contacts /" >>"$open_rows"
+    fi
+  done
+  kill "$server"; wait "$server" 2>/dev/null || true
+done
+
+{
+  echo
+  echo "Open loop at half the closed-loop rate (latency from the intended send time):"
+  echo
+  echo "| contacts | workload | mode | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  cat "$open_rows"
+} >>"$out"
+cat "$out"
