@@ -1,0 +1,1 @@
+DROP FUNCTION identity_customers(text, text);
