@@ -1,5 +1,7 @@
 //! The consolidated customer that `/identify` answers with, and how it is assembled.
 
+use std::collections::HashSet;
+
 use thiserror::Error;
 
 use crate::contact::{Contact, ContactId, Email, Identifiers, Link, PhoneNumber};
@@ -52,18 +54,19 @@ impl Customer {
         secondaries.sort_by_key(|c| c.age_key());
         let in_order = || std::iter::once(primary).chain(secondaries.iter().copied());
 
-        let mut emails: Vec<Email> = Vec::new();
-        for email in in_order().filter_map(|c| c.email.as_ref()) {
-            if !emails.contains(email) {
-                emails.push(email.clone());
-            }
-        }
-        let mut phone_numbers: Vec<PhoneNumber> = Vec::new();
-        for phone in in_order().filter_map(|c| c.phone.as_ref()) {
-            if !phone_numbers.contains(phone) {
-                phone_numbers.push(phone.clone());
-            }
-        }
+        // First occurrences in order; the sets keep this linear in the customer's size.
+        let mut seen_emails = HashSet::new();
+        let emails: Vec<Email> = in_order()
+            .filter_map(|c| c.email.as_ref())
+            .filter(|e| seen_emails.insert(*e))
+            .cloned()
+            .collect();
+        let mut seen_phones = HashSet::new();
+        let phone_numbers: Vec<PhoneNumber> = in_order()
+            .filter_map(|c| c.phone.as_ref())
+            .filter(|p| seen_phones.insert(*p))
+            .cloned()
+            .collect();
         let mut secondary_ids: Vec<ContactId> = secondaries.iter().map(|c| c.id).collect();
         secondary_ids.sort_unstable();
 
@@ -110,10 +113,14 @@ impl Customer {
 
 /// Every secondary must link straight to a primary among `contacts`.
 pub(crate) fn check_links(contacts: &[Contact]) -> Result<(), InconsistentGraph> {
+    let primaries: HashSet<ContactId> = contacts
+        .iter()
+        .filter(|c| c.is_primary())
+        .map(|c| c.id)
+        .collect();
     for contact in contacts {
         if let Link::Secondary(primary) = contact.link {
-            let found = contacts.iter().any(|c| c.id == primary && c.is_primary());
-            if !found {
+            if !primaries.contains(&primary) {
                 return Err(InconsistentGraph::DanglingLink {
                     contact: contact.id,
                     primary,
