@@ -14,12 +14,9 @@ use crate::repository::UnitError;
 pub(crate) struct Postgres;
 
 /// Every live contact of every customer with a live contact whose email is `$1` or whose
-/// phone is `$2`. The service runs it inside the `identity_customers` function (migration 3,
-/// the same statement), whose plan PostgreSQL caches; it is kept here so that the tests can
-/// check its plan. Each branch is an index scan (`contact_email_idx`, `contact_phone_number_idx`,
+/// phone is `$2`. Each branch is an index scan (`contact_email_idx`, `contact_phone_number_idx`,
 /// the primary key, `contact_linked_id_idx`); a single `id IN (…) OR linked_id IN (…)` would
 /// not be.
-#[cfg(test)]
 pub(crate) const CUSTOMERS_SQL: &str = "
 WITH matched AS (
     SELECT COALESCE(linked_id, id) AS primary_id FROM contact
@@ -37,9 +34,6 @@ WITH matched AS (
 SELECT id, phone_number, email, linked_id, link_precedence,
        (extract(epoch FROM created_at) * 1000000)::bigint AS created_at_us
   FROM customer";
-
-/// [`CUSTOMERS_SQL`], called through the function that holds it with a cached plan.
-const CUSTOMERS_FUNCTION_SQL: &str = "SELECT * FROM identity_customers($1, $2)";
 
 /// Row-locks the primaries of the customers matched by `$1`/`$2`, in id order. A row that
 /// stopped being a primary while this waited for its lock is re-checked against
@@ -156,8 +150,7 @@ impl Backend for Postgres {
         conn: &mut PgConnection,
         identifiers: &Identifiers,
     ) -> QueryResult<Vec<ContactRow>> {
-        // CUSTOMERS_SQL inside a PL/pgSQL function (migration 3), which caches its plan.
-        conn.customers(CUSTOMERS_FUNCTION_SQL, identifiers)
+        conn.customers(CUSTOMERS_SQL, identifiers)
     }
 
     fn load_customer_of(conn: &mut PgConnection, id: i64) -> QueryResult<Vec<ContactRow>> {
@@ -273,24 +266,5 @@ mod tests {
             assert!(plan.contains("contact_phone_number_idx"), "{plan}");
         }
         assert!(explain(CUSTOMERS_SQL).contains("contact_linked_id_idx"));
-
-        // The function the service calls holds the same statement.
-        let mut rows = |sql: &str, email: &str, phone: &str| -> Vec<(i64, Option<i64>, i64)> {
-            diesel::sql_query(sql)
-                .bind::<Nullable<Text>, _>(Some(email))
-                .bind::<Nullable<Text>, _>(Some(phone))
-                .load::<ContactRow>(&mut conn)
-                .expect("rows")
-                .into_iter()
-                .map(|r| (r.id, r.linked_id, r.created_at_us))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect()
-        };
-        for (email, phone) in [("user4242@x.io", "1004242"), ("alt9@x.io", "1000013")] {
-            let direct = rows(CUSTOMERS_SQL, email, phone);
-            assert!(!direct.is_empty());
-            assert_eq!(rows(CUSTOMERS_FUNCTION_SQL, email, phone), direct);
-        }
     }
 }

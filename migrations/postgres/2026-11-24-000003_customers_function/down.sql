@@ -1,1 +1,0 @@
-DROP FUNCTION identity_customers(text, text);
