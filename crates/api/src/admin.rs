@@ -2,7 +2,7 @@
 //! `DELETE /customers/{primaryId}`. Erasure needs the admin token.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use identity_domain::{ContactId, IdentityService, Link, Rewrite};
+use identity_domain::{ContactId, IdentifyError, IdentityService, Link, Rewrite};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -187,13 +187,33 @@ pub async fn erase_contact(
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&access, &request)?;
-    let id = contact_id(&id)?;
-    let cause = format!("erasure:{}", request_id(&request));
+    erase(
+        service,
+        &access,
+        &request,
+        &id,
+        ApiError::ContactNotFound,
+        |s, id, cause| s.erase_contact(id, cause),
+    )
+    .await
+}
+
+/// The erasure endpoints' shared part: authorize, parse the id, erase, answer.
+async fn erase(
+    service: web::Data<IdentityService>,
+    access: &ErasureAccess,
+    request: &HttpRequest,
+    id: &str,
+    not_found: fn(i64) -> ApiError,
+    operation: fn(&IdentityService, ContactId, &str) -> Result<Option<Rewrite>, IdentifyError>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(access, request)?;
+    let id = contact_id(id)?;
+    let cause = format!("erasure:{}", request_id(request));
     let service = service.into_inner();
-    let rewrite = run_blocking(move || service.erase_contact(id, &cause))
+    let rewrite = run_blocking(move || operation(&service, id, &cause))
         .await??
-        .ok_or(ApiError::ContactNotFound(id.get()))?;
+        .ok_or(not_found(id.get()))?;
     Ok(HttpResponse::Ok().json(ErasureView::from(rewrite)))
 }
 
@@ -215,12 +235,13 @@ pub async fn erase_customer(
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&access, &request)?;
-    let id = contact_id(&id)?;
-    let cause = format!("erasure:{}", request_id(&request));
-    let service = service.into_inner();
-    let rewrite = run_blocking(move || service.erase_customer(id, &cause))
-        .await??
-        .ok_or(ApiError::CustomerNotFound(id.get()))?;
-    Ok(HttpResponse::Ok().json(ErasureView::from(rewrite)))
+    erase(
+        service,
+        &access,
+        &request,
+        &id,
+        ApiError::CustomerNotFound,
+        |s, id, cause| s.erase_customer(id, cause),
+    )
+    .await
 }

@@ -20,8 +20,8 @@ use identity_domain::{
 
 use crate::backend::{rows, Backend, Guard, Statements};
 use crate::models::{
-    into_contacts, BucketRow, CountRow, HistoryRow, ItemRow, MalformedRow, OutboxRow, SizeRow,
-    PRIMARY,
+    into_contacts, BucketRow, ContactRow, CountRow, HistoryRow, ItemRow, MalformedRow, OutboxRow,
+    SizeRow, PRIMARY,
 };
 use crate::pool::Pool;
 
@@ -166,24 +166,13 @@ impl<B: Backend> ContactRepository for SqlContactRepository<B> {
             B::write_transaction(conn, |conn| {
                 let guard = B::guard_customer_of(conn, id.get())?;
                 let rows = B::load_customer_of(conn, id.get())?;
-                if let Guard::Primaries(locked) = guard {
-                    let every_primary_locked = rows
-                        .iter()
-                        .filter(|row| row.link_precedence == PRIMARY)
-                        .all(|row| locked.binary_search(&row.id).is_ok());
-                    if !every_primary_locked {
-                        return Err(UnitError::Moved);
-                    }
-                }
+                ensure_guarded(&guard, &rows)?;
                 if rows.is_empty() {
                     return Ok(None);
                 }
                 let contacts = into_contacts(rows).map_err(UnitError::Malformed)?;
                 let rewrite = rewriter.rewrite(&contacts);
-                for change in &rewrite.changes {
-                    B::apply_change(conn, change)?;
-                }
-                crate::events::record_changes::<B>(conn, &rewrite.changes, &contacts, cause)?;
+                apply_rewrite::<B>(conn, &rewrite, &contacts, cause)?;
                 Ok(Some(rewrite))
             })
         })
@@ -259,10 +248,7 @@ impl<B: Backend> ContactMaintenance for SqlContactRepository<B> {
             B::lock_all(conn)?;
             let contacts = into_contacts(B::load_all(conn)?).map_err(UnitError::Malformed)?;
             let rewrite = rewriter.rewrite(&contacts);
-            for change in &rewrite.changes {
-                B::apply_change(conn, change)?;
-            }
-            crate::events::record_changes::<B>(conn, &rewrite.changes, &contacts, cause)?;
+            apply_rewrite::<B>(conn, &rewrite, &contacts, cause)?;
             Ok(rewrite)
         });
         match outcome {
@@ -429,21 +415,39 @@ fn guarded_read<B: Backend>(
     conn: &mut B::Connection,
     identifiers: &Identifiers,
 ) -> Result<Vec<Contact>, UnitError> {
-    let rows = match B::guard(conn, identifiers)? {
-        Guard::Store => B::load_customers(conn, identifiers)?,
-        Guard::Primaries(locked) => {
-            let rows = B::load_customers(conn, identifiers)?;
-            let every_primary_locked = rows
-                .iter()
-                .filter(|row| row.link_precedence == PRIMARY)
-                .all(|row| locked.binary_search(&row.id).is_ok());
-            if !every_primary_locked {
-                return Err(UnitError::Moved);
-            }
-            rows
-        }
-    };
+    let guard = B::guard(conn, identifiers)?;
+    let rows = B::load_customers(conn, identifiers)?;
+    ensure_guarded(&guard, &rows)?;
     into_contacts(rows).map_err(UnitError::Malformed)
+}
+
+/// Whether the guard covers what was read: every primary among `rows` must be one the guard
+/// locked (a concurrent merge may have moved the customer meanwhile: then run again).
+fn ensure_guarded(guard: &Guard, rows: &[ContactRow]) -> Result<(), UnitError> {
+    match guard {
+        Guard::Store => Ok(()),
+        Guard::Primaries(locked) => rows
+            .iter()
+            .filter(|row| row.link_precedence == PRIMARY)
+            .all(|row| locked.binary_search(&row.id).is_ok())
+            .then_some(())
+            .ok_or(UnitError::Moved),
+    }
+}
+
+/// Inside a write transaction: applies a rewrite of contacts read as `before`, with its
+/// history and change events.
+fn apply_rewrite<B: Backend>(
+    conn: &mut B::Connection,
+    rewrite: &Rewrite,
+    before: &[Contact],
+    cause: &str,
+) -> Result<(), UnitError> {
+    for change in &rewrite.changes {
+        B::apply_change(conn, change)?;
+    }
+    crate::events::record_changes::<B>(conn, &rewrite.changes, before, cause)?;
+    Ok(())
 }
 
 /// Inside a write transaction: applies a plan decided on guarded data (`current`), with its
