@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::contacts::contact_id;
 use crate::error::ApiError;
 use crate::identify::request_id;
 use crate::openapi::Problem;
@@ -17,14 +18,6 @@ use crate::run_blocking;
 pub struct ErasureAccess {
     pub enabled: bool,
     pub token: SecretString,
-}
-
-fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
-    raw.trim()
-        .parse::<i64>()
-        .ok()
-        .and_then(ContactId::new)
-        .ok_or_else(|| ApiError::InvalidPath("the id must be a positive whole number".to_owned()))
 }
 
 /// One event of a customer's history.

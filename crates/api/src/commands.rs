@@ -100,8 +100,8 @@ pub struct ImportOptions {
     /// A file, or `-` for stdin.
     pub input: PathBuf,
     pub format: Option<Format>,
-    /// Where bad records go (JSON lines: line, reason, record).
-    pub rejects: Option<PathBuf>,
+    /// Where bad records go (JSON lines: line, reason, record), created on the first one.
+    pub rejects: PathBuf,
     pub batch_size: usize,
 }
 
@@ -290,13 +290,13 @@ fn admit_record(
 
 /// The rejects file, created on the first bad record.
 struct Rejects {
-    path: Option<PathBuf>,
+    path: PathBuf,
     lines: Vec<String>,
     count: usize,
 }
 
 impl Rejects {
-    fn new(path: Option<PathBuf>) -> Self {
+    fn new(path: PathBuf) -> Self {
         Self {
             path,
             lines: Vec::new(),
@@ -315,10 +315,7 @@ impl Rejects {
         if self.lines.is_empty() {
             return Ok(None);
         }
-        let path = self
-            .path
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("import-rejects.jsonl"));
+        let path = self.path.clone();
         let error = |source| ImportError::Rejects {
             path: path.display().to_string(),
             source,

@@ -7,6 +7,15 @@ use crate::error::ApiError;
 use crate::identify::IdentifyResponse;
 use crate::run_blocking;
 
+/// A contact id from a path: a positive whole number, else 400.
+pub(crate) fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(ContactId::new)
+        .ok_or_else(|| ApiError::InvalidPath("the id must be a positive whole number".to_owned()))
+}
+
 /// The consolidated customer that contact `id` (primary or secondary) belongs to, in the
 /// same shape as `/identify`'s answer. Writes nothing.
 #[utoipa::path(
@@ -27,14 +36,7 @@ pub async fn contact(
     service: web::Data<IdentityService>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .and_then(ContactId::new)
-        .ok_or_else(|| {
-            ApiError::InvalidPath("the contact id must be a positive whole number".to_owned())
-        })?;
+    let id = contact_id(&id)?;
     let service = service.into_inner();
     let customer = run_blocking(move || service.customer_of(id))
         .await??

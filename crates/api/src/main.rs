@@ -131,7 +131,7 @@ fn main() -> ExitCode {
             let options = ImportOptions {
                 input: file,
                 format,
-                rejects: Some(rejects),
+                rejects,
                 batch_size,
             };
             match commands::import(&settings, &options) {

@@ -425,5 +425,4 @@ fn two_dispatchers_never_deliver_one_event_at_the_same_time() {
         "no event delivered twice: {ids:?}"
     );
     assert_eq!(receiver.overlaps.load(Ordering::Relaxed), 0);
-    let _ = agent();
 }

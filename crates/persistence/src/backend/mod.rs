@@ -163,7 +163,7 @@ macro_rules! statements_for {
             fn insert_contact(&mut self, sql: &str, contact: &NewContact) -> QueryResult<i64> {
                 use diesel::sql_types::{BigInt, Nullable, Text};
                 use diesel::RunQueryDsl;
-                let (precedence, linked_id) = crate::backend::link_columns(contact);
+                let (precedence, linked_id) = crate::backend::link_columns(contact.link);
                 let created_at_us = contact.created_at.map(|at| at.timestamp_micros());
                 diesel::sql_query(sql)
                     .bind::<Nullable<Text>, _>(contact.email.as_ref().map(|e| e.as_str()))
@@ -285,12 +285,7 @@ macro_rules! statements_for {
             fn change_contact(&mut self, sql: &str, change: &ContactChange) -> QueryResult<usize> {
                 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
                 use diesel::RunQueryDsl;
-                let (precedence, linked_id) = match change.link {
-                    identity_domain::Link::Primary => (crate::models::PRIMARY, None),
-                    identity_domain::Link::Secondary(p) => {
-                        (crate::models::SECONDARY, Some(p.get()))
-                    }
-                };
+                let (precedence, linked_id) = crate::backend::link_columns(change.link);
                 diesel::sql_query(sql)
                     .bind::<BigInt, _>(change.id.get())
                     .bind::<Nullable<Text>, _>(change.email.as_ref().map(|e| e.as_str()))
@@ -315,9 +310,9 @@ where
     conn.rows(sql)
 }
 
-/// `link_precedence` and `linked_id` of a new contact.
-pub(crate) fn link_columns(contact: &NewContact) -> (&'static str, Option<i64>) {
-    match contact.link {
+/// The `link_precedence` and `linked_id` columns of a link.
+pub(crate) fn link_columns(link: identity_domain::Link) -> (&'static str, Option<i64>) {
+    match link {
         identity_domain::Link::Primary => (crate::models::PRIMARY, None),
         identity_domain::Link::Secondary(primary) => {
             (crate::models::SECONDARY, Some(primary.get()))
