@@ -40,15 +40,8 @@ enum Cmd {
         /// Base URL of the running service.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
-        #[arg(long, value_enum)]
-        workload: Workload,
-        /// How many customers the database was seeded with.
-        #[arg(long)]
-        customers: u64,
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
+        #[command(flatten)]
+        load: Load,
         /// Open loop at this many requests per second instead of closed loop.
         #[arg(long)]
         rate: Option<f64>,
@@ -57,15 +50,23 @@ enum Cmd {
     Ceiling {
         #[arg(long)]
         database: String,
-        #[arg(long, value_enum)]
-        workload: Workload,
-        #[arg(long)]
-        customers: u64,
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
+        #[command(flatten)]
+        load: Load,
     },
+}
+
+/// What both the service and the ceiling are driven with.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct Load {
+    #[arg(long, value_enum)]
+    workload: Workload,
+    /// How many customers the database was seeded with.
+    #[arg(long)]
+    customers: u64,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,21 +86,8 @@ fn main() -> std::process::ExitCode {
             database,
             customers,
         } => seed(&database, customers),
-        Cmd::Run {
-            url,
-            workload,
-            customers,
-            concurrency,
-            seconds,
-            rate,
-        } => run(&url, workload, customers, concurrency, seconds, rate),
-        Cmd::Ceiling {
-            database,
-            workload,
-            customers,
-            concurrency,
-            seconds,
-        } => ceiling(&database, workload, customers, concurrency, seconds),
+        Cmd::Run { url, load, rate } => run(&url, &load, rate),
+        Cmd::Ceiling { database, load } => ceiling(&database, &load),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -203,14 +191,13 @@ fn request(
     }
 }
 
-fn run(
-    url: &str,
-    workload: Workload,
-    customers: u64,
-    concurrency: usize,
-    seconds: u64,
-    rate: Option<f64>,
-) -> Result<(), String> {
+fn run(url: &str, load: &Load, rate: Option<f64>) -> Result<(), String> {
+    let Load {
+        workload,
+        customers,
+        concurrency,
+        seconds,
+    } = *load;
     let histogram = Arc::new(Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?,
     ));
@@ -328,13 +315,13 @@ SELECT id, phone_number, email, linked_id, link_precedence, created_at FROM cont
     }
 }
 
-fn ceiling(
-    database: &str,
-    workload: Workload,
-    customers: u64,
-    concurrency: usize,
-    seconds: u64,
-) -> Result<(), String> {
+fn ceiling(database: &str, load: &Load) -> Result<(), String> {
+    let Load {
+        workload,
+        customers,
+        concurrency,
+        seconds,
+    } = *load;
     let path = std::env::temp_dir().join(format!("identity-bench-{workload:?}.sql"));
     std::fs::write(&path, script(workload, customers)).map_err(|e| e.to_string())?;
     let out = Command::new("pgbench")
