@@ -3,6 +3,7 @@
 //! variables, then `DATABASE_URL` and `PORT`.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -67,6 +68,7 @@ pub struct IdentifierSettings {
     pub blocked_email_patterns: Vec<String>,
     pub blocked_phones: Vec<String>,
     pub block_repeated_digit_phones: bool,
+    pub repeated_digit_min_digits: NonZeroUsize,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -294,7 +296,8 @@ impl Settings {
             &ids.blocked_emails,
             &ids.blocked_email_patterns,
             &ids.blocked_phones,
-            ids.block_repeated_digit_phones,
+            ids.block_repeated_digit_phones
+                .then_some(ids.repeated_digit_min_digits.get()),
             region,
         )
         .map_err(|problem| SettingsError::Invalid {

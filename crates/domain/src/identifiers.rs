@@ -14,7 +14,7 @@ pub struct BlockList {
     emails: HashSet<String>,
     email_patterns: Vec<WildMatch>,
     phones: HashSet<String>,
-    repeated_digit_phones: bool,
+    repeated_digit_min_digits: Option<usize>,
 }
 
 impl BlockList {
@@ -25,8 +25,12 @@ impl BlockList {
 
     /// `emails` and `phones` are compared after normalization (so `"(123) 456-7890"` in the
     /// list blocks every spelling of it); `email_patterns` are globs (`*@example.com`,
-    /// `noreply@*`) matched against the normalized email; `repeated_digit_phones` blocks
-    /// every number made of one digit repeated (`0000000000`, `+1 111-111-1111`).
+    /// `noreply@*`) matched against the normalized email; `repeated_digit_min_digits`, when
+    /// set, blocks every number of at least that many digits made of one digit repeated
+    /// (`000000`, `+1 111-111-1111`). Shorter ones (`1`, `222`, `7777`) are ordinary
+    /// identifiers: a short number of one digit is what a small store or a test order
+    /// really uses, while a long one is what thousands of strangers type into a required
+    /// field.
     ///
     /// # Errors
     /// A list entry that is not a valid email or phone number, naming it.
@@ -34,7 +38,7 @@ impl BlockList {
         emails: &[String],
         email_patterns: &[String],
         phones: &[String],
-        repeated_digit_phones: bool,
+        repeated_digit_min_digits: Option<usize>,
         region: Region,
     ) -> Result<Self, String> {
         let emails = emails
@@ -59,7 +63,7 @@ impl BlockList {
             emails,
             email_patterns,
             phones,
-            repeated_digit_phones,
+            repeated_digit_min_digits,
         })
     }
 
@@ -75,9 +79,18 @@ impl BlockList {
         if self.phones.contains(phone.as_str()) {
             return true;
         }
+        let Some(min_digits) = self.repeated_digit_min_digits else {
+            return false;
+        };
         let mut digits = phone.digits();
-        let first = digits.next();
-        self.repeated_digit_phones && first.is_some() && digits.all(|d| Some(d) == first)
+        let Some(first) = digits.next() else {
+            return false;
+        };
+        let mut count = 1;
+        digits.all(|d| {
+            count += 1;
+            d == first
+        }) && count >= min_digits
     }
 }
 
@@ -189,8 +202,8 @@ mod tests {
             blocked: BlockList::new(
                 &strings(&["test@test.com"]),
                 &strings(&["*@example.com", "noreply@*"]),
-                &strings(&["1234567890"]),
-                true,
+                &strings(&["1234567890", "0"]),
+                Some(6),
                 us(),
             )
             .expect("a valid list"),
@@ -220,7 +233,8 @@ mod tests {
             "1234567890",
             "(123) 456-7890",
             "+1 111 111 1111",
-            "7777",
+            "111111",
+            "999-999",
         ] {
             assert!(
                 matches!(
@@ -272,8 +286,37 @@ mod tests {
     }
 
     #[test]
+    fn short_numbers_of_one_digit_are_ordinary_identifiers() {
+        for phone in ["1", "22", "222", "777", "7777", "99999"] {
+            let admitted = policy()
+                .admit(None, Some(RawPhone::Text(phone.to_owned())))
+                .expect("an ordinary phone");
+            assert!(admitted.ignored.is_empty(), "{phone}");
+            assert_eq!(
+                admitted.identifiers.phone().map(PhoneNumber::as_str),
+                Some(phone)
+            );
+        }
+        let unlimited = BlockList::new(&[], &[], &[], Some(1), us()).expect("a valid list");
+        let one = PhoneNumber::parse("1", us())
+            .ok()
+            .flatten()
+            .expect("a phone");
+        assert!(
+            unlimited.blocks_phone(&one),
+            "a lower threshold still applies"
+        );
+        let off = BlockList::new(&[], &[], &[], None, us()).expect("a valid list");
+        let zeros = PhoneNumber::parse("0000000000", us())
+            .ok()
+            .flatten()
+            .expect("a phone");
+        assert!(!off.blocks_phone(&zeros), "the rule can be turned off");
+    }
+
+    #[test]
     fn a_bad_list_entry_is_named() {
-        let error = BlockList::new(&strings(&["not an email"]), &[], &[], false, us());
+        let error = BlockList::new(&strings(&["not an email"]), &[], &[], None, us());
         assert!(error.is_err_and(|e| e.contains("not an email")));
     }
 }

@@ -234,7 +234,7 @@ mod tests {
     fn policy() -> IdentifierPolicy {
         IdentifierPolicy {
             region: us(),
-            blocked: BlockList::new(&[], &[], &[], true, us()).expect("a list"),
+            blocked: BlockList::new(&[], &[], &[], Some(6), us()).expect("a list"),
         }
     }
 

@@ -55,7 +55,8 @@ fn service(store: &Store) -> IdentityService {
 fn policy() -> IdentifierPolicy {
     IdentifierPolicy {
         region: us(),
-        blocked: BlockList::new(&[], &[], &["1234567890".to_owned()], true, us()).expect("a list"),
+        blocked: BlockList::new(&[], &[], &["1234567890".to_owned()], Some(6), us())
+            .expect("a list"),
     }
 }
 

@@ -192,6 +192,43 @@ fn spellings_of_one_email_or_phone_are_one_customer() {
 }
 
 #[test]
+fn short_phone_numbers_link_like_any_other() {
+    let app = TestApp::spawn();
+    for phone in ["222", "1", "777"] {
+        let first = app
+            .identify_ok(json!({"email": format!("first-{phone}@shop.io"), "phoneNumber": phone}));
+        let second = app
+            .identify_ok(json!({"email": format!("second-{phone}@shop.io"), "phoneNumber": phone}));
+        assert_eq!(
+            second["primaryContactId"], first["primaryContactId"],
+            "two orders with phone {phone} are one customer"
+        );
+        assert_eq!(second["phoneNumbers"], json!([phone]), "{phone}");
+        assert_eq!(ids(&second["secondaryContactIds"]).len(), 1, "{phone}");
+        let alone = app.identify(json!({"phoneNumber": phone}));
+        assert_eq!(alone.status, 200, "{phone}: {alone:?}");
+        assert!(alone.body.get("ignored").is_none(), "{phone}: {alone:?}");
+    }
+    assert_eq!(app.rows().len(), 6);
+}
+
+#[test]
+fn the_default_placeholders_stay_blocked() {
+    let app = TestApp::spawn();
+    for body in [
+        json!({"phoneNumber": "0000000000"}),
+        json!({"phoneNumber": "111111"}),
+        json!({"phoneNumber": "1234567890"}),
+        json!({"phoneNumber": 0}),
+        json!({"email": "test@test.com"}),
+    ] {
+        app.identify(body.clone())
+            .assert_problem(422, "blocked-identifier");
+    }
+    assert!(app.rows().is_empty(), "a blocked value is never stored");
+}
+
+#[test]
 fn a_blocked_value_alone_is_a_422_and_next_to_a_good_one_is_ignored() {
     let app = TestApp::spawn();
     for body in [

@@ -161,8 +161,8 @@ impl Backend for Sqlite {
 /// timeout so a writer waits for the lock instead of failing, foreign keys enforced.
 pub(crate) fn session_sql(busy_timeout_ms: u128) -> String {
     format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-         PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA foreign_keys = ON;"
+        "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
     )
 }
 
