@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark: identity-api (release) on PostgreSQL, driven by identity-bench, next to
 # pgbench running the minimal SQL for the same work with the same concurrency, at two sizes.
-# Writes the Markdown table to docs/BENCHMARKS.md's results section (stdout too).
+# Prints the Markdown table for docs/BENCHMARKS.md's results section, keeps every measurement
+# in target/bench/results.jsonl (BENCH_RESULTS) and draws them to docs/benchmarks.svg.
 #   scripts/bench.sh                 (BENCH_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +13,14 @@ clients="${BENCH_CLIENTS:-16}"
 seconds="${BENCH_SECONDS:-10}"
 sizes="${BENCH_SIZES:-5000 500000}"   # customers; two contacts each: 10k and 1M contacts
 
-cargo build --release -q -p identity-api -p identity-bench
-bench=target/release/identity-bench
+# Two builds: a target filter such as `--example` applies to every `-p`, so one command with
+# both packages would build the load generator and skip the service.
+cargo build --release -q -p identity-api
+cargo build --release -q -p identity-bench --example identity-bench
+bench=target/release/examples/identity-bench
+results="${BENCH_RESULTS:-target/bench/results.jsonl}"   # one JSON line per measurement
+mkdir -p "$(dirname "$results")"
+: >"$results"
 out=$(mktemp)
 {
   echo "| contacts | workload | service req/s | ceiling tps | service / ceiling | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |"
@@ -34,9 +41,9 @@ for customers in $sizes; do
   contacts=$((customers * 2))
   for workload in known mixed new; do
     tps=$($bench ceiling --database "$db_url" --workload "$workload" --customers "$customers" \
-            --concurrency "$clients" --seconds "$seconds")
+            --concurrency "$clients" --seconds "$seconds" --results "$results")
     row=$($bench run --url "http://127.0.0.1:$port" --workload "$workload" --customers "$customers" \
-            --concurrency "$clients" --seconds "$seconds")
+            --concurrency "$clients" --seconds "$seconds" --results "$results")
     rps=$(echo "$row" | awk -F'|' '{print $4}' | tr -d ' ')
     ratio=$(python3 -c "print(f'{$rps / $tps:.0%}')")
     echo "$row" | awk -F'|' -v c="$contacts" -v t="$tps" -v r="$ratio" \
@@ -44,7 +51,7 @@ for customers in $sizes; do
     if [ "$workload" != new ]; then
       half=$(python3 -c "print(round($rps / 2))")
       $bench run --url "http://127.0.0.1:$port" --workload "$workload" --customers "$customers" \
-        --concurrency "$clients" --seconds "$seconds" --rate "$half" \
+        --concurrency "$clients" --seconds "$seconds" --rate "$half" --results "$results" \
         | sed "s/^/| $contacts /" >>"$open_rows"
     fi
   done
@@ -60,3 +67,4 @@ done
   cat "$open_rows"
 } >>"$out"
 cat "$out"
+$bench chart --input "$results" --output docs/benchmarks.svg

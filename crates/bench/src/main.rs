@@ -5,16 +5,23 @@
 //! closed loop (fixed concurrency, as fast as it answers) and open loop (a fixed rate,
 //! latency measured from the intended send time, so that stalls are not hidden by the load
 //! generator waiting). The ceiling is `pgbench` running the minimal SQL for the same work
-//! with the same concurrency. `scripts/bench.sh` (`just bench`) runs it all.
+//! with the same concurrency. Each measurement can also be appended to a results file, which
+//! `chart` draws as an SVG. `scripts/bench.sh` (`just bench`) runs it all.
 
+mod chart;
+mod measurement;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use serde_json::json;
+
+use measurement::{Ceiling, Mode, Record, Service, Workload, CONTACTS_PER_CUSTOMER};
 
 #[derive(Debug, Parser)]
 #[command(name = "identity-bench", version)]
@@ -45,6 +52,9 @@ enum Cmd {
         /// Open loop at this many requests per second instead of closed loop.
         #[arg(long)]
         rate: Option<f64>,
+        /// Also append the measurement to this results file (JSON Lines).
+        #[arg(long)]
+        results: Option<PathBuf>,
     },
     /// Run pgbench with the minimal SQL of a workload and print its transactions per second.
     Ceiling {
@@ -52,6 +62,17 @@ enum Cmd {
         database: String,
         #[command(flatten)]
         load: Load,
+        /// Also append the measurement to this results file (JSON Lines).
+        #[arg(long)]
+        results: Option<PathBuf>,
+    },
+    /// Draw a results file as an SVG: throughput against the ceiling, and latency percentiles.
+    Chart {
+        /// The results file written by `run --results` and `ceiling --results`.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
     },
 }
 
@@ -69,16 +90,6 @@ struct Load {
     seconds: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Workload {
-    /// Existing customers, nothing new: the read path.
-    Known,
-    /// Brand-new customers.
-    New,
-    /// 80% known, 15% a new email for an existing customer, 4% new customers, 1% merges.
-    Mixed,
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -86,8 +97,18 @@ fn main() -> std::process::ExitCode {
             database,
             customers,
         } => seed(&database, customers),
-        Cmd::Run { url, load, rate } => run(&url, &load, rate),
-        Cmd::Ceiling { database, load } => ceiling(&database, &load),
+        Cmd::Run {
+            url,
+            load,
+            rate,
+            results,
+        } => run(&url, &load, rate, results.as_deref()),
+        Cmd::Ceiling {
+            database,
+            load,
+            results,
+        } => ceiling(&database, &load, results.as_deref()),
+        Cmd::Chart { input, output } => chart::write_svg(&input, &output),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -142,7 +163,7 @@ fn seed(database: &str, customers: u64) -> Result<(), String> {
     psql(database, "VACUUM ANALYZE contact")?;
     println!(
         "seeded {customers} customers ({} contacts) in {:.1}s",
-        customers * 2,
+        customers * CONTACTS_PER_CUSTOMER,
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -191,7 +212,7 @@ fn request(
     }
 }
 
-fn run(url: &str, load: &Load, rate: Option<f64>) -> Result<(), String> {
+fn run(url: &str, load: &Load, rate: Option<f64>, results: Option<&Path>) -> Result<(), String> {
     let Load {
         workload,
         customers,
@@ -279,17 +300,32 @@ fn run(url: &str, load: &Load, rate: Option<f64>) -> Result<(), String> {
         || format!("closed, {concurrency} clients"),
         |r| format!("open, {r:.0}/s"),
     );
+    let measured = Service {
+        contacts: customers * CONTACTS_PER_CUSTOMER,
+        workload,
+        concurrency,
+        mode: rate.map_or(Mode::Closed, |rate| Mode::Open { rate }),
+        req_s: h.len() as f64 / elapsed,
+        p50_ms: ms(0.5),
+        p90_ms: ms(0.9),
+        p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
+        errors: errors.load(Ordering::Relaxed) as u64,
+    };
     println!(
         "| {:?} | {mode} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
         workload,
-        h.len() as f64 / elapsed,
-        ms(0.5),
-        ms(0.9),
-        ms(0.99),
-        ms(0.999),
-        errors.load(Ordering::Relaxed)
+        measured.req_s,
+        measured.p50_ms,
+        measured.p90_ms,
+        measured.p99_ms,
+        measured.p999_ms,
+        measured.errors
     );
-    Ok(())
+    match results {
+        Some(path) => measurement::append(path, &Record::Service(measured)),
+        None => Ok(()),
+    }
 }
 
 /// The minimal SQL for a workload, as a pgbench script.
@@ -315,7 +351,7 @@ SELECT id, phone_number, email, linked_id, link_precedence, created_at FROM cont
     }
 }
 
-fn ceiling(database: &str, load: &Load) -> Result<(), String> {
+fn ceiling(database: &str, load: &Load, results: Option<&Path>) -> Result<(), String> {
     let Load {
         workload,
         customers,
@@ -346,5 +382,18 @@ fn ceiling(database: &str, load: &Load) -> Result<(), String> {
         .and_then(|l| l.split_whitespace().nth(2))
         .ok_or_else(|| format!("pgbench said: {text}"))?;
     println!("{tps}");
-    Ok(())
+    let Some(path) = results else {
+        return Ok(());
+    };
+    let tps = tps
+        .parse()
+        .map_err(|e| format!("pgbench's tps {tps:?}: {e}"))?;
+    measurement::append(
+        path,
+        &Record::Ceiling(Ceiling {
+            contacts: customers * CONTACTS_PER_CUSTOMER,
+            workload,
+            tps,
+        }),
+    )
 }
