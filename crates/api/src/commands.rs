@@ -244,6 +244,10 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         ..ImportSummary::default()
     };
     let mut progress = Progress::new(records.len());
+    // Statistics are refreshed each time the import has doubled what it created, so that
+    // the database plans its lookups for the table as it grows (a plan made while the
+    // table was nearly empty would scan it whole).
+    let mut refresh_at = 1_000;
     for batch in records.chunks(options.batch_size.max(1)) {
         let requests: Vec<Identifiers> = batch.iter().map(|r| r.identifiers.clone()).collect();
         let decide = |i: usize, current: &[Contact]| {
@@ -257,6 +261,13 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         summary.merged += outcome.merged;
         summary.unchanged += outcome.unchanged;
         summary.refused += outcome.refused;
+        if summary.created >= refresh_at {
+            store
+                .maintenance
+                .refresh_statistics()
+                .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
+            refresh_at = summary.created.saturating_mul(2);
+        }
         progress.advance(batch.len());
     }
     progress.finish();

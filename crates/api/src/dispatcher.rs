@@ -121,8 +121,9 @@ impl Dispatcher {
 
 /// The JSON body a webhook receives.
 pub fn envelope(event: &OutboxRow) -> Value {
-    let occurred_at = chrono::DateTime::from_timestamp_micros(event.created_at_us)
-        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    let occurred_at = event
+        .created_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     json!({
         "id": event.id,
         "type": event.kind,

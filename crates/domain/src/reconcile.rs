@@ -39,6 +39,40 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.relink.is_none() && self.insert.is_none()
     }
+
+    /// The contacts after this plan is written over `current` (the contacts it was decided
+    /// on): relinked contacts point at their new primary, and the inserted contact (its id
+    /// and creation time as stored) is added. What a store would read back after the write,
+    /// without reading it.
+    pub fn applied_to(
+        &self,
+        mut current: Vec<Contact>,
+        inserted: Option<(ContactId, DateTime<Utc>)>,
+    ) -> Vec<Contact> {
+        if let Some(relink) = &self.relink {
+            let primary = match relink.to {
+                LinkTo::Existing(id) => Some(id),
+                LinkTo::Inserted => inserted.map(|(id, _)| id),
+            };
+            if let Some(primary) = primary {
+                for contact in &mut current {
+                    if relink.contacts.binary_search(&contact.id).is_ok() {
+                        contact.link = Link::Secondary(primary);
+                    }
+                }
+            }
+        }
+        if let (Some(new), Some((id, created_at))) = (&self.insert, inserted) {
+            current.push(Contact {
+                id,
+                email: new.email.clone(),
+                phone: new.phone.clone(),
+                link: new.link,
+                created_at,
+            });
+        }
+        current
+    }
 }
 
 /// How large one customer may grow (rule 6).
@@ -227,6 +261,49 @@ pub(crate) mod tests {
 
     fn id(n: i64) -> ContactId {
         ContactId::new(n).expect("positive")
+    }
+
+    #[test]
+    fn a_plan_applied_to_its_contacts_is_what_a_store_reads_back() {
+        let george = contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0);
+        let biff = contact(2, Some("biffsucks@hillvalley.edu"), Some("717171"), None, 1);
+        let biff_too = contact(3, Some("biff@hillvalley.edu"), Some("717171"), Some(2), 2);
+        let known = vec![george.clone(), biff.clone(), biff_too.clone()];
+
+        // Rule 4: the newer customer is relinked, nothing is inserted.
+        let merge = reconcile(
+            &request(Some("george@hillvalley.edu"), Some("717171")),
+            &known,
+        )
+        .expect("plan");
+        let after = merge.applied_to(known.clone(), None);
+        assert_eq!(after.len(), 3);
+        assert!(after[0].is_primary());
+        assert_eq!(after[1].link, Link::Secondary(id(1)));
+        assert_eq!(after[2].link, Link::Secondary(id(1)));
+
+        // Rule 2: the new secondary is added as stored.
+        let at = george.created_at + chrono::TimeDelta::seconds(60);
+        let new = reconcile(
+            &request(Some("george@x.io"), Some("919191")),
+            std::slice::from_ref(&george),
+        )
+        .expect("plan");
+        let after = new.applied_to(vec![george.clone()], Some((id(9), at)));
+        assert_eq!(after.len(), 2);
+        assert_eq!(after[1].id, id(9));
+        assert_eq!(after[1].created_at, at);
+        assert_eq!(after[1].link, Link::Secondary(id(1)));
+        assert_eq!(
+            after[1].email.as_ref().map(Email::as_str),
+            Some("george@x.io")
+        );
+
+        // Nothing to write: the contacts are unchanged.
+        let alone = vec![george];
+        let none = reconcile(&request(Some("george@hillvalley.edu"), None), &alone).expect("plan");
+        assert!(none.is_empty());
+        assert_eq!(none.applied_to(alone.clone(), None), alone);
     }
 
     #[test]

@@ -174,6 +174,13 @@ pub trait ContactMaintenance: Send + Sync {
         cause: &str,
     ) -> Result<BatchOutcome, RepositoryError>;
 
+    /// Brings the store's statistics up to date after much was written (a bulk import into
+    /// an empty store), so that the database plans lookups for the table's new size.
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    fn refresh_statistics(&self) -> Result<(), RepositoryError>;
+
     /// Checks the graph's invariants on the whole store (docs/CONCURRENCY.md, 1 to 4).
     ///
     /// # Errors

@@ -62,17 +62,7 @@ pub const INVARIANT_CHECKS: &[InvariantCheck] = &[
 
 /// Store-wide figures, in SQL both backends understand.
 pub(crate) mod stats {
-    pub const CUSTOMERS: &str = "SELECT count(*) AS n FROM contact
-        WHERE deleted_at IS NULL AND link_precedence = 'primary'";
-    pub const CONTACTS: &str = "SELECT count(*) AS n FROM contact WHERE deleted_at IS NULL";
-    pub const DELETED: &str = "SELECT count(*) AS n FROM contact WHERE deleted_at IS NOT NULL";
-    /// `{top}` is replaced by an integer.
-    pub const LARGEST: &str = "SELECT COALESCE(linked_id, id) AS primary_id,
-               count(*) AS contacts, count(DISTINCT email) AS emails,
-               count(DISTINCT phone_number) AS phones
-          FROM contact WHERE deleted_at IS NULL
-         GROUP BY COALESCE(linked_id, id)
-         ORDER BY contacts DESC, primary_id LIMIT {top}";
+    /// How many customers have 1, 2, 3–5, 6–10, 11–100 and more than 100 contacts.
     pub const DISTRIBUTION: &str = "SELECT bucket, count(*) AS n FROM (
             SELECT CASE WHEN c = 1 THEN '1' WHEN c = 2 THEN '2' WHEN c <= 5 THEN '3-5'
                         WHEN c <= 10 THEN '6-10' WHEN c <= 100 THEN '11-100' ELSE '>100' END AS bucket,

@@ -4,25 +4,39 @@
 //! applies the embedded migrations of each.
 //!
 //! Holds no product rules: what to write is decided by `identity_domain::reconcile`; this
-//! crate reads, guards and writes. What differs per backend lives in `backend/`; how
-//! concurrent units of work are kept apart is explained in `docs/CONCURRENCY.md`.
+//! crate reads, guards and writes. Diesel is used as designed: a generated schema
+//! (`schema.rs`), row structs (`models.rs`), the query builder for every statement it can
+//! say, and query types with fixed SQL for the rest (`queries.rs`), so that Diesel prepares
+//! each statement once per connection. What only one backend does lives in `postgres.rs`
+//! and `sqlite.rs`; how concurrent units of work are kept apart is explained in
+//! `docs/CONCURRENCY.md`.
 
-mod backend;
 mod error;
-mod events;
+mod history;
 mod invariants;
+mod maintenance;
 mod migrate;
 mod models;
+mod outbox;
 mod pool;
+mod postgres;
+mod queries;
 mod repository;
+mod retry;
+mod schema;
+mod sql_types;
+mod sqlite;
 mod store;
 mod url;
+mod writes;
 
 pub use error::PersistenceError;
 pub use invariants::{InvariantCheck, INVARIANT_CHECKS};
 pub use migrate::{pending_migrations, run_migrations};
 pub use models::OutboxRow;
+pub use outbox::Outbox;
 pub use pool::PoolSettings;
-pub use repository::{Outbox, PoolStats, RetryPolicy};
+pub use repository::PoolStats;
+pub use retry::RetryPolicy;
 pub use store::{open, prepare, Store, StoreSettings};
 pub use url::DatabaseUrl;

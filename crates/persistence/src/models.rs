@@ -1,38 +1,99 @@
-//! Row types: how contacts look in the table. They never leave this crate; conversion into
-//! the domain's `Contact` happens here. Column types are chosen to read the same on every
-//! backend (timestamps travel as microseconds since the Unix epoch).
+//! Row types: how contacts, history events and change events look in the tables. They never
+//! leave this crate (but for [`OutboxRow`], which the dispatcher delivers); conversion into
+//! the domain's types happens here.
 
-use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Nullable, Text};
-use diesel::QueryableByName;
-use identity_domain::{Contact, ContactId, Email, Link, PhoneNumber};
+use diesel::prelude::*;
+use identity_domain::{Contact, ContactId, Email, HistoryEntry, Link, PhoneNumber};
+
+use crate::schema::{contact, contact_event, outbox};
+use crate::sql_types::Instant;
 
 pub(crate) const PRIMARY: &str = "primary";
 pub(crate) const SECONDARY: &str = "secondary";
 
-/// A live contact as read back (the columns the domain needs).
-#[derive(Debug, QueryableByName)]
+/// A live contact as read (the columns the domain needs), in the column order of
+/// [`crate::queries::ContactColumns`].
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = contact)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub(crate) struct ContactRow {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Nullable<Text>)]
     pub phone_number: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub email: Option<String>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub linked_id: Option<i64>,
-    #[diesel(sql_type = Text)]
     pub link_precedence: String,
-    /// Microseconds since the Unix epoch.
-    #[diesel(sql_type = BigInt)]
-    pub created_at_us: i64,
+    pub created_at: Instant,
 }
 
-/// The id of a row, for statements that return ids.
-#[derive(Debug, QueryableByName)]
-pub(crate) struct IdRow {
-    #[diesel(sql_type = BigInt)]
+/// A contact to insert. `created_at` is the column default (the database's clock at the
+/// insert) unless given.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = contact)]
+#[diesel(treat_none_as_default_value = false)]
+pub(crate) struct NewContactRow<'a> {
+    pub email: Option<&'a str>,
+    pub phone_number: Option<&'a str>,
+    pub linked_id: Option<i64>,
+    pub link_precedence: &'static str,
+    #[diesel(treat_none_as_default_value = true)]
+    pub created_at: Option<Instant>,
+}
+
+/// One history event to record.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = contact_event)]
+#[diesel(treat_none_as_default_value = false)]
+pub(crate) struct NewEventRow<'a> {
+    pub customer_id: i64,
+    pub contact_id: i64,
+    pub kind: &'static str,
+    pub cause: &'a str,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// One change event to enqueue.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = outbox)]
+pub(crate) struct NewOutboxRow {
+    pub customer_id: i64,
+    pub kind: &'static str,
+    pub payload: String,
+}
+
+/// One history event as stored.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = contact_event)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct HistoryRow {
     pub id: i64,
+    pub customer_id: i64,
+    pub contact_id: i64,
+    pub kind: String,
+    pub cause: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub occurred_at: Instant,
+}
+
+/// One outbox event as claimed by a dispatcher.
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = outbox)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct OutboxRow {
+    pub id: i64,
+    pub customer_id: i64,
+    pub kind: String,
+    pub payload: String,
+    pub attempts: i32,
+    #[diesel(deserialize_as = Instant)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Instant> for chrono::DateTime<chrono::Utc> {
+    fn from(instant: Instant) -> Self {
+        instant.0
+    }
 }
 
 /// A row that does not map onto a domain contact.
@@ -59,14 +120,12 @@ impl TryFrom<ContactRow> for Contact {
             ),
             _ => return Err(malformed("link_precedence and linked_id disagree")),
         };
-        let created_at = DateTime::<Utc>::from_timestamp_micros(row.created_at_us)
-            .ok_or_else(|| malformed("created_at is out of range"))?;
         Ok(Contact {
             id,
             email: row.email.map(Email::from_stored),
             phone: row.phone_number.map(PhoneNumber::from_stored),
             link,
-            created_at,
+            created_at: row.created_at.0,
         })
     }
 }
@@ -75,77 +134,25 @@ pub(crate) fn into_contacts(rows: Vec<ContactRow>) -> Result<Vec<Contact>, Malfo
     rows.into_iter().map(Contact::try_from).collect()
 }
 
-/// One item of a query that returns text.
-#[derive(Debug, QueryableByName)]
-pub(crate) struct ItemRow {
-    #[diesel(sql_type = Text)]
-    pub item: String,
+impl From<HistoryRow> for HistoryEntry {
+    fn from(row: HistoryRow) -> Self {
+        Self {
+            id: row.id,
+            customer_id: row.customer_id,
+            contact_id: row.contact_id,
+            kind: row.kind,
+            cause: row.cause,
+            before: row.before,
+            after: row.after,
+            occurred_at: row.occurred_at.0,
+        }
+    }
 }
 
-/// One count.
-#[derive(Debug, QueryableByName)]
-pub(crate) struct CountRow {
-    #[diesel(sql_type = BigInt)]
-    pub n: i64,
-}
-
-/// One customer's size.
-#[derive(Debug, QueryableByName)]
-pub(crate) struct SizeRow {
-    #[diesel(sql_type = BigInt)]
-    pub primary_id: i64,
-    #[diesel(sql_type = BigInt)]
-    pub contacts: i64,
-    #[diesel(sql_type = BigInt)]
-    pub emails: i64,
-    #[diesel(sql_type = BigInt)]
-    pub phones: i64,
-}
-
-/// One bucket of a distribution.
-#[derive(Debug, QueryableByName)]
-pub(crate) struct BucketRow {
-    #[diesel(sql_type = Text)]
-    pub bucket: String,
-    #[diesel(sql_type = BigInt)]
-    pub n: i64,
-}
-
-/// One history event as stored.
-#[derive(Debug, QueryableByName)]
-pub(crate) struct HistoryRow {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-    #[diesel(sql_type = BigInt)]
-    pub customer_id: i64,
-    #[diesel(sql_type = BigInt)]
-    pub contact_id: i64,
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    #[diesel(sql_type = Text)]
-    pub cause: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub before: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub after: Option<String>,
-    #[diesel(sql_type = BigInt)]
-    pub occurred_at_us: i64,
-}
-
-/// One outbox event as claimed.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct OutboxRow {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-    #[diesel(sql_type = BigInt)]
-    pub customer_id: i64,
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    #[diesel(sql_type = Text)]
-    pub payload: String,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    pub attempts: i32,
-    /// Microseconds since the epoch.
-    #[diesel(sql_type = BigInt)]
-    pub created_at_us: i64,
+/// The `link_precedence` and `linked_id` columns of a link.
+pub(crate) fn link_columns(link: Link) -> (&'static str, Option<i64>) {
+    match link {
+        Link::Primary => (PRIMARY, None),
+        Link::Secondary(primary) => (SECONDARY, Some(primary.get())),
+    }
 }

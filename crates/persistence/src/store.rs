@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use identity_domain::{ContactMaintenance, ContactRepository, RepositoryError};
 
-use crate::backend::{postgres, sqlite, Postgres, Sqlite};
 use crate::error::PersistenceError;
 use crate::migrate::{
     check_message_language, create_database_if_missing, open_sqlite, pending_migrations,
     run_migrations,
 };
-use crate::pool::{build_pool, with_connect_timeout, PoolSettings};
-use crate::repository::{Outbox, PoolStats, RetryPolicy, SqlContactRepository};
+use crate::outbox::Outbox;
+use crate::pool::{with_connect_timeout, Pool, PoolSettings};
+use crate::repository::{PoolStats, SqlContactRepository};
+use crate::retry::RetryPolicy;
 use crate::url::DatabaseUrl;
+use crate::{postgres, sqlite};
 
 /// Everything needed to open the store.
 #[derive(Debug, Clone)]
@@ -88,30 +90,38 @@ pub fn prepare(settings: &StoreSettings) -> Result<Vec<String>, PersistenceError
 /// failed migration.
 pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
     prepare(settings)?;
-    match &settings.url {
+    let pool = match &settings.url {
         DatabaseUrl::Postgres(url) => {
             check_message_language(url);
-            let pool = build_pool(
+            Pool::postgres(
                 with_connect_timeout(url, settings.pool.connect_timeout),
                 &settings.pool,
                 postgres::session_sql(
                     settings.pool.statement_timeout.as_millis(),
                     settings.pool.lock_timeout.as_millis(),
                 ),
-            );
-            let repository = Arc::new(SqlContactRepository::<Postgres>::new(pool, settings.retry));
-            Ok(assemble(repository, settings))
+            )
         }
-        DatabaseUrl::Sqlite(path) => {
-            let pool = build_pool(
-                path.to_string_lossy().into_owned(),
-                &settings.pool,
-                sqlite::session_sql(settings.pool.lock_timeout.as_millis()),
-            );
-            let repository = Arc::new(SqlContactRepository::<Sqlite>::new(pool, settings.retry));
-            Ok(assemble(repository, settings))
-        }
-    }
+        DatabaseUrl::Sqlite(path) => Pool::sqlite(
+            path.to_string_lossy().into_owned(),
+            &settings.pool,
+            sqlite::session_sql(settings.pool.lock_timeout.as_millis()),
+        ),
+    };
+    let repository = Arc::new(SqlContactRepository {
+        pool,
+        retry: settings.retry,
+    });
+    let probe = Arc::clone(&repository);
+    let stats = Arc::clone(&repository);
+    Ok(Store {
+        outbox: Arc::clone(&repository) as Arc<dyn Outbox>,
+        pool_stats: Arc::new(move || stats.pool_stats()),
+        maintenance: Arc::clone(&repository) as Arc<dyn ContactMaintenance>,
+        repository,
+        readiness: Arc::new(move || probe.ping()),
+        url: settings.url.clone(),
+    })
 }
 
 fn migrate(settings: &StoreSettings) -> Result<Vec<String>, PersistenceError> {
@@ -129,20 +139,4 @@ fn migrate(settings: &StoreSettings) -> Result<Vec<String>, PersistenceError> {
         Err(error) => tracing::warn!(%error, "cannot check for pending migrations"),
     }
     Ok(Vec::new())
-}
-
-fn assemble<B: crate::backend::Backend>(
-    repository: Arc<SqlContactRepository<B>>,
-    settings: &StoreSettings,
-) -> Store {
-    let probe = Arc::clone(&repository);
-    let pool = Arc::clone(&repository);
-    Store {
-        outbox: Arc::clone(&repository) as Arc<dyn Outbox>,
-        pool_stats: Arc::new(move || pool.pool_stats()),
-        maintenance: Arc::clone(&repository) as Arc<dyn ContactMaintenance>,
-        repository,
-        readiness: Arc::new(move || probe.ping()),
-        url: settings.url.clone(),
-    }
 }

@@ -1,0 +1,200 @@
+//! What every write leaves behind, in the same transaction: history events (ids and link
+//! states only, no personal data) and change events for the webhook (the outbox; ids only,
+//! the receiver reads the customer with `GET /contacts/{id}`). And reading a customer's
+//! history back.
+
+use std::collections::BTreeSet;
+
+use diesel::prelude::*;
+use identity_domain::{Contact, ContactChange, ContactId, HistoryEntry, Link, LinkTo, Plan};
+use serde_json::json;
+
+use crate::models::{HistoryRow, NewEventRow, NewOutboxRow};
+use crate::pool::{on_backend, Db};
+use crate::postgres::RecordWrites;
+use crate::schema::{contact_event, outbox};
+
+fn link_state(link: Link) -> String {
+    match link {
+        Link::Primary => json!({"linkPrecedence": "primary", "linkedId": null}),
+        Link::Secondary(p) => json!({"linkPrecedence": "secondary", "linkedId": p.get()}),
+    }
+    .to_string()
+}
+
+/// The rows that record what `plan` did: `inserted` is the contact it created, if any;
+/// `current` the contacts it was decided on.
+pub(crate) fn of_plan<'a>(
+    plan: &Plan,
+    inserted: Option<ContactId>,
+    current: &[Contact],
+    cause: &'a str,
+) -> (Vec<NewEventRow<'a>>, Vec<NewOutboxRow>) {
+    let mut events = Vec::new();
+    let mut outbox = Vec::new();
+    if let (Some(contact), Some(id)) = (&plan.insert, inserted) {
+        let (customer, kind) = match contact.link {
+            Link::Primary => (id.get(), "customer.created"),
+            Link::Secondary(p) => (p.get(), "customer.updated"),
+        };
+        events.push(NewEventRow {
+            customer_id: customer,
+            contact_id: id.get(),
+            kind: "contact.created",
+            cause,
+            before: None,
+            after: Some(link_state(contact.link)),
+        });
+        if plan.relink.is_none() {
+            outbox.push(NewOutboxRow {
+                customer_id: customer,
+                kind,
+                payload: json!({"contactId": id.get()}).to_string(),
+            });
+        }
+    }
+    let survivor = plan.relink.as_ref().and_then(|relink| match relink.to {
+        LinkTo::Existing(id) => Some((relink, id)),
+        LinkTo::Inserted => inserted.map(|id| (relink, id)),
+    });
+    if let Some((relink, survivor)) = survivor {
+        let mut absorbed = Vec::new();
+        for id in &relink.contacts {
+            let before = current.iter().find(|c| c.id == *id).map(|c| c.link);
+            let was_primary = before == Some(Link::Primary);
+            if was_primary {
+                absorbed.push(id.get());
+            }
+            events.push(NewEventRow {
+                customer_id: survivor.get(),
+                contact_id: id.get(),
+                kind: if was_primary {
+                    "primary.demoted"
+                } else {
+                    "contact.linked"
+                },
+                cause,
+                before: before.map(link_state),
+                after: Some(link_state(Link::Secondary(survivor))),
+            });
+        }
+        outbox.push(NewOutboxRow {
+            customer_id: survivor.get(),
+            kind: "customer.merged",
+            payload: json!({"survivorId": survivor.get(), "absorbedIds": absorbed}).to_string(),
+        });
+    }
+    (events, outbox)
+}
+
+/// The rows that record a whole-customer rewrite (normalization, erasure): one history
+/// event per changed contact, `contact.erased` change events, and `customer.updated` for
+/// every customer that comes out of it.
+pub(crate) fn of_changes<'a>(
+    changes: &[ContactChange],
+    before: &[Contact],
+    cause: &'a str,
+) -> (Vec<NewEventRow<'a>>, Vec<NewOutboxRow>) {
+    let mut events = Vec::new();
+    let mut outbox = Vec::new();
+    let mut touched = BTreeSet::new();
+    let erased: BTreeSet<i64> = changes
+        .iter()
+        .filter(|c| c.erased)
+        .map(|c| c.id.get())
+        .collect();
+    for change in changes {
+        let old = before.iter().find(|c| c.id == change.id);
+        let old_link = old.map(|c| c.link);
+        let customer_before = old.map_or(change.id.get(), |c| c.primary_id().get());
+        let customer_after = match change.link {
+            Link::Primary => change.id.get(),
+            Link::Secondary(p) => p.get(),
+        };
+        let kind = if change.erased {
+            "contact.erased"
+        } else if old_link != Some(Link::Primary) && change.link == Link::Primary {
+            "primary.promoted"
+        } else if old_link == Some(Link::Primary) && change.link != Link::Primary {
+            "primary.demoted"
+        } else if old_link != Some(change.link) {
+            "contact.linked"
+        } else {
+            "contact.normalized"
+        };
+        events.push(NewEventRow {
+            customer_id: if change.erased {
+                customer_before
+            } else {
+                customer_after
+            },
+            contact_id: change.id.get(),
+            kind,
+            cause,
+            before: old_link.map(link_state),
+            after: (!change.erased).then(|| link_state(change.link)),
+        });
+        if change.erased {
+            outbox.push(NewOutboxRow {
+                customer_id: customer_before,
+                kind: "contact.erased",
+                payload: json!({"contactId": change.id.get()}).to_string(),
+            });
+            // The customer it leaves behind changed too, if anything is left of it.
+            if !erased.contains(&customer_before) {
+                touched.insert(customer_before);
+            }
+        } else {
+            touched.insert(customer_after);
+        }
+    }
+    for customer in touched {
+        outbox.push(NewOutboxRow {
+            customer_id: customer,
+            kind: "customer.updated",
+            payload: json!({"reason": cause}).to_string(),
+        });
+    }
+    (events, outbox)
+}
+
+/// Writes history and outbox rows: on PostgreSQL in one statement (one round trip), on
+/// SQLite (no round trips: it runs in this process) as one insert per table.
+pub(crate) fn record(
+    db: &mut Db<'_>,
+    events: Vec<NewEventRow<'_>>,
+    outbox: Vec<NewOutboxRow>,
+) -> QueryResult<()> {
+    if events.is_empty() && outbox.is_empty() {
+        return Ok(());
+    }
+    match db {
+        Db::Pg(conn) => RecordWrites::new(events, outbox)
+            .execute(&mut **conn)
+            .map(drop),
+        Db::Sqlite(conn) => {
+            diesel::insert_into(contact_event::table)
+                .values(&events)
+                .execute(&mut **conn)?;
+            diesel::insert_into(outbox::table)
+                .values(&outbox)
+                .execute(&mut **conn)
+                .map(drop)
+        }
+    }
+}
+
+/// Every history event of any of `contacts` (or of a customer led by one of them), oldest
+/// first.
+pub(crate) fn read(db: &mut Db<'_>, contacts: &[i64]) -> QueryResult<Vec<HistoryEntry>> {
+    let rows: Vec<HistoryRow> = on_backend!(db, conn => contact_event::table
+        .filter(
+            contact_event::contact_id
+                .eq_any(contacts)
+                .or(contact_event::customer_id.eq_any(contacts)),
+        )
+        .order(contact_event::id)
+        .select(HistoryRow::as_select())
+        .load(conn))?;
+    Ok(rows.into_iter().map(HistoryEntry::from).collect())
+}

@@ -1,0 +1,169 @@
+//! Operations on the whole store, for operators (`identity-api normalize`, `import`,
+//! `check`, `stats`): never on a request's path.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use identity_domain::{
+    BatchOutcome, ContactId, ContactMaintenance, CustomerSize, DecideEach, Identifiers,
+    RepositoryError, Rewrite, Rewriter, StoreStats, Violation,
+};
+
+use crate::invariants::{stats, INVARIANT_CHECKS};
+use crate::models::PRIMARY;
+use crate::pool::{on_backend, Db};
+use crate::queries::LargestCustomers;
+use crate::repository::{record_committed, SqlContactRepository};
+use crate::retry::UnitError;
+use crate::schema::contact;
+use crate::writes::{
+    apply_rewrite, guarded_read, lock_all, read_all, write_plan, write_transaction,
+};
+
+impl ContactMaintenance for SqlContactRepository {
+    fn rewrite_all(
+        &self,
+        rewriter: &dyn Rewriter,
+        cause: &str,
+    ) -> Result<Rewrite, RepositoryError> {
+        // Not run again when it collides: it waited for every other writer already.
+        self.retry.once(&self.pool, |db| {
+            write_transaction(db, |db| {
+                lock_all(db)?;
+                let contacts = read_all(db)?;
+                let rewrite = rewriter.rewrite(&contacts);
+                apply_rewrite(db, &rewrite, &contacts, cause)?;
+                Ok(rewrite)
+            })
+        })
+    }
+
+    fn apply_batch(
+        &self,
+        requests: &[Identifiers],
+        decide: &dyn DecideEach,
+        cause: &str,
+    ) -> Result<BatchOutcome, RepositoryError> {
+        let (outcome, plans) = self.retry.run(&self.pool, |db| {
+            write_transaction(db, |db| {
+                let mut outcome = BatchOutcome::default();
+                let mut plans = Vec::with_capacity(requests.len());
+                for (index, identifiers) in requests.iter().enumerate() {
+                    let current = guarded_read(db, identifiers)?;
+                    let plan = decide
+                        .decide(index, &current)
+                        .map_err(UnitError::Inconsistent)?;
+                    if plan.refused.is_some() {
+                        outcome.refused += 1;
+                    } else if plan.is_empty() {
+                        outcome.unchanged += 1;
+                    }
+                    outcome.created += usize::from(plan.insert.is_some());
+                    outcome.merged += usize::from(plan.relink.is_some() && plan.insert.is_none());
+                    if !plan.is_empty() {
+                        write_plan(db, &plan, current, cause)?;
+                    }
+                    plans.push(plan);
+                }
+                Ok((outcome, plans))
+            })
+        })?;
+        plans.iter().for_each(record_committed);
+        Ok(outcome)
+    }
+
+    fn refresh_statistics(&self) -> Result<(), RepositoryError> {
+        self.retry.once(&self.pool, |db| match db {
+            // New statistics also make every connection plan its cached statements again.
+            Db::Pg(conn) => Ok(conn.batch_execute("ANALYZE contact")?),
+            // SQLite plans by its indexes without statistics, and re-prepares a statement
+            // by itself when the schema or its statistics change.
+            Db::Sqlite(_) => Ok(()),
+        })
+    }
+
+    fn check(&self) -> Result<Vec<Violation>, RepositoryError> {
+        self.retry.once(&self.pool, |db| {
+            let mut violations = Vec::new();
+            for check in INVARIANT_CHECKS {
+                let query = diesel::sql_query(check.sql);
+                let items: Vec<ItemRow> = on_backend!(db, conn => query.clone().load(conn))?;
+                if !items.is_empty() {
+                    let shown: Vec<&str> = items.iter().take(20).map(|i| i.item.as_str()).collect();
+                    let more = items.len().saturating_sub(shown.len());
+                    let tail = if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    };
+                    violations.push(Violation {
+                        invariant: check.invariant.to_owned(),
+                        detail: format!("{} {}{tail}", check.items, shown.join(", ")),
+                    });
+                }
+            }
+            Ok(violations)
+        })
+    }
+
+    fn stats(&self, top: usize) -> Result<StoreStats, RepositoryError> {
+        self.retry.once(&self.pool, |db| Ok(read_stats(db, top)?))
+    }
+}
+
+/// One item of an invariant check.
+#[derive(Debug, QueryableByName)]
+struct ItemRow {
+    #[diesel(sql_type = Text)]
+    item: String,
+}
+
+/// One bucket of the distribution of customer sizes.
+#[derive(Debug, QueryableByName)]
+struct BucketRow {
+    #[diesel(sql_type = Text)]
+    bucket: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn read_stats(db: &mut Db<'_>, top: usize) -> QueryResult<StoreStats> {
+    let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+    let live = contact::table.filter(contact::deleted_at.is_null());
+    let customers = live.filter(contact::link_precedence.eq(PRIMARY)).count();
+    let contacts = live.count();
+    let deleted = contact::table
+        .filter(contact::deleted_at.is_not_null())
+        .count();
+    let largest = LargestCustomers {
+        limit: i64::try_from(top).unwrap_or(i64::MAX),
+    };
+    let distribution = diesel::sql_query(stats::DISTRIBUTION);
+    let (customers, contacts, deleted, largest, buckets) = on_backend!(db, conn => (
+        customers.get_result::<i64>(conn)?,
+        contacts.get_result::<i64>(conn)?,
+        deleted.get_result::<i64>(conn)?,
+        largest.load::<(i64, i64, i64, i64)>(conn)?,
+        distribution.load::<BucketRow>(conn)?,
+    ));
+    Ok(StoreStats {
+        customers: to_u64(customers),
+        contacts: to_u64(contacts),
+        deleted_contacts: to_u64(deleted),
+        largest: largest
+            .into_iter()
+            .filter_map(|(primary, contacts, emails, phones)| {
+                ContactId::new(primary).map(|primary| CustomerSize {
+                    primary,
+                    contacts: to_u64(contacts),
+                    emails: to_u64(emails),
+                    phones: to_u64(phones),
+                })
+            })
+            .collect(),
+        contacts_per_customer: buckets
+            .into_iter()
+            .map(|b| (b.bucket, to_u64(b.n)))
+            .collect(),
+    })
+}

@@ -1,0 +1,53 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    use diesel::sql_types::{Int4, Int8, Nullable, Text};
+    use crate::sql_types::Timestamptz;
+
+    contact (id) {
+        id -> Int8,
+        phone_number -> Nullable<Text>,
+        email -> Nullable<Text>,
+        linked_id -> Nullable<Int8>,
+        link_precedence -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Int4, Int8, Nullable, Text};
+    use crate::sql_types::Timestamptz;
+
+    contact_event (id) {
+        id -> Int8,
+        customer_id -> Int8,
+        contact_id -> Int8,
+        kind -> Text,
+        cause -> Text,
+        before -> Nullable<Text>,
+        after -> Nullable<Text>,
+        occurred_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Int4, Int8, Nullable, Text};
+    use crate::sql_types::Timestamptz;
+
+    outbox (id) {
+        id -> Int8,
+        customer_id -> Int8,
+        kind -> Text,
+        payload -> Text,
+        created_at -> Timestamptz,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        claimed_until -> Nullable<Timestamptz>,
+        delivered_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(contact, contact_event, outbox,);

@@ -1,0 +1,230 @@
+//! The write path, inside one transaction: begin (each backend its way), guard what is about
+//! to change, read it, and write a plan or a rewrite with its history and change events.
+//! Why the guards keep the graph right is argued in docs/CONCURRENCY.md.
+
+use diesel::prelude::*;
+use identity_domain::{Contact, ContactChange, Identifiers, LinkTo, Plan, Rewrite};
+
+use crate::history;
+use crate::models::{into_contacts, link_columns, ContactRow, NewContactRow, PRIMARY, SECONDARY};
+use crate::pool::{on_backend, Db};
+use crate::postgres::{self, LockCustomerOf, LockMatching};
+use crate::queries::{CustomerOf, CustomersMatching};
+use crate::retry::UnitError;
+use crate::schema::contact;
+use crate::sql_types::Instant;
+
+/// What a write transaction holds once its guard returns.
+#[derive(Debug)]
+enum Guard {
+    /// The whole store: no other write can run until commit (SQLite's write lock, taken by
+    /// `BEGIN IMMEDIATE`).
+    Store,
+    /// The row locks of these primaries (ascending), plus the request's identifiers.
+    Primaries(Vec<i64>),
+}
+
+/// Runs `work` in one write transaction: PostgreSQL's READ COMMITTED, whose guards are the
+/// locks each unit takes; SQLite's `BEGIN IMMEDIATE`, which takes the file's write lock at
+/// once, so no other writer (in this process or another) interleaves.
+pub(crate) fn write_transaction<T>(
+    db: &mut Db<'_>,
+    work: impl FnOnce(&mut Db<'_>) -> Result<T, UnitError>,
+) -> Result<T, UnitError> {
+    match db {
+        Db::Pg(conn) => conn.transaction(|conn| work(&mut Db::Pg(conn))),
+        Db::Sqlite(conn) => conn.immediate_transaction(|conn| work(&mut Db::Sqlite(conn))),
+    }
+}
+
+/// Inside a write transaction: keeps every other writer out until commit, for operations
+/// on the whole table.
+pub(crate) fn lock_all(db: &mut Db<'_>) -> QueryResult<()> {
+    match db {
+        Db::Pg(conn) => postgres::lock_all(conn),
+        // BEGIN IMMEDIATE already keeps every other writer out.
+        Db::Sqlite(_) => Ok(()),
+    }
+}
+
+/// Every live contact of the customers `identifiers` match (one statement, so one snapshot).
+pub(crate) fn read_customers(
+    db: &mut Db<'_>,
+    identifiers: &Identifiers,
+) -> QueryResult<Vec<ContactRow>> {
+    let query = CustomersMatching {
+        email: identifiers.email().map(|e| e.as_str()),
+        phone: identifiers.phone().map(|p| p.as_str()),
+    };
+    on_backend!(db, conn => query.load(conn))
+}
+
+/// Every live contact of the customer of live contact `id`.
+pub(crate) fn read_customer_of(db: &mut Db<'_>, id: i64) -> QueryResult<Vec<ContactRow>> {
+    let query = CustomerOf { id };
+    on_backend!(db, conn => query.load(conn))
+}
+
+/// Inside a write transaction: guards what `identifiers` match and reads it.
+pub(crate) fn guarded_read(
+    db: &mut Db<'_>,
+    identifiers: &Identifiers,
+) -> Result<Vec<Contact>, UnitError> {
+    let guard = match db {
+        Db::Pg(conn) => {
+            let mut keys = Vec::with_capacity(2);
+            if let Some(email) = identifiers.email() {
+                keys.push(format!("email:{}", email.as_str()));
+            }
+            if let Some(phone) = identifiers.phone() {
+                keys.push(format!("phone:{}", phone.as_str()));
+            }
+            let lock = LockMatching {
+                keys: &keys,
+                email: identifiers.email().map(|e| e.as_str()),
+                phone: identifiers.phone().map(|p| p.as_str()),
+            };
+            Guard::Primaries(lock.load(&mut **conn)?)
+        }
+        Db::Sqlite(_) => Guard::Store,
+    };
+    let rows = read_customers(db, identifiers)?;
+    ensure_guarded(&guard, &rows)?;
+    into_contacts(rows).map_err(UnitError::Malformed)
+}
+
+/// Inside a write transaction: guards the customer of live contact `id` and reads it.
+pub(crate) fn guarded_read_customer_of(
+    db: &mut Db<'_>,
+    id: i64,
+) -> Result<Vec<Contact>, UnitError> {
+    let guard = match db {
+        Db::Pg(conn) => Guard::Primaries(LockCustomerOf { id }.load(&mut **conn)?),
+        Db::Sqlite(_) => Guard::Store,
+    };
+    let rows = read_customer_of(db, id)?;
+    ensure_guarded(&guard, &rows)?;
+    into_contacts(rows).map_err(UnitError::Malformed)
+}
+
+/// Whether the guard covers what was read: every primary among `rows` must be one the guard
+/// locked (a concurrent merge may have moved the customer meanwhile: then run again).
+fn ensure_guarded(guard: &Guard, rows: &[ContactRow]) -> Result<(), UnitError> {
+    match guard {
+        Guard::Store => Ok(()),
+        Guard::Primaries(locked) => rows
+            .iter()
+            .filter(|row| row.link_precedence == PRIMARY)
+            .all(|row| locked.binary_search(&row.id).is_ok())
+            .then_some(())
+            .ok_or(UnitError::Moved),
+    }
+}
+
+/// Inside a write transaction: applies a plan decided on guarded data (`current`), with its
+/// history and change events. Returns the customers after the write, as the plan says they
+/// are (nothing is read back).
+pub(crate) fn write_plan(
+    db: &mut Db<'_>,
+    plan: &Plan,
+    current: Vec<Contact>,
+    cause: &str,
+) -> Result<Vec<Contact>, UnitError> {
+    let inserted = match &plan.insert {
+        Some(new) => {
+            let (precedence, linked_id) = link_columns(new.link);
+            let row = NewContactRow {
+                email: new.email.as_ref().map(|e| e.as_str()),
+                phone_number: new.phone.as_ref().map(|p| p.as_str()),
+                linked_id,
+                link_precedence: precedence,
+                created_at: new.created_at.map(Instant).or_else(|| match db {
+                    // PostgreSQL stamps the row with its own clock (one clock for every
+                    // replica); SQLite's has only milliseconds, so this process's clock,
+                    // the one every process on the file shares, stamps it.
+                    Db::Pg(_) => None,
+                    Db::Sqlite(_) => Some(Instant::now()),
+                }),
+            };
+            let query = diesel::insert_into(contact::table)
+                .values(row)
+                .returning((contact::id, contact::created_at));
+            let (id, created_at): (i64, Instant) = on_backend!(db, conn => query.get_result(conn))?;
+            let id = identity_domain::ContactId::new(id).ok_or(UnitError::Moved)?;
+            Some((id, created_at.0))
+        }
+        None => None,
+    };
+    if let Some(relink) = &plan.relink {
+        let primary = match (relink.to, inserted) {
+            (LinkTo::Existing(id), _) => id,
+            (LinkTo::Inserted, Some((id, _))) => id,
+            (LinkTo::Inserted, None) => return Err(UnitError::Moved),
+        };
+        let ids: Vec<i64> = relink.contacts.iter().map(|id| id.get()).collect();
+        let mut changed = 0;
+        for chunk in ids.chunks(ID_CHUNK) {
+            let query = diesel::update(
+                contact::table
+                    .filter(contact::id.eq_any(chunk))
+                    .filter(contact::deleted_at.is_null()),
+            )
+            .set((
+                contact::linked_id.eq(primary.get()),
+                contact::link_precedence.eq(SECONDARY),
+                contact::updated_at.eq(Instant::now()),
+            ));
+            changed += on_backend!(db, conn => query.execute(conn))?;
+        }
+        if changed != ids.len() {
+            return Err(UnitError::Moved);
+        }
+    }
+    let (events, outbox) = history::of_plan(plan, inserted.map(|(id, _)| id), &current, cause);
+    history::record(db, events, outbox)?;
+    Ok(plan.applied_to(current, inserted))
+}
+
+/// Ids per statement when a list of ids is bound: SQLite binds each id as a parameter
+/// (at most 32,766 in one statement); PostgreSQL binds one array.
+const ID_CHUNK: usize = 10_000;
+
+/// Inside a write transaction: applies a rewrite of contacts read as `before`, with its
+/// history and change events.
+pub(crate) fn apply_rewrite(
+    db: &mut Db<'_>,
+    rewrite: &Rewrite,
+    before: &[Contact],
+    cause: &str,
+) -> Result<(), UnitError> {
+    let now = Instant::now();
+    for change in &rewrite.changes {
+        apply_change(db, change, now)?;
+    }
+    let (events, outbox) = history::of_changes(&rewrite.changes, before, cause);
+    history::record(db, events, outbox)?;
+    Ok(())
+}
+
+/// Brings one contact to the state `change` describes.
+fn apply_change(db: &mut Db<'_>, change: &ContactChange, now: Instant) -> QueryResult<usize> {
+    let (precedence, linked_id) = link_columns(change.link);
+    let query = diesel::update(contact::table.find(change.id.get())).set((
+        contact::email.eq(change.email.as_ref().map(|e| e.as_str())),
+        contact::phone_number.eq(change.phone.as_ref().map(|p| p.as_str())),
+        contact::link_precedence.eq(precedence),
+        contact::linked_id.eq(linked_id),
+        contact::updated_at.eq(now),
+        contact::deleted_at.eq(change.erased.then_some(now)),
+    ));
+    on_backend!(db, conn => query.execute(conn))
+}
+
+/// Every live contact.
+pub(crate) fn read_all(db: &mut Db<'_>) -> Result<Vec<Contact>, UnitError> {
+    let rows = on_backend!(db, conn => contact::table
+        .filter(contact::deleted_at.is_null())
+        .select(ContactRow::as_select())
+        .load(conn))?;
+    into_contacts(rows).map_err(UnitError::Malformed)
+}

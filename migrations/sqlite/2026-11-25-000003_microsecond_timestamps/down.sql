@@ -1,0 +1,2 @@
+-- Nothing to undo: millisecond readers parse microsecond values too.
+SELECT 1;
