@@ -35,3 +35,16 @@ db:
 # Stop the local PostgreSQL and the tests' throwaway cluster.
 db-stop:
     scripts/dev-db.sh stop
+
+# Regenerate crates/persistence/src/schema.rs from migrations/postgres with the diesel CLI
+# (`cargo install diesel_cli --no-default-features --features postgres`), on a scratch
+# database next to $DATABASE_URL's (default: the local server).
+schema:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    admin="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+    url="${admin%/*}/identity_schema"
+    psql -X -q "$admin" -c "DROP DATABASE IF EXISTS identity_schema WITH (FORCE)" -c "CREATE DATABASE identity_schema"
+    DATABASE_URL="$url" diesel migration run
+    DATABASE_URL="$url" diesel print-schema > crates/persistence/src/schema.rs
+    psql -X -q "$admin" -c "DROP DATABASE identity_schema WITH (FORCE)"

@@ -71,7 +71,7 @@ impl RetryPolicy {
             }
             let reason = match failure {
                 Failure::Disconnected(ref error) => {
-                    tracing::debug!(attempt, %error, "connection lost; running the work again");
+                    tracing::debug!(attempt, %error, "connection lost during a unit of work; running it again");
                     "disconnected"
                 }
                 _ => {
