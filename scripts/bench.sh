@@ -11,7 +11,7 @@ db_url="${admin%/*}/identity_bench"
 port="${BENCH_PORT:-18480}"
 clients="${BENCH_CLIENTS:-16}"
 seconds="${BENCH_SECONDS:-10}"
-sizes="${BENCH_SIZES:-5000 500000}"   # customers; two contacts each: 10k and 1M contacts
+sizes="${BENCH_SIZES:-100000 1000000}"   # customers (two contacts each): 100k and 1M customers
 
 # Two builds: a target filter such as `--example` applies to every `-p`, so one command with
 # both packages would build the load generator and skip the service.

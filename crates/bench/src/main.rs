@@ -343,7 +343,14 @@ SELECT id, phone_number, email, linked_id, link_precedence, created_at FROM cont
     let insert_primary = "INSERT INTO contact (email, link_precedence) VALUES ('z' || :n || '@bench.io', 'primary');";
     match workload {
         Workload::Known => format!("\\set i random(1, {customers})\n{}\n", read.replace('\n', " ")),
-        Workload::New => format!("\\set n random(1, 1000000000)\n{insert_primary}\n"),
+        // A new customer: the same minimal work as the service's, in one transaction: look
+        // the identifiers up, find nothing, insert a primary.
+        Workload::New => format!(
+            "\\set n random(1, 1000000000)\nBEGIN;\n{}\n{insert_primary}\nCOMMIT;\n",
+            read.replace('\n', " ")
+                .replace("'c' || :i || '@bench.io'", "'z' || :n || '@bench.io'")
+                .replace("'1555' || lpad(:i::text, 7, '0')", "'2555' || lpad(:n::text, 9, '0')")
+        ),
         Workload::Mixed => format!(
             "\\set i random(1, {customers})\n\\set n random(1, 1000000000)\n\\set k random(1, 100)\n{}\n\\if :k > 80 AND :k <= 95\n{insert_secondary}\n\\elif :k > 95\n{insert_primary}\n\\endif\n",
             read.replace('\n', " ")

@@ -10,4 +10,5 @@ mod embedded;
 mod events;
 mod helpers;
 mod identify;
+mod import_statistics;
 mod operations;
