@@ -11,6 +11,7 @@ test:
 # The benchmark (release build, PostgreSQL at 127.0.0.1:5432): writes the table of docs/BENCHMARKS.md.
 bench:
     scripts/bench.sh
+    scripts/bench-sqlite.sh
     cargo bench -p identity-domain --bench reconcile -- --quick
 
 # What CI checks besides the tests.

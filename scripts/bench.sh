@@ -27,6 +27,7 @@ out=$(mktemp)
   echo "|---|---|---|---|---|---|---|---|---|---|"
 } >"$out"
 open_rows=$(mktemp)
+key_rows=$(mktemp)
 
 for customers in $sizes; do
   psql -X -q "$admin" -c "DROP DATABASE IF EXISTS identity_bench WITH (FORCE)" -c "CREATE DATABASE identity_bench"
@@ -55,6 +56,21 @@ for customers in $sizes; do
         | sed "s/^/| $contacts /" >>"$open_rows"
     fi
   done
+  # API keys off (no key: the service runs open on loopback) and on, alternately, on the
+  # same server: the cost of checking a key on every request.
+  for round in 1 2; do
+    psql -X -q "$db_url" -c "DELETE FROM api_key"
+    sleep 3   # the service re-reads its keys every 2 s
+    row=$($bench run --url "http://127.0.0.1:$port" --workload known --customers "$customers" \
+            --concurrency "$clients" --seconds "$seconds")
+    echo "| $contacts | keys off |$(echo "$row" | cut -d'|' -f4-)" >>"$key_rows"
+    key=$(DATABASE_URL="$db_url" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn \
+            target/release/identity-api keys create --name "bench-$round" --scope identify | tail -n 1)
+    sleep 3
+    row=$($bench run --url "http://127.0.0.1:$port" --workload known --customers "$customers" \
+            --concurrency "$clients" --seconds "$seconds" --key "$key")
+    echo "| $contacts | keys on |$(echo "$row" | cut -d'|' -f4-)" >>"$key_rows"
+  done
   kill "$server"; wait "$server" 2>/dev/null || true
 done
 
@@ -65,6 +81,12 @@ done
   echo "| contacts | workload | mode | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |"
   echo "|---|---|---|---|---|---|---|---|---|"
   cat "$open_rows"
+  echo
+  echo "\`known\` with API keys off and on, alternately, on the same server:"
+  echo
+  echo "| contacts | keys | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |"
+  echo "|---|---|---|---|---|---|---|---|"
+  cat "$key_rows"
 } >>"$out"
 cat "$out"
 $bench chart --input "$results" --output docs/benchmarks.svg

@@ -1,23 +1,23 @@
 //! History and erasure: `GET /contacts/{id}/history`, `DELETE /contacts/{id}`,
-//! `DELETE /customers/{primaryId}`. Erasure needs the admin token.
+//! `DELETE /customers/{primaryId}`. Reading the history needs the read scope; erasure the
+//! admin scope, and `admin.erasure_enabled`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use identity_domain::{ContactId, IdentifyError, IdentityService, Link, Rewrite};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::contacts::contact_id;
 use crate::error::ApiError;
 use crate::identify::request_id;
 use crate::openapi::Problem;
 use crate::run_blocking;
 
-/// Whether erasure is on, and the token it needs.
-#[derive(Clone)]
+/// Whether erasure is on (`admin.erasure_enabled`).
+#[derive(Clone, Copy)]
 pub struct ErasureAccess {
     pub enabled: bool,
-    pub token: SecretString,
 }
 
 /// One event of a customer's history.
@@ -32,7 +32,9 @@ pub struct HistoryEventView {
     contact_id: i64,
     /// The customer (its primary's id) the event belonged to when it happened.
     customer_id: i64,
-    /// What caused it: the request id, `import`, `normalize` or `erasure`.
+    /// What caused it: `request:<request id>` (a request to `/identify`),
+    /// `erasure:<request id>`, `import` or `normalize`. A caller's `X-Request-Id` only ever
+    /// appears after one of these prefixes.
     cause: String,
     /// The contact's link before the event (absent for a creation).
     before: Option<LinkStateView>,
@@ -60,14 +62,19 @@ pub struct HistoryView {
 /// The history of the customer of any contact, oldest first. Holds ids only.
 #[utoipa::path(get, path = "/contacts/{id}/history", tag = "identity",
     params(("id" = i64, Path, description = "Any contact id of the customer", minimum = 1)),
+    security(("api_key" = ["read"])),
     responses(
         (status = 200, description = "The customer's history", body = HistoryView),
         (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn history(
+    _key: Authorized<ReadScope>,
     service: web::Data<IdentityService>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -133,30 +140,13 @@ impl From<Rewrite> for ErasureView {
     }
 }
 
-fn authorize(access: &ErasureAccess, request: &HttpRequest) -> Result<(), ApiError> {
-    if !access.enabled {
-        return Err(ApiError::Forbidden(
-            "erasure is disabled on this service (admin.erasure_enabled)".to_owned(),
-        ));
-    }
-    let given = request
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let expected = access.token.expose_secret();
-    // Compare in time independent of where the first difference is.
-    let same = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0;
-    if same {
+fn ensure_enabled(access: &ErasureAccess) -> Result<(), ApiError> {
+    if access.enabled {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized)
+        Err(ApiError::Forbidden(
+            "erasure is disabled on this service (admin.erasure_enabled)".to_owned(),
+        ))
     }
 }
 
@@ -165,16 +155,19 @@ fn authorize(access: &ErasureAccess, request: &HttpRequest) -> Result<(), ApiErr
 /// by its oldest contact.
 #[utoipa::path(delete, path = "/contacts/{id}", tag = "admin",
     params(("id" = i64, Path, description = "The contact to erase", minimum = 1)),
+    security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "Erased", body = ErasureView),
         (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong admin token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Erasure is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the admin scope, or erasure is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn erase_contact(
+    _key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
     access: web::Data<ErasureAccess>,
     request: HttpRequest,
@@ -200,7 +193,7 @@ async fn erase(
     not_found: fn(i64) -> ApiError,
     operation: fn(&IdentityService, ContactId, &str) -> Result<Option<Rewrite>, IdentifyError>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(access, request)?;
+    ensure_enabled(access)?;
     let id = contact_id(id)?;
     let cause = format!("erasure:{}", request_id(request));
     let service = service.into_inner();
@@ -213,16 +206,19 @@ async fn erase(
 /// Erases every contact of a customer, named by its primary's id.
 #[utoipa::path(delete, path = "/customers/{primaryId}", tag = "admin",
     params(("primaryId" = i64, Path, description = "The customer's primary contact id", minimum = 1)),
+    security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "Erased", body = ErasureView),
         (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong admin token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Erasure is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the admin scope, or erasure is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No customer has this primary id", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn erase_customer(
+    _key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
     access: web::Data<ErasureAccess>,
     request: HttpRequest,

@@ -6,7 +6,7 @@ use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use identity_domain::{
     reconcile_record, renormalize, Contact, Identifiers, Rewrite, StoreStats, Violation,
 };
@@ -132,6 +132,12 @@ pub enum ImportError {
     Store(#[from] StartupError),
 }
 
+/// How far past the import's start a record's `createdAt` may lie: the clocks of the
+/// systems that exported the file may run a little ahead of ours. Anything later is an error
+/// in the data (a date in 2999 would otherwise make its contact every customer's primary
+/// forever), and the record goes to the rejects file.
+const CLOCK_SKEW_ALLOWANCE: TimeDelta = TimeDelta::minutes(5);
+
 /// One record that passed validation, with its line number and date.
 struct Record {
     identifiers: Identifiers,
@@ -173,9 +179,10 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
 
     let mut rejects = Rejects::new(options.rejects.clone());
     let mut records = Vec::new();
+    let latest = Utc::now() + CLOCK_SKEW_ALLOWANCE;
     let mut admit =
         |rejects: &mut Rejects, line: u64, body: Map<String, Value>, raw: &str| match admit_record(
-            &policy, body,
+            &policy, latest, body,
         ) {
             Ok(record) => records.push(record),
             Err(reason) => rejects.add(line, &reason, raw),
@@ -275,9 +282,11 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     Ok(summary)
 }
 
-/// Validates one record exactly as `/identify` validates a request, plus `createdAt`.
+/// Validates one record exactly as `/identify` validates a request, plus `createdAt` (a date
+/// no later than `latest`).
 fn admit_record(
     policy: &identity_domain::IdentifierPolicy,
+    latest: DateTime<Utc>,
     mut body: Map<String, Value>,
 ) -> Result<Record, String> {
     let created_at = match body.remove("createdAt") {
@@ -290,6 +299,12 @@ fn admit_record(
         ),
         Some(_) => return Err("createdAt must be an RFC 3339 date-time string".to_owned()),
     };
+    if created_at.is_some_and(|at| at > latest) {
+        return Err(format!(
+            "createdAt is in the future (more than {} minutes after the import started)",
+            CLOCK_SKEW_ALLOWANCE.num_minutes()
+        ));
+    }
     let admitted = IdentifyBody::from(body)
         .admit(policy)
         .map_err(|e: ApiError| e.to_string())?;
@@ -331,7 +346,12 @@ impl Rejects {
             path: path.display().to_string(),
             source,
         };
-        let mut file = File::create(&path).map_err(error)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        // The rejected records hold emails and phone numbers: for the owner's eyes only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(error)?;
         for line in &self.lines {
             writeln!(file, "{line}").map_err(error)?;
         }

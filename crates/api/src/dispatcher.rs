@@ -29,8 +29,13 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(outbox: Arc<dyn Outbox>, settings: &EventSettings) -> Self {
+        // Redirects are not followed: following one would turn the POST into a GET (301,
+        // 302, 303), count the redirect target's 2xx as a delivery and send the signature
+        // to another host. With `max_redirects(0)` a 3xx comes back as a response, and
+        // anything but a 2xx is a failed delivery, retried later.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_millis(settings.request_timeout_ms)))
             .build()
             .into();

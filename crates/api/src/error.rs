@@ -30,8 +30,17 @@ pub enum ApiError {
     ContactNotFound(i64),
     #[error("there is no customer whose primary contact has id {0}")]
     CustomerNotFound(i64),
-    #[error("send the admin token as Authorization: Bearer <token>")]
+    /// No API key, or one that is not (or no longer) valid.
+    #[error("send a valid API key as Authorization: Bearer <key>")]
     Unauthorized,
+    /// A valid key without the route's scope.
+    #[error("this API key does not have the {0} scope this route needs")]
+    MissingScope(identity_domain::Scope),
+    /// Too many failed attempts from this client.
+    #[error(
+        "too many requests with a missing or invalid API key from this client; try again later"
+    )]
+    TooManyAttempts { retry_after: std::time::Duration },
     #[error("{0}")]
     Forbidden(String),
     #[error("this resource only accepts {allow}")]
@@ -73,7 +82,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload-too-large",
             Self::NotFound | Self::ContactNotFound(_) | Self::CustomerNotFound(_) => "not-found",
             Self::Unauthorized => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
+            Self::MissingScope(_) | Self::Forbidden(_) => "forbidden",
+            Self::TooManyAttempts { .. } => "too-many-attempts",
             Self::InvalidPath(_) => "invalid-path",
             Self::MethodNotAllowed { .. } => "method-not-allowed",
             Self::Unavailable(_) => "unavailable",
@@ -93,7 +103,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "Request body too large",
             Self::NotFound | Self::ContactNotFound(_) | Self::CustomerNotFound(_) => "Not found",
             Self::Unauthorized => "Unauthorized",
-            Self::Forbidden(_) => "Forbidden",
+            Self::MissingScope(_) | Self::Forbidden(_) => "Forbidden",
+            Self::TooManyAttempts { .. } => "Too many failed attempts",
             Self::InvalidPath(_) => "Invalid path parameter",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::Unavailable(_) => "Service unavailable",
@@ -125,7 +136,8 @@ impl ResponseError for ApiError {
                 StatusCode::NOT_FOUND
             }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::MissingScope(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -157,6 +169,18 @@ impl ResponseError for ApiError {
             }
             Self::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            Self::MissingScope(scope) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
+                ));
+            }
+            Self::TooManyAttempts { retry_after } => {
+                response.insert_header((
+                    header::RETRY_AFTER,
+                    retry_after.as_secs().max(1).to_string(),
+                ));
             }
             _ => {}
         }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use crate::auth::{Authorized, IdentifyScope};
 use crate::error::ApiError;
 use crate::openapi::Problem;
 use crate::run_blocking;
@@ -67,12 +68,20 @@ impl IdentifyBody {
     }
 }
 
-/// The request's id (set by the telemetry middleware), recorded as the cause of its writes.
+/// The request's id (set by the telemetry middleware). It may be the caller's own
+/// `X-Request-Id`: never record it bare as a cause (see [`request_cause`]).
 pub(crate) fn request_id(request: &HttpRequest) -> String {
     request
         .extensions()
         .get::<crate::telemetry::RequestId>()
         .map_or_else(|| "unknown".to_owned(), |id| id.0.clone())
+}
+
+/// The history's cause for what a request writes: `request:<request id>`. The prefix keeps a
+/// caller's `X-Request-Id` from ever reading as another cause (`import`, `normalize`,
+/// `erasure:…`).
+pub(crate) fn request_cause(request: &HttpRequest) -> String {
+    format!("request:{}", request_id(request))
 }
 
 /// A JSON number that is a whole number of at least 0: `123456`, and also `123456.0` (JSON
@@ -173,6 +182,7 @@ impl From<Customer> for ContactView {
     path = "/identify",
     tag = "identity",
     request_body(content = crate::openapi::IdentifyRequest, content_type = "application/json"),
+    security(("api_key" = ["identify"])),
     responses(
         (status = 200, description = "The consolidated customer", body = IdentifyResponse,
          example = json!({"contact": {"primaryContactId": 1, "emails": ["lorraine@hillvalley.edu", "mcfly@hillvalley.edu"], "phoneNumbers": ["123456"], "secondaryContactIds": [23]}})),
@@ -180,17 +190,21 @@ impl From<Customer> for ContactView {
         (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Every identifier given is a blocked placeholder", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is not valid", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the identify scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is unreachable or overloaded; repeating the request is safe", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn identify(
+    _key: Authorized<IdentifyScope>,
     service: web::Data<IdentityService>,
     policy: web::Data<IdentifierPolicy>,
     request: HttpRequest,
     body: web::Json<IdentifyBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let cause = request_id(&request);
+    let cause = request_cause(&request);
     let Admitted {
         identifiers,
         ignored,

@@ -3,12 +3,14 @@
 //! telemetry and the mapping of errors to HTTP (in `error`); holds no product rules.
 
 mod admin;
+pub mod auth;
 pub mod commands;
 mod contacts;
 pub mod dispatcher;
 mod error;
 mod health;
 mod identify;
+pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod settings;

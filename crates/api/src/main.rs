@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use identity_api::commands::{self, Format, ImportError, ImportOptions};
-use identity_api::{telemetry, Application, Settings, StartupError};
+use identity_api::{keys, telemetry, Application, Settings, StartupError};
+use identity_domain::{Scope, Scopes};
 
 /// Identity reconciliation as a service: links the contacts a storefront sees into customers.
 ///
@@ -41,9 +42,10 @@ enum Command {
     /// Each record has email and/or phoneNumber and an optional createdAt (RFC 3339). Records
     /// are validated like /identify requests and reconciled with the same rules, oldest
     /// first, many per transaction; a record older than the primary of the customer it joins
-    /// becomes that customer's primary. Bad records are written to the rejects file with their
-    /// line number and reason and never stop the import. Importing the same file again
-    /// creates nothing. Safe while the service serves traffic.
+    /// becomes that customer's primary. Bad records (including a createdAt more than 5
+    /// minutes in the future) are written to the rejects file, readable by its owner only,
+    /// with their line number and reason, and never stop the import. Importing the same file
+    /// again creates nothing. Safe while the service serves traffic.
     Import {
         /// The file to import, or - for standard input.
         file: PathBuf,
@@ -68,12 +70,42 @@ enum Command {
     /// delivered by two of them at the same time. Stopping it mid-delivery is safe (the
     /// event is delivered again later: at least once).
     Dispatch,
+    /// Manage the API keys every route but the probes and the docs needs.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print figures about the store: customers, contacts, the largest customers.
     Stats {
         /// How many of the largest customers to list.
         #[arg(long, default_value_t = 10)]
         top: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it, once, alone on the last line: it is stored only as a hash.
+    Create {
+        /// A name to tell keys apart (and to revoke by): e.g. the client that uses it.
+        #[arg(long)]
+        name: String,
+        /// What the key may do: identify (POST /identify), read (GET /contacts/…), admin
+        /// (erasure). Repeat for several.
+        #[arg(long = "scope", required = true, value_parser = parse_scope)]
+        scopes: Vec<Scope>,
+    },
+    /// List every key: id, name, scopes, creation, last use, state. Never a secret.
+    List,
+    /// Revoke a key by name or id: every replica refuses it within auth.refresh_ms.
+    Revoke {
+        /// The key's name, or its id.
+        name_or_id: String,
+    },
+}
+
+fn parse_scope(text: &str) -> Result<Scope, String> {
+    text.parse::<Scope>().map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -159,6 +191,36 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
+        }
+        Command::Keys { command } => {
+            let done = match command {
+                KeysCommand::Create { name, scopes } => Scopes::new(scopes)
+                    .map_err(keys::KeysError::from)
+                    .and_then(|scopes| keys::create(&settings, &name, &scopes))
+                    .map(|(key, secret)| {
+                        println!("created key {} ({}) with scopes {}", key.id, key.name, key.scopes);
+                        println!("send it as Authorization: Bearer <key>; it is shown only now:");
+                        println!("{secret}");
+                    }),
+                KeysCommand::List => keys::list(&settings).map(|all| {
+                    if all.is_empty() {
+                        println!("no keys: the service serves without keys on loopback only");
+                    }
+                    for key in &all {
+                        println!("{}", keys::describe(key));
+                    }
+                }),
+                KeysCommand::Revoke { name_or_id } => {
+                    keys::revoke(&settings, &name_or_id).map(|key| {
+                        println!("revoked key {} ({})", key.id, key.name);
+                    })
+                }
+            };
+            if let Err(e) = done {
+                eprintln!("identity-api: {}", telemetry::error_chain(&e));
+                return ExitCode::FAILURE;
+            }
+            Ok(())
         }
         Command::Normalize => commands::normalize(&settings).map(|rewrite| {
             println!(

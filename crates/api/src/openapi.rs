@@ -38,6 +38,24 @@ pub struct IdentifyRequest {
 /// Replaces the derived `IdentifyRequest` schema with the exact one.
 struct RequestSchema;
 
+/// The security scheme: an API key sent as a bearer token. Each route names the scope it
+/// needs (`identify`, `read`, `admin`).
+struct KeySecurity;
+
+impl utoipa::Modify for KeySecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some(
+            "An API key (`identity-api keys create`), as `Authorization: Bearer <key>`. The \
+             scopes a route needs are listed with it: identify, read, admin."
+                .to_owned(),
+        );
+        components.add_security_scheme("api_key", SecurityScheme::Http(bearer));
+    }
+}
+
 impl utoipa::Modify for RequestSchema {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let email = json!({"type": "string", "format": "email", "maxLength": MAX_EMAIL_LEN});
@@ -100,10 +118,10 @@ impl utoipa::Modify for RequestSchema {
         crate::metrics::metrics,
     ),
     components(schemas(Problem, IdentifyRequest)),
-    modifiers(&RequestSchema),
+    modifiers(&RequestSchema, &KeySecurity),
     tags(
         (name = "identity", description = "Identify customers and read them back"),
-        (name = "admin", description = "Erasure for privacy requests (admin token)"),
+        (name = "admin", description = "Erasure for privacy requests (admin scope)"),
         (name = "operations", description = "Probes and metrics")
     )
 )]

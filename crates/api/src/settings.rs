@@ -3,7 +3,7 @@
 //! variables, then `DATABASE_URL` and `PORT`.
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ pub struct Settings {
     pub identifiers: IdentifierSettings,
     pub merge_guard: MergeGuardSettings,
     pub admin: AdminSettings,
+    pub auth: AuthSettings,
     pub events: EventSettings,
     pub log: LogSettings,
 }
@@ -44,8 +45,23 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     pub erasure_enabled: bool,
-    /// Never printed.
-    pub token: SecretString,
+    /// Replaced by `admin`-scoped API keys: only read to say so when it is still set.
+    #[serde(default)]
+    pub token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// How often each replica re-reads the keys: a revoked key stops working within this.
+    pub refresh_ms: NonZeroU64,
+    /// Failed attempts (no key, unknown key) one client address may make per minute before
+    /// it is answered 429.
+    pub max_failures_per_minute: NonZeroU32,
+    /// A key to store at start-up when no key exists yet (containers). Never printed.
+    pub bootstrap_key: SecretString,
+    /// The scopes of the bootstrap key.
+    pub bootstrap_scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -173,6 +189,7 @@ impl Settings {
                     .with_list_parse_key("identifiers.blocked_emails")
                     .with_list_parse_key("identifiers.blocked_email_patterns")
                     .with_list_parse_key("identifiers.blocked_phones")
+                    .with_list_parse_key("auth.bootstrap_scopes")
                     .source(Some(identity_vars)),
             )
             .set_override_option("database.url", env.get("DATABASE_URL").cloned())?
@@ -227,10 +244,24 @@ impl Settings {
             );
         }
         self.identifier_policy()?;
-        if self.admin.erasure_enabled && self.admin.token.expose_secret().trim().is_empty() {
+        if self
+            .admin
+            .token
+            .as_ref()
+            .is_some_and(|t| !t.expose_secret().trim().is_empty())
+        {
             return invalid(
                 "admin.token",
-                "must be set when admin.erasure_enabled is true (IDENTITY__ADMIN__TOKEN)",
+                "was replaced by API keys with the admin scope: create one with \
+                 `identity-api keys create --name admin --scope admin` and remove this setting",
+            );
+        }
+        self.bootstrap_scopes()?;
+        let bootstrap = self.auth.bootstrap_key.expose_secret().trim();
+        if !bootstrap.is_empty() && bootstrap.len() < 32 {
+            return invalid(
+                "auth.bootstrap_key",
+                "must be at least 32 characters of a random secret (e.g. `openssl rand -hex 32`)",
             );
         }
         let events = &self.events;
@@ -305,6 +336,38 @@ impl Settings {
             problem,
         })?;
         Ok(IdentifierPolicy { region, blocked })
+    }
+
+    /// The scopes of the bootstrap key.
+    ///
+    /// # Errors
+    /// An unknown scope, or none.
+    pub fn bootstrap_scopes(&self) -> Result<identity_domain::Scopes, SettingsError> {
+        let scopes = self
+            .auth
+            .bootstrap_scopes
+            .iter()
+            .map(|s| s.parse::<identity_domain::Scope>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SettingsError::Invalid {
+                key: "auth.bootstrap_scopes",
+                problem: e.to_string(),
+            })?;
+        identity_domain::Scopes::new(scopes).map_err(|e| SettingsError::Invalid {
+            key: "auth.bootstrap_scopes",
+            problem: e.to_string(),
+        })
+    }
+
+    /// Whether `server.host` is a loopback address (only this machine can connect).
+    pub fn listens_on_loopback(&self) -> bool {
+        let host = self.server.host.trim();
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 
     /// The merge guard.
@@ -413,8 +476,13 @@ mod tests {
         assert!(guard.contains("merge_guard.max_emails"), "{guard}");
         let blocked = message(&[("IDENTITY__IDENTIFIERS__BLOCKED_PHONES", "12ab")]);
         assert!(blocked.contains("identifiers.blocked"), "{blocked}");
-        let admin = message(&[("IDENTITY__ADMIN__ERASURE_ENABLED", "true")]);
-        assert!(admin.contains("admin.token"), "{admin}");
+        let admin = message(&[("IDENTITY__ADMIN__TOKEN", "s3cret")]);
+        assert!(
+            admin.contains("admin.token") && admin.contains("keys create"),
+            "{admin}"
+        );
+        let scopes = message(&[("IDENTITY__AUTH__BOOTSTRAP_SCOPES", "identify,root")]);
+        assert!(scopes.contains("auth.bootstrap_scopes"), "{scopes}");
         let events = message(&[(
             "IDENTITY__EVENTS__WEBHOOK_URL",
             "http://hooks.example/identity",

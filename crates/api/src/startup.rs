@@ -10,11 +10,13 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use identity_domain::{IdentifierPolicy, IdentityService};
 use identity_persistence::PersistenceError;
+use secrecy::ExposeSecret;
 use thiserror::Error;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::admin::{erase_contact, erase_customer, history, ErasureAccess};
+use crate::auth::{hash_key, Gate, GateSettings};
 use crate::contacts::contact;
 use crate::dispatcher::Dispatcher;
 use crate::error::ApiError;
@@ -40,6 +42,10 @@ pub enum StartupError {
     Settings(#[from] crate::settings::SettingsError),
     #[error("the store refused the operation")]
     Store(#[source] identity_domain::RepositoryError),
+    #[error("no API key exists and server.host {host} is not a loopback address, so anyone who reaches the port could read every customer: create a key first (identity-api keys create --name <name> --scope identify), or set IDENTITY__AUTH__BOOTSTRAP_KEY, or listen on 127.0.0.1")]
+    NoKeys { host: String },
+    #[error("cannot store the bootstrap key: {0}")]
+    Bootstrap(#[source] identity_domain::KeyError),
 }
 
 /// A built server, bound to its port, not yet running.
@@ -47,6 +53,7 @@ pub struct Application {
     server: Server,
     port: u16,
     dispatcher: Option<Dispatcher>,
+    gate: Arc<Gate>,
 }
 
 impl Application {
@@ -60,6 +67,7 @@ impl Application {
         tracing::info!(database = %store.url, "store open");
         let dispatcher = (!settings.events.webhook_url.is_empty())
             .then(|| Dispatcher::new(Arc::clone(&store.outbox), &settings.events));
+        let gate = open_gate(settings, &store.keys)?;
         let service = IdentityService::new(store.repository, settings.customer_limits());
         let policy = settings.identifier_policy()?;
         let ready: ReadinessCheck = store.readiness;
@@ -82,8 +90,8 @@ impl Application {
             pool: web::Data::new(store.pool_stats),
             erasure: web::Data::new(ErasureAccess {
                 enabled: settings.admin.erasure_enabled,
-                token: settings.admin.token.clone(),
             }),
+            gate: web::Data::from(Arc::clone(&gate)),
         };
         crate::metrics::handle();
         let mut server = HttpServer::new(move || {
@@ -106,6 +114,7 @@ impl Application {
             server,
             port,
             dispatcher,
+            gate,
         })
     }
 
@@ -130,11 +139,13 @@ impl Application {
             Some(dispatcher) => Some(dispatcher.spawn(Arc::clone(&stop))?),
             None => None,
         };
+        let refreshing = self.gate.spawn_refresher(Arc::clone(&stop))?;
         let served = self.server.await;
         stop.store(true, Ordering::Relaxed);
         if let Some(thread) = dispatching {
             let _ = thread.join();
         }
+        let _ = refreshing.join();
         served
     }
 }
@@ -147,6 +158,7 @@ pub struct AppState {
     pub ready: web::Data<ReadinessCheck>,
     pub pool: web::Data<PoolProbe>,
     pub erasure: web::Data<ErasureAccess>,
+    pub gate: web::Data<Gate>,
 }
 
 /// The routes of the service, with JSON errors for bad bodies, unknown routes and wrong
@@ -161,6 +173,7 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::S
             .app_data(state.ready)
             .app_data(state.pool)
             .app_data(state.erasure)
+            .app_data(state.gate)
             .app_data(json)
             .service(
                 web::resource("/contacts/{id}")
@@ -206,6 +219,46 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::S
             )
             .default_service(web::to(not_found));
     }
+}
+
+/// The access gate over the store's keys: stores the bootstrap key when none exists yet,
+/// and refuses to serve a non-loopback address without any key.
+fn open_gate(
+    settings: &Settings,
+    keys: &Arc<dyn identity_domain::KeyRepository>,
+) -> Result<Arc<Gate>, StartupError> {
+    let loopback = settings.listens_on_loopback();
+    let gate_settings = GateSettings {
+        open_without_keys: loopback,
+        refresh: std::time::Duration::from_millis(settings.auth.refresh_ms.get()),
+        max_failures_per_minute: settings.auth.max_failures_per_minute,
+    };
+    let gate = Gate::new(Arc::clone(keys), gate_settings);
+    let bootstrap = settings.auth.bootstrap_key.expose_secret().trim();
+    if gate.has_keys() == Some(false) && !bootstrap.is_empty() {
+        let scopes = settings.bootstrap_scopes()?;
+        match keys.create("bootstrap", &hash_key(bootstrap), &scopes) {
+            Ok(key) => tracing::info!(id = key.id, scopes = %key.scopes, "stored the bootstrap key"),
+            Err(identity_domain::KeyError::DuplicateName(_)) => tracing::warn!(
+                "auth.bootstrap_key is set, but a key named bootstrap exists (revoked): not stored again"
+            ),
+            Err(e) => return Err(StartupError::Bootstrap(e)),
+        }
+        gate.refresh().map_err(StartupError::Store)?;
+    }
+    if gate.has_keys() == Some(false) {
+        if !loopback {
+            return Err(StartupError::NoKeys {
+                host: settings.server.host.clone(),
+            });
+        }
+        tracing::warn!(
+            host = %settings.server.host,
+            "no API key exists: serving without keys, on this loopback address only \
+             (create one with `identity-api keys create` to require keys)"
+        );
+    }
+    Ok(gate)
 }
 
 fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {

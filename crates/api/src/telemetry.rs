@@ -6,6 +6,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 use tracing::Instrument;
@@ -35,8 +36,8 @@ pub fn init(settings: &LogSettings) {
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// The id of the request being served, for handlers (it is recorded as the cause of what
-/// the request writes).
+/// The id of the request being served, for handlers (recorded, prefixed, as the cause of
+/// what the request writes: `request:<id>`, `erasure:<id>`).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
@@ -78,8 +79,11 @@ pub async fn observe_request(
         .unwrap_or_else(|| "unmatched".to_owned());
     let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     span.in_scope(|| tracing::info!(%method, %path, status, latency_us, "request"));
+    // Every label comes from a fixed set, whatever the client sends: the method is one of
+    // HTTP's own or `other`, the route a pattern of ours or `unmatched`, the status one
+    // this server answered.
     let labels = [
-        ("method", method.to_string()),
+        ("method", method_label(&method).to_owned()),
         ("route", route),
         ("status", status.to_string()),
     ];
@@ -91,6 +95,18 @@ pub async fn observe_request(
             .insert(HeaderName::from_static(REQUEST_ID), value);
     }
     Ok(response)
+}
+
+/// The `method` label: the standard methods by name, `other` for any method a client made up
+/// (each would otherwise become a series of its own).
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|m| *m == method.as_str())
+        .unwrap_or("other")
 }
 
 /// An error and every cause below it, on one line (for logs and start-up failures).

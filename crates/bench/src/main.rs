@@ -52,6 +52,10 @@ enum Cmd {
         /// Open loop at this many requests per second instead of closed loop.
         #[arg(long)]
         rate: Option<f64>,
+        /// An API key to send as `Authorization: Bearer <key>` (none: the service runs
+        /// without keys, on loopback).
+        #[arg(long, env = "IDENTITY_API_KEY")]
+        key: Option<String>,
         /// Also append the measurement to this results file (JSON Lines).
         #[arg(long)]
         results: Option<PathBuf>,
@@ -101,8 +105,9 @@ fn main() -> std::process::ExitCode {
             url,
             load,
             rate,
+            key,
             results,
-        } => run(&url, &load, rate, results.as_deref()),
+        } => run(&url, &load, rate, key.as_deref(), results.as_deref()),
         Cmd::Ceiling {
             database,
             load,
@@ -212,7 +217,14 @@ fn request(
     }
 }
 
-fn run(url: &str, load: &Load, rate: Option<f64>, results: Option<&Path>) -> Result<(), String> {
+fn run(
+    url: &str,
+    load: &Load,
+    rate: Option<f64>,
+    key: Option<&str>,
+    results: Option<&Path>,
+) -> Result<(), String> {
+    let authorization = key.map(|key| format!("Bearer {key}"));
     let Load {
         workload,
         customers,
@@ -229,11 +241,12 @@ fn run(url: &str, load: &Load, rate: Option<f64>, results: Option<&Path>) -> Res
     let endpoint = format!("{url}/identify");
     let threads: Vec<_> = (0..concurrency)
         .map(|t| {
-            let (histogram, errors, sent, endpoint) = (
+            let (histogram, errors, sent, endpoint, authorization) = (
                 histogram.clone(),
                 errors.clone(),
                 sent.clone(),
                 endpoint.clone(),
+                authorization.clone(),
             );
             std::thread::spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -258,11 +271,13 @@ fn run(url: &str, load: &Load, rate: Option<f64>, results: Option<&Path>) -> Res
                         std::thread::sleep(wait);
                     }
                     let body = request(workload, customers, n, &mut rng).to_string();
-                    let ok = agent
+                    let mut post = agent
                         .post(&endpoint)
-                        .header("Content-Type", "application/json")
-                        .send(body.as_str())
-                        .is_ok_and(|r| r.status() == 200);
+                        .header("Content-Type", "application/json");
+                    if let Some(authorization) = &authorization {
+                        post = post.header("Authorization", authorization);
+                    }
+                    let ok = post.send(body.as_str()).is_ok_and(|r| r.status() == 200);
                     if !ok {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }

@@ -21,6 +21,8 @@ pub enum InvalidRequest {
     EmailTooLong,
     #[error("email is not an address: it must look like name@domain.tld, without display name or spaces")]
     EmailMalformed,
+    #[error("email holds an invisible or control character (such as a zero-width space, a byte-order mark, a bidirectional override or a control code); send the address as it is written, without it")]
+    EmailInvisibleCharacter,
     #[error("phoneNumber is longer than {MAX_PHONE_LEN} characters")]
     PhoneTooLong,
     #[error("phoneNumber as a number has at most 15 digits (E.164); send other forms as a string")]
@@ -64,8 +66,9 @@ impl Email {
     /// `Ok(None)` for a blank value: storefront forms send `""` for an empty field.
     ///
     /// # Errors
-    /// A value over the length limit or that is not an address (checked by the
-    /// `email_address` crate: `name@domain.tld`, no display name, no domain literal).
+    /// A value over the length limit, one holding an invisible or control character (a
+    /// zero-width space, a bidirectional override, a control code …), or one that is not an address (checked by the `email_address`
+    /// crate: `name@domain.tld`, no display name, no domain literal).
     pub fn parse(raw: &str) -> Result<Option<Self>, InvalidRequest> {
         // The limit is on what was sent, padding included.
         if raw.chars().count() > MAX_EMAIL_LEN {
@@ -74,6 +77,9 @@ impl Email {
         let value = raw.trim();
         if value.is_empty() {
             return Ok(None);
+        }
+        if value.chars().any(is_invisible) {
+            return Err(InvalidRequest::EmailInvisibleCharacter);
         }
         let options = email_address::Options {
             minimum_sub_domains: 2,
@@ -94,6 +100,27 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A character that shows nothing, or shows text other than it is: control codes (C0, DEL,
+/// C1), the zero-width characters and directional marks (U+200B–U+200F), the bidirectional
+/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), the Arabic letter mark
+/// (U+061C), the soft hyphen (U+00AD), the word joiner and invisible operators
+/// (U+2060–U+2064) and the byte-order mark (U+FEFF). An address holding one looks like
+/// another address (or like none) while being a different string, so it would split one
+/// customer in two.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
 }
 
 /// The region assumed for phone numbers written without a country code (an ISO 3166-1
@@ -336,6 +363,39 @@ pub(crate) mod tests {
             PhoneNumber::parse(&long, us()),
             Err(InvalidRequest::PhoneTooLong)
         );
+    }
+
+    #[test]
+    fn emails_with_invisible_or_control_characters_are_refused() {
+        for bad in [
+            "a\u{200B}@x.io",
+            "a\u{200C}b@x.io",
+            "a\u{200F}@x.io",
+            "a@x\u{202A}.io",
+            "\u{202E}a@x.io",
+            "a@x.io\u{2066}",
+            "a\u{2069}@x.io",
+            "\u{FEFF}a@x.io",
+            "a\u{0000}@x.io",
+            "a\u{001B}@x.io",
+            "a\u{007F}@x.io",
+            "a\u{0085}b@x.io",
+            "a\u{009F}@x.io",
+            "a\u{00AD}b@x.io",
+            "a\u{2060}b@x.io",
+        ] {
+            assert_eq!(
+                Email::parse(bad),
+                Err(InvalidRequest::EmailInvisibleCharacter),
+                "{bad:?}"
+            );
+        }
+        let message = InvalidRequest::EmailInvisibleCharacter.to_string();
+        assert!(message.starts_with("email"), "{message}");
+        // Surrounding white space is still trimmed as before, and a visible non-ASCII
+        // address is still an address.
+        assert_eq!(email("a@x.io\n"), Some("a@x.io".to_owned()));
+        assert_eq!(email("jos\u{e9}@x.io"), Some("jos\u{e9}@x.io".to_owned()));
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! [`ContactRepository`]; `identity-persistence` implements it and `identity-api` serves it
 //! over HTTP. Every rule of the product lives here: [`contact`] (what a valid, normalized
 //! email or phone is), [`identifiers`] (which values never link), [`reconcile`] (what to
-//! write, including the merge guard) and [`customer`] (what to answer).
+//! write, including the merge guard) and [`customer`] (what to answer); who may call what
+//! is in [`access`].
 
+pub mod access;
 pub mod contact;
 pub mod customer;
 pub mod identifiers;
@@ -15,6 +17,11 @@ pub mod renormalize;
 pub mod repository;
 pub mod service;
 
+#[cfg(any(test, feature = "mocks"))]
+pub use access::MockKeyRepository;
+pub use access::{
+    valid_key_name, ActiveKey, ApiKey, KeyError, KeyRepository, Scope, Scopes, UnknownScope,
+};
 pub use contact::{
     Contact, ContactId, Email, Identifiers, InvalidRequest, Link, PhoneNumber, Region,
 };

@@ -124,7 +124,7 @@ pub struct HistoryEntry {
     /// `contact.created`, `contact.linked`, `primary.demoted`, `primary.promoted`,
     /// `contact.erased`.
     pub kind: String,
-    /// What caused it: a request id, `import`, `normalize`, `erasure`.
+    /// What caused it: `request:<request id>`, `import`, `normalize`, `erasure:<request id>`.
     pub cause: String,
     /// The contact's link before and after, as JSON (`{"linkPrecedence":…,"linkedId":…}`).
     pub before: Option<String>,

@@ -49,7 +49,7 @@ impl IdentityService {
     ///
     /// # Errors
     /// See [`IdentifyError`].
-    /// `cause` (a request id) is recorded in the history of whatever is written.
+    /// `cause` (`request:<request id>`) is recorded in the history of whatever is written.
     pub fn identify(
         &self,
         request: &Identifiers,

@@ -14,6 +14,7 @@
 mod error;
 mod history;
 mod invariants;
+mod keys;
 mod maintenance;
 mod migrate;
 mod models;

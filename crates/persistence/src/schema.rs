@@ -4,6 +4,21 @@ diesel::table! {
     use diesel::sql_types::{Int4, Int8, Nullable, Text};
     use crate::sql_types::Timestamptz;
 
+    api_key (id) {
+        id -> Int8,
+        name -> Text,
+        key_hash -> Text,
+        scopes -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Int4, Int8, Nullable, Text};
+    use crate::sql_types::Timestamptz;
+
     contact (id) {
         id -> Int8,
         phone_number -> Nullable<Text>,
@@ -50,4 +65,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(contact, contact_event, outbox,);
+diesel::allow_tables_to_appear_in_same_query!(api_key, contact, contact_event, outbox,);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use identity_domain::{ContactMaintenance, ContactRepository, RepositoryError};
+use identity_domain::{ContactMaintenance, ContactRepository, KeyRepository, RepositoryError};
 
 use crate::error::PersistenceError;
 use crate::migrate::{
@@ -41,6 +41,8 @@ pub struct Store {
     pub readiness: Readiness,
     /// The change events waiting for the webhook.
     pub outbox: Arc<dyn Outbox>,
+    /// The API keys.
+    pub keys: Arc<dyn KeyRepository>,
     /// The connection pool's state, for metrics.
     pub pool_stats: PoolProbe,
     pub url: DatabaseUrl,
@@ -116,6 +118,7 @@ pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
     let stats = Arc::clone(&repository);
     Ok(Store {
         outbox: Arc::clone(&repository) as Arc<dyn Outbox>,
+        keys: Arc::clone(&repository) as Arc<dyn KeyRepository>,
         pool_stats: Arc::new(move || stats.pool_stats()),
         maintenance: Arc::clone(&repository) as Arc<dyn ContactMaintenance>,
         repository,

@@ -133,3 +133,24 @@ fn unknown_routes_and_wrong_methods_answer_json() {
     assert_eq!(reply.header("allow"), Some("GET"));
     assert!(app.rows().is_empty());
 }
+
+#[test]
+fn emails_with_invisible_or_control_characters_are_400s_that_do_not_echo_them() {
+    let app = TestApp::spawn();
+    for email in [
+        "doc\u{200B}@hillvalley.edu",
+        "doc@hill\u{202E}valley.edu",
+        "\u{FEFF}doc@hillvalley.edu",
+        "doc\u{0007}@hillvalley.edu",
+    ] {
+        let detail = app
+            .identify(json!({"email": email}))
+            .assert_problem(400, "invalid-identifier");
+        assert!(
+            detail.contains("email") && detail.contains("invisible"),
+            "{email:?}: {detail}"
+        );
+        assert!(!detail.contains("doc"), "{email:?}: {detail}");
+    }
+    assert!(app.rows().is_empty());
+}

@@ -296,3 +296,86 @@ fn migrate_applies_the_schema_once() {
         stdout(&second)
     );
 }
+
+#[test]
+fn records_dated_in_the_future_are_rejected_and_a_little_clock_skew_is_not() {
+    let db = TestStore::sqlite();
+    let file = scratch("future.jsonl");
+    let skewed = (chrono::Utc::now() + chrono::TimeDelta::minutes(1)).to_rfc3339();
+    write_jsonl(
+        &file,
+        &[0],
+        &[
+            json!({"createdAt": "2999-01-01T00:00:00Z", "email": "from@future.io"})
+                .to_string()
+                .as_str(),
+            json!({"createdAt": skewed, "email": "skewed@hillvalley.edu"})
+                .to_string()
+                .as_str(),
+        ],
+    );
+    let rejects = scratch("future-rejects.jsonl");
+    let output = run(
+        &db.url(),
+        &[
+            "import",
+            &file.to_string_lossy(),
+            "--rejects",
+            &rejects.to_string_lossy(),
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).contains("1 rejected"),
+        "{}",
+        stdout(&output)
+    );
+    let rejected: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
+        .expect("a rejects file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["line"], 2);
+    let reason = rejected[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("createdAt") && reason.contains("future"),
+        "{reason}"
+    );
+    let mut conn = db.connect();
+    assert_eq!(
+        conn.number("SELECT count(*) AS n FROM contact WHERE email = 'from@future.io'"),
+        0
+    );
+    assert_eq!(
+        conn.number("SELECT count(*) AS n FROM contact WHERE email = 'skewed@hillvalley.edu'"),
+        1
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn the_rejects_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let db = TestStore::sqlite();
+    let file = scratch("private.jsonl");
+    write_jsonl(&file, &[0], &[r#"{"email": "not an email"}"#]);
+    let rejects = scratch("private-rejects.jsonl");
+    let _ = std::fs::remove_file(&rejects);
+    let output = run(
+        &db.url(),
+        &[
+            "import",
+            &file.to_string_lossy(),
+            "--rejects",
+            &rejects.to_string_lossy(),
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let mode = std::fs::metadata(&rejects)
+        .expect("a rejects file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {:o}", mode & 0o777);
+}

@@ -219,3 +219,35 @@ fn personal_data_never_reaches_the_logs_even_at_debug_level() {
         );
     }
 }
+
+#[test]
+fn metric_labels_hold_no_method_a_client_invented() {
+    use std::io::{Read, Write};
+
+    let app = TestApp::spawn();
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("a connection");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("a timeout");
+    stream
+        .write_all(
+            b"FOOBAR /identify HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .expect("sent");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+
+    let text = app
+        .get("/metrics")
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!text.contains("FOOBAR"), "{text}");
+    assert!(
+        text.contains(r#"http_requests_total{method="other",route="/identify",status="405"}"#),
+        "{text}"
+    );
+}

@@ -80,6 +80,9 @@ fn compose_wires_the_service_to_a_healthy_postgres() {
     let settings = Settings::load_from(Path::new("/nonexistent"), &api_env)
         .expect("the compose environment is a valid configuration");
     assert_eq!(settings.server.host, "0.0.0.0");
+    // On a public address the service needs a key: compose supplies one at first start.
+    assert!(!settings.listens_on_loopback());
+    assert!(api_env["IDENTITY__AUTH__BOOTSTRAP_KEY"].contains("IDENTITY_API_KEY"));
     let published = api["ports"][0].as_str().expect("a published port");
     let container_port: u16 = published
         .rsplit(':')

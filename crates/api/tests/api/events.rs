@@ -17,10 +17,8 @@ const TOKEN: &str = "s3cret-admin-token";
 const SECRET: &str = "webhook-signing-key";
 
 fn erasing_app() -> TestApp {
-    TestApp::spawn_with(|settings| {
-        settings.admin.erasure_enabled = true;
-        settings.admin.token = TOKEN.to_owned().into();
-    })
+    TestApp::spawn_with(|settings| settings.admin.erasure_enabled = true)
+        .with_key(TOKEN, "identify,read,admin")
 }
 
 fn delete(app: &TestApp, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -85,10 +83,18 @@ fn the_history_of_the_george_biffsucks_merge_lists_both_creations_and_the_demoti
             (
                 "contact.created".to_owned(),
                 george_id,
-                "r-george".to_owned()
+                "request:r-george".to_owned()
             ),
-            ("contact.created".to_owned(), biff_id, "r-biff".to_owned()),
-            ("primary.demoted".to_owned(), biff_id, "r-merge".to_owned()),
+            (
+                "contact.created".to_owned(),
+                biff_id,
+                "request:r-biff".to_owned()
+            ),
+            (
+                "primary.demoted".to_owned(),
+                biff_id,
+                "request:r-merge".to_owned()
+            ),
         ]
     );
     let demotion = &reply.body["events"][2];
@@ -102,6 +108,37 @@ fn the_history_of_the_george_biffsucks_merge_lists_both_creations_and_the_demoti
     );
     app.get("/contacts/999999/history")
         .assert_problem(404, "not-found");
+}
+
+#[test]
+fn a_caller_cannot_write_another_cause_into_the_history() {
+    let app = TestApp::spawn();
+    let mut causes = Vec::new();
+    for (id, email) in [
+        ("import", "doc@hillvalley.edu"),
+        ("erasure:1", "marty@hillvalley.edu"),
+    ] {
+        let reply: Value = agent()
+            .post(format!("{}/identify", app.address))
+            .header("Content-Type", "application/json")
+            .header("X-Request-Id", id)
+            .send(json!({"email": email}).to_string())
+            .expect("answers")
+            .body_mut()
+            .read_json()
+            .expect("JSON");
+        let contact = reply["contact"]["primaryContactId"].as_i64().expect("id");
+        let history = app.get(&format!("/contacts/{contact}/history"));
+        assert_eq!(history.status, 200, "{history:?}");
+        causes.extend(
+            history.body["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|e| e["cause"].as_str().unwrap_or_default().to_owned()),
+        );
+    }
+    assert_eq!(causes, ["request:import", "request:erasure:1"]);
 }
 
 #[test]
@@ -325,8 +362,8 @@ fn events_reach_the_webhook_signed_in_order_even_through_three_failures() {
     let app = TestApp::spawn_with(|settings| {
         settings.events = event_settings(&receiver.url);
         settings.admin.erasure_enabled = true;
-        settings.admin.token = TOKEN.to_owned().into();
-    });
+    })
+    .with_key(TOKEN, "identify,read,admin");
     app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
     app.identify_ok(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}));
     let merged =
@@ -425,4 +462,119 @@ fn two_dispatchers_never_deliver_one_event_at_the_same_time() {
         "no event delivered twice: {ids:?}"
     );
     assert_eq!(receiver.overlaps.load(Ordering::Relaxed), 0);
+}
+
+/// A webhook that answers `/hook/<status>` with that redirect status pointing at
+/// `/elsewhere`, and records the method of every request that reaches any other path.
+struct Redirector {
+    base: String,
+    elsewhere: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Redirector {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        listener.set_nonblocking(true).expect("non-blocking");
+        let elsewhere = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (elsewhere, stop) = (elsewhere.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((stream, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    let _ = stream.set_nonblocking(false);
+                    let mut reader = BufReader::new(stream);
+                    let mut request_line = String::new();
+                    let _ = reader.read_line(&mut request_line);
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    let mut parts = request_line.split_whitespace();
+                    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    let answer = match path.strip_prefix("/hook/") {
+                        Some(status) => format!(
+                            "HTTP/1.1 {status} Redirect\r\nlocation: /elsewhere\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        ),
+                        None => {
+                            if let Ok(mut e) = elsewhere.lock() {
+                                e.push(format!("{method} {path}"));
+                            }
+                            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                                .to_owned()
+                        }
+                    };
+                    let _ = reader.into_inner().write_all(answer.as_bytes());
+                }
+            });
+        }
+        Self {
+            base,
+            elsewhere,
+            stop,
+        }
+    }
+}
+
+impl Drop for Redirector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_webhook_that_redirects_gets_no_delivery_and_its_target_nothing() {
+    let redirector = Redirector::start();
+    let app = TestApp::spawn();
+    let statuses = [301, 302, 303, 307, 308];
+    for i in 0..statuses.len() {
+        app.identify_ok(json!({"email": format!("r{i}@hillvalley.edu")}));
+    }
+    let store = identity_persistence::open(
+        &crate::helpers::test_settings(app.db.url())
+            .store_settings()
+            .expect("store settings"),
+    )
+    .expect("store");
+    for status in statuses {
+        let mut settings = event_settings(&format!("{}/hook/{status}", redirector.base));
+        settings.batch_size = 1;
+        let handled = Dispatcher::new(Arc::clone(&store.outbox), &settings).run_once();
+        assert_eq!(handled, 1, "one event tried against {status}");
+    }
+    let mut conn = TestConnection::from(app.db.connect());
+    assert_eq!(
+        conn.number("SELECT count(*) AS n FROM outbox WHERE delivered_at IS NOT NULL"),
+        0,
+        "an event answered with a redirect is not delivered"
+    );
+    assert_eq!(
+        conn.number(
+            "SELECT count(*) AS n FROM outbox WHERE attempts = 1 AND last_error IS NOT NULL"
+        ),
+        statuses.len() as i64,
+        "each redirect is a failed attempt, to be retried"
+    );
+    let elsewhere = redirector
+        .elsewhere
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default();
+    assert!(
+        elsewhere.is_empty(),
+        "the redirect target was called: {elsewhere:?}"
+    );
 }

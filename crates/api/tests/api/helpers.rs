@@ -70,6 +70,8 @@ pub struct TestApp {
     agent: ureq::Agent,
     // Dropped after the server has stopped (fields drop in declaration order).
     pub db: TestDb,
+    /// The API key the helpers send, once [`TestApp::with_key`] stored one.
+    key: Option<String>,
 }
 
 pub fn init_test_log() {
@@ -93,6 +95,7 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.database.pool_size = 4;
     settings.database.min_idle = 0;
     settings.database.acquire_timeout_ms = 1000;
+    settings.auth.refresh_ms = std::num::NonZeroU64::new(100).expect("positive");
     settings
 }
 
@@ -136,7 +139,36 @@ impl TestApp {
             thread: Some(thread),
             agent: agent(),
             db,
+            key: None,
         }
+    }
+
+    /// Stores `secret` as an API key with `scopes` (`identify,read`) in the app's database,
+    /// sends it with every request of these helpers from now on, and waits until the server
+    /// requires keys.
+    #[must_use]
+    pub fn with_key(mut self, secret: &str, scopes: &str) -> Self {
+        let settings = test_settings(self.db.url());
+        let store = identity_persistence::open(&settings.store_settings().expect("valid settings"))
+            .expect("the store opens");
+        store
+            .keys
+            .create(
+                "test",
+                &identity_api::auth::hash_key(secret),
+                &identity_domain::Scopes::parse_list(scopes).expect("valid scopes"),
+            )
+            .expect("the key is stored");
+        let started = std::time::Instant::now();
+        while self.get("/contacts/1").status != 401 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "the server did not start requiring keys"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.key = Some(secret.to_owned());
+        self
     }
 
     /// POSTs `body` as JSON to `/identify`.
@@ -154,6 +186,9 @@ impl TestApp {
 
     pub fn post(&self, path: &str, content_type: Option<&str>, body: &str) -> Reply {
         let mut request = self.agent.post(format!("{}{path}", self.address));
+        if let Some(key) = &self.key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
         if let Some(content_type) = content_type {
             request = request.header("Content-Type", content_type);
         }
@@ -161,12 +196,21 @@ impl TestApp {
     }
 
     pub fn request(&self, method: &str, path: &str) -> Reply {
-        let request = http_request(method, &format!("{}{path}", self.address));
+        let mut request = http_request(method, &format!("{}{path}", self.address));
+        if let Some(key) = &self.key {
+            if let Ok(value) = format!("Bearer {key}").parse() {
+                request.headers_mut().insert("authorization", value);
+            }
+        }
         into_reply(self.agent.run(request))
     }
 
     pub fn get(&self, path: &str) -> Reply {
-        into_reply(self.agent.get(format!("{}{path}", self.address)).call())
+        let mut request = self.agent.get(format!("{}{path}", self.address));
+        if let Some(key) = &self.key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        into_reply(request.call())
     }
 
     /// Every row of the table, by id.

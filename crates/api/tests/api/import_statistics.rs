@@ -26,7 +26,10 @@ fn an_import_into_an_empty_database_refreshes_statistics_as_the_table_grows() {
     // 2,500 new customers: the import refreshes statistics after 1,000 and 2,000 contacts.
     let mut csv = String::from("email,phoneNumber,createdAt\n");
     for i in 0..2_500 {
-        csv.push_str(&format!("buyer{i}@shop.io,,2020-01-01T00:00:{:02}Z\n", i % 60));
+        csv.push_str(&format!(
+            "buyer{i}@shop.io,,2020-01-01T00:00:{:02}Z\n",
+            i % 60
+        ));
     }
     std::fs::write(&file, csv).expect("the orders file");
 

@@ -1,6 +1,7 @@
 //! Integration tests of the HTTP API against a real PostgreSQL: one test binary, one module
 //! per area. Each test gets a database of its own (see `identity-test-support`).
 
+mod access;
 mod bad_input;
 mod cli;
 mod concurrency;

@@ -1,0 +1,446 @@
+//! Access control: every route but the probes, the docs, the OpenAPI document and the
+//! metrics needs `Authorization: Bearer <key>` with a key that holds the route's scope.
+//! Handlers declare it by taking [`Authorized<S>`] as their first argument.
+//!
+//! Keys are random 256-bit secrets (`idk_` and 64 hex digits), stored only as their SHA-256.
+//! Each replica keeps the active keys' hashes in memory and re-reads them every
+//! `auth.refresh_ms` (a revoked key stops working within that), so a check costs no round
+//! trip; it compares hashes in constant time (`subtle`). Failed attempts are counted per
+//! client address: past `auth.max_failures_per_minute` the client is answered 429 with
+//! `Retry-After` without its key being looked at, so keys cannot be guessed.
+//!
+//! With no key at all, the service serves without keys while it listens on a loopback
+//! address only (the zero set-up quick start); start-up refuses any other address.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::{ready, Ready};
+use std::marker::PhantomData;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use identity_domain::{ActiveKey, KeyRepository, RepositoryError, Scope};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// The prefix of every key, so that a leaked one is recognisable (secret scanners).
+const KEY_PREFIX: &str = "idk_";
+
+/// A new key: the secret (shown once) and the hash that is stored.
+pub struct NewKey {
+    pub secret: String,
+    pub hash: String,
+}
+
+/// Draws a new key from the operating system's random source.
+///
+/// # Errors
+/// When the operating system has no randomness to give.
+pub fn generate_key() -> Result<NewKey, getrandom::Error> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes)?;
+    let secret = format!("{KEY_PREFIX}{}", hex(&bytes));
+    let hash = hash_key(&secret);
+    Ok(NewKey { secret, hash })
+}
+
+/// The stored form of a key: the hex SHA-256 of the whole secret.
+pub fn hash_key(secret: &str) -> String {
+    hex(&Sha256::digest(secret.trim().as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How the gate behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct GateSettings {
+    /// Serve without keys while none exists (only on a loopback address).
+    pub open_without_keys: bool,
+    pub refresh: Duration,
+    pub max_failures_per_minute: NonZeroU32,
+}
+
+/// The active keys of this replica, and the failed attempts of each client.
+pub struct Gate {
+    store: Arc<dyn KeyRepository>,
+    settings: GateSettings,
+    /// `None` until the keys could be read once (the database may be down at start-up).
+    keys: RwLock<Option<Arc<Vec<Known>>>>,
+    /// Ids of keys used since the last refresh (recorded as `last_used_at` then).
+    used: Mutex<BTreeSet<i64>>,
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+    /// Clients refused until the given moment.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+/// An active key as the gate compares it.
+struct Known {
+    id: i64,
+    hash: [u8; 32],
+    scopes: identity_domain::Scopes,
+}
+
+/// Why a request was refused, for the metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Missing,
+    Unknown,
+    Scope,
+    Throttled,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Unknown => "unknown",
+            Self::Scope => "scope",
+            Self::Throttled => "throttled",
+        }
+    }
+}
+
+impl Gate {
+    /// A gate over the keys of `store`, loaded now if the store can be reached (else at the
+    /// next refresh; until then requests are answered 503).
+    pub fn new(store: Arc<dyn KeyRepository>, settings: GateSettings) -> Arc<Self> {
+        let gate = Arc::new(Self {
+            store,
+            settings,
+            keys: RwLock::new(None),
+            used: Mutex::new(BTreeSet::new()),
+            failures: RateLimiter::keyed(Quota::per_minute(settings.max_failures_per_minute)),
+            blocked: Mutex::new(HashMap::new()),
+        });
+        if let Err(error) = gate.refresh() {
+            tracing::warn!(%error, "cannot read the API keys yet: requests are answered 503 until they can be");
+        }
+        gate
+    }
+
+    /// Whether the keys could be read, and whether any is active.
+    pub fn has_keys(&self) -> Option<bool> {
+        self.snapshot().map(|keys| !keys.is_empty())
+    }
+
+    fn snapshot(&self) -> Option<Arc<Vec<Known>>> {
+        match self.keys.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the active keys and records which were used since the last time.
+    ///
+    /// # Errors
+    /// When the store cannot be reached (the keys known so far stay in force).
+    pub fn refresh(&self) -> Result<(), RepositoryError> {
+        let used: Vec<i64> = match self.used.lock() {
+            Ok(mut used) => std::mem::take(&mut *used).into_iter().collect(),
+            Err(_) => Vec::new(),
+        };
+        self.store.touch(&used, chrono::Utc::now())?;
+        let keys: Vec<Known> = self
+            .store
+            .active()?
+            .into_iter()
+            .filter_map(|key: ActiveKey| {
+                let mut hash = [0_u8; 32];
+                decode_hex(&key.hash, &mut hash).then_some(Known {
+                    id: key.id,
+                    hash,
+                    scopes: key.scopes,
+                })
+            })
+            .collect();
+        if let Ok(mut current) = self.keys.write() {
+            *current = Some(Arc::new(keys));
+        }
+        self.failures.retain_recent();
+        let now = Instant::now();
+        if let Ok(mut blocked) = self.blocked.lock() {
+            blocked.retain(|_, until| *until > now);
+        }
+        Ok(())
+    }
+
+    /// Refreshes the keys every `auth.refresh_ms` on a thread of its own, until `stop`.
+    ///
+    /// # Errors
+    /// When the thread cannot be started.
+    pub fn spawn_refresher(
+        self: &Arc<Self>,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let gate = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("api-keys".to_owned())
+            .spawn(move || {
+                let tick = Duration::from_millis(50).min(gate.settings.refresh);
+                let mut due = Instant::now() + gate.settings.refresh;
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    if Instant::now() < due {
+                        continue;
+                    }
+                    due = Instant::now() + gate.settings.refresh;
+                    if let Err(error) = gate.refresh() {
+                        tracing::warn!(%error, "cannot re-read the API keys; the known ones stay in force");
+                    }
+                }
+            })
+    }
+
+    /// Lets the request through, or says why not.
+    fn check(
+        &self,
+        client: Option<IpAddr>,
+        authorization: Option<&str>,
+        scope: Scope,
+    ) -> Result<(), ApiError> {
+        let Some(keys) = self.snapshot() else {
+            return Err(ApiError::Unavailable(
+                "the API keys cannot be read yet: the database is unreachable".into(),
+            ));
+        };
+        if keys.is_empty() && self.settings.open_without_keys {
+            return Ok(());
+        }
+        if let Some(ip) = client {
+            if let Some(retry_after) = self.blocked_for(ip) {
+                return Err(refuse(
+                    Refusal::Throttled,
+                    ApiError::TooManyAttempts { retry_after },
+                ));
+            }
+        }
+        let presented = authorization
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|key| !key.is_empty());
+        let Some(presented) = presented else {
+            return Err(self.failed(client, Refusal::Missing, ApiError::Unauthorized));
+        };
+        let mut digest = [0_u8; 32];
+        digest.copy_from_slice(&Sha256::digest(presented.as_bytes()));
+        // Every key is compared, each in constant time: how long this takes says nothing
+        // about how close a guess came.
+        let mut found = None;
+        for key in keys.iter() {
+            if bool::from(key.hash.ct_eq(&digest)) {
+                found = Some(key);
+            }
+        }
+        let Some(key) = found else {
+            return Err(self.failed(client, Refusal::Unknown, ApiError::Unauthorized));
+        };
+        if let Ok(mut used) = self.used.lock() {
+            used.insert(key.id);
+        }
+        if !key.scopes.allows(scope) {
+            return Err(refuse(Refusal::Scope, ApiError::MissingScope(scope)));
+        }
+        Ok(())
+    }
+
+    /// Counts a failed attempt of `client`; past the limit, blocks it for a while and
+    /// answers 429 already.
+    fn failed(&self, client: Option<IpAddr>, refusal: Refusal, error: ApiError) -> ApiError {
+        if let Some(ip) = client {
+            if let Err(not_until) = self.failures.check_key(&ip) {
+                let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+                let wait = not_until.wait_time_from(now).max(Duration::from_secs(1));
+                if let Ok(mut blocked) = self.blocked.lock() {
+                    blocked.insert(ip, Instant::now() + wait);
+                }
+                return refuse(
+                    Refusal::Throttled,
+                    ApiError::TooManyAttempts { retry_after: wait },
+                );
+            }
+        }
+        refuse(refusal, error)
+    }
+
+    fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
+        let blocked = self.blocked.lock().ok()?;
+        let until = blocked.get(&ip)?;
+        until
+            .checked_duration_since(Instant::now())
+            .map(|d| d.max(Duration::from_secs(1)))
+    }
+}
+
+fn refuse(refusal: Refusal, error: ApiError) -> ApiError {
+    metrics::counter!("identity_auth_failures_total", "reason" => refusal.label()).increment(1);
+    error
+}
+
+fn decode_hex(text: &str, out: &mut [u8; 32]) -> bool {
+    if text.len() != 64 || !text.is_ascii() {
+        return false;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        match u8::from_str_radix(&text[2 * i..2 * i + 2], 16) {
+            Ok(value) => *byte = value,
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// The scope a route needs, as a type.
+pub trait RequiredScope {
+    const SCOPE: Scope;
+}
+
+/// `POST /identify`.
+pub struct IdentifyScope;
+/// Reading customers and their history.
+pub struct ReadScope;
+/// Erasure and operator actions.
+pub struct AdminScope;
+
+impl RequiredScope for IdentifyScope {
+    const SCOPE: Scope = Scope::Identify;
+}
+impl RequiredScope for ReadScope {
+    const SCOPE: Scope = Scope::Read;
+}
+impl RequiredScope for AdminScope {
+    const SCOPE: Scope = Scope::Admin;
+}
+
+/// Proof that the request carries a key with scope `S` (or that the service runs open on
+/// loopback without keys). Take it as a handler's first argument.
+pub struct Authorized<S>(PhantomData<S>);
+
+impl<S: RequiredScope> FromRequest for Authorized<S> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let Some(gate) = req.app_data::<web::Data<Gate>>() else {
+            return ready(Err(ApiError::Internal(
+                "the access gate is not configured".into(),
+            )));
+        };
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        let client = req.peer_addr().map(|addr| addr.ip());
+        ready(
+            gate.check(client, authorization, S::SCOPE)
+                .map(|()| Self(PhantomData)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use identity_domain::{MockKeyRepository, Scopes};
+
+    use super::*;
+
+    fn gate(keys: Vec<ActiveKey>, open: bool, max_failures: u32) -> Arc<Gate> {
+        let mut store = MockKeyRepository::new();
+        store.expect_touch().returning(|_, _| Ok(()));
+        store.expect_active().returning(move || Ok(keys.clone()));
+        Gate::new(
+            Arc::new(store),
+            GateSettings {
+                open_without_keys: open,
+                refresh: Duration::from_secs(1),
+                max_failures_per_minute: NonZeroU32::new(max_failures).expect("positive"),
+            },
+        )
+    }
+
+    fn key(id: i64, secret: &str, scopes: &str) -> ActiveKey {
+        ActiveKey {
+            id,
+            hash: hash_key(secret),
+            scopes: Scopes::parse_list(scopes).expect("valid scopes"),
+        }
+    }
+
+    const CLIENT: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 7)));
+
+    #[test]
+    fn a_key_opens_exactly_its_scopes() {
+        let gate = gate(vec![key(1, "idk_store", "identify,read")], false, 10);
+        assert!(gate
+            .check(CLIENT, Some("Bearer idk_store"), Scope::Identify)
+            .is_ok());
+        assert!(gate
+            .check(CLIENT, Some("Bearer idk_store"), Scope::Read)
+            .is_ok());
+        assert!(matches!(
+            gate.check(CLIENT, Some("Bearer idk_store"), Scope::Admin),
+            Err(ApiError::MissingScope(Scope::Admin))
+        ));
+        for header in [
+            None,
+            Some("Bearer "),
+            Some("Basic abc"),
+            Some("Bearer idk_other"),
+        ] {
+            assert!(matches!(
+                gate.check(CLIENT, header, Scope::Identify),
+                Err(ApiError::Unauthorized)
+            ));
+        }
+    }
+
+    #[test]
+    fn without_keys_only_a_loopback_service_is_open() {
+        assert!(gate(vec![], true, 10)
+            .check(CLIENT, None, Scope::Admin)
+            .is_ok());
+        assert!(matches!(
+            gate(vec![], false, 10).check(CLIENT, None, Scope::Admin),
+            Err(ApiError::Unauthorized)
+        ));
+    }
+
+    #[test]
+    fn a_client_that_keeps_failing_is_refused_even_with_a_good_key() {
+        let gate = gate(vec![key(1, "idk_store", "identify")], false, 3);
+        for _ in 0..4 {
+            let _ = gate.check(CLIENT, Some("Bearer idk_guess"), Scope::Identify);
+        }
+        assert!(matches!(
+            gate.check(CLIENT, Some("Bearer idk_store"), Scope::Identify),
+            Err(ApiError::TooManyAttempts { .. })
+        ));
+        let other = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 8)));
+        assert!(gate
+            .check(other, Some("Bearer idk_store"), Scope::Identify)
+            .is_ok());
+    }
+
+    #[test]
+    fn new_keys_are_long_random_and_hashed() {
+        let first = generate_key().expect("randomness");
+        let second = generate_key().expect("randomness");
+        assert_ne!(first.secret, second.secret);
+        assert_eq!(first.secret.len(), KEY_PREFIX.len() + 64);
+        assert_eq!(first.hash, hash_key(&first.secret));
+        assert!(!first.hash.contains(&first.secret[KEY_PREFIX.len()..]));
+    }
+}
