@@ -161,9 +161,11 @@ pub trait ContactMaintenance: Send + Sync {
     fn rewrite_all(&self, rewriter: &dyn Rewriter, cause: &str)
         -> Result<Rewrite, RepositoryError>;
 
-    /// One unit of work over many requests, in order, each guarded and decided exactly as
+    /// One unit of work over many requests, in order, each decided exactly as
     /// [`ContactRepository::apply_atomically`] does for one (later requests see what earlier
-    /// ones wrote); all written or none. Retried as a whole when it collides.
+    /// ones wrote); all written or none. It keeps every other writer out until it commits
+    /// (taking that one guard first, so it cannot deadlock with them). Retried as a whole
+    /// when it collides.
     ///
     /// # Errors
     /// As [`ContactRepository::apply_atomically`].

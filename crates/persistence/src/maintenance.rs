@@ -10,14 +10,14 @@ use identity_domain::{
 };
 
 use crate::invariants::{stats, INVARIANT_CHECKS};
-use crate::models::PRIMARY;
+use crate::models::{into_contacts, PRIMARY};
 use crate::pool::{on_backend, Db};
 use crate::queries::LargestCustomers;
 use crate::repository::{record_committed, SqlContactRepository};
 use crate::retry::UnitError;
 use crate::schema::contact;
 use crate::writes::{
-    apply_rewrite, guarded_read, lock_all, read_all, write_plan, write_transaction,
+    apply_rewrite, lock_all, read_all, read_customers, write_plan, write_transaction,
 };
 
 impl ContactMaintenance for SqlContactRepository {
@@ -46,10 +46,16 @@ impl ContactMaintenance for SqlContactRepository {
     ) -> Result<BatchOutcome, RepositoryError> {
         let (outcome, plans) = self.retry.run(&self.pool, |db| {
             write_transaction(db, |db| {
+                // One lock, taken first: the whole table for writers, for the batch. A
+                // batch guarding record by record would take identifier locks while holding
+                // row locks of earlier records (the opposite of /identify's order), and the
+                // two could deadlock. Readers go on; writers wait for the batch's commit.
+                lock_all(db)?;
                 let mut outcome = BatchOutcome::default();
                 let mut plans = Vec::with_capacity(requests.len());
                 for (index, identifiers) in requests.iter().enumerate() {
-                    let current = guarded_read(db, identifiers)?;
+                    let current = into_contacts(read_customers(db, identifiers)?)
+                        .map_err(UnitError::Malformed)?;
                     let plan = decide
                         .decide(index, &current)
                         .map_err(UnitError::Inconsistent)?;

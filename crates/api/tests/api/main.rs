@@ -11,5 +11,6 @@ mod embedded;
 mod events;
 mod helpers;
 mod identify;
+mod import_live;
 mod import_statistics;
 mod operations;
