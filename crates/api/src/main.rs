@@ -124,7 +124,11 @@ fn main() -> ExitCode {
             if applied.is_empty() {
                 println!("the schema is up to date");
             } else {
-                println!("applied {} migrations: {}", applied.len(), applied.join(", "));
+                println!(
+                    "applied {} migrations: {}",
+                    applied.len(),
+                    applied.join(", ")
+                );
             }
         }),
         Command::Dispatch => commands::dispatch(&settings),
@@ -144,14 +148,20 @@ fn main() -> ExitCode {
         },
         Command::Stats { top } => commands::stats(&settings, top).map(|stats| {
             println!("customers: {}", stats.customers);
-            println!("contacts: {} live, {} deleted", stats.contacts, stats.deleted_contacts);
+            println!(
+                "contacts: {} live, {} deleted",
+                stats.contacts, stats.deleted_contacts
+            );
             println!("contacts per customer:");
             for (bucket, customers) in &stats.contacts_per_customer {
                 println!("  {bucket:>6}: {customers} customers");
             }
             println!("largest customers (primary id: contacts, emails, phones):");
             for c in &stats.largest {
-                println!("  {}: {}, {}, {}", c.primary, c.contacts, c.emails, c.phones);
+                println!(
+                    "  {}: {}, {}, {}",
+                    c.primary, c.contacts, c.emails, c.phones
+                );
             }
         }),
         Command::Import {
@@ -198,7 +208,10 @@ fn main() -> ExitCode {
                     .map_err(keys::KeysError::from)
                     .and_then(|scopes| keys::create(&settings, &name, &scopes))
                     .map(|(key, secret)| {
-                        println!("created key {} ({}) with scopes {}", key.id, key.name, key.scopes);
+                        println!(
+                            "created key {} ({}) with scopes {}",
+                            key.id, key.name, key.scopes
+                        );
                         println!("send it as Authorization: Bearer <key>; it is shown only now:");
                         println!("{secret}");
                     }),
@@ -224,11 +237,14 @@ fn main() -> ExitCode {
         }
         Command::Normalize => commands::normalize(&settings).map(|rewrite| {
             println!(
-                "normalized {} contacts, merged {} customers, erased {} contacts holding only \
-                 blocked values, left {} values that are not valid under the current rules as they were",
+                "normalized {} contacts, merged {} customers, removed {} contacts ({} holding only \
+                 blocked values, {} holding the same email and phone as an older one), left {} \
+                 values that are not valid under the current rules as they were",
                 rewrite.values_normalized,
                 rewrite.customers_merged,
                 rewrite.contacts_erased,
+                rewrite.contacts_erased - rewrite.duplicates_removed,
+                rewrite.duplicates_removed,
                 rewrite.values_kept
             );
         }),

@@ -2,9 +2,11 @@
 //! normalization (or before a value was blocked) are rewritten, and customers that turn out
 //! to share an identifier once normalized are merged by the same rule as `/identify`'s
 //! (the oldest contact is the primary, everyone else links straight to it). Customers are
-//! never split.
+//! never split. Two contacts left holding the same email and phone (they differed only by a
+//! value now dropped or normalized) are one: the newer is removed, as `/identify` would
+//! never have stored it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::contact::{Contact, ContactId, Email, Link, PhoneNumber};
 use crate::identifiers::IdentifierPolicy;
@@ -16,7 +18,8 @@ pub struct ContactChange {
     pub email: Option<Email>,
     pub phone: Option<PhoneNumber>,
     pub link: Link,
-    /// The contact held nothing but blocked values: it is deleted (soft), its values blanked.
+    /// The contact held nothing but blocked values, or only what an older contact holds: it
+    /// is deleted (soft), its values blanked.
     pub erased: bool,
 }
 
@@ -31,6 +34,8 @@ pub struct Rewrite {
     /// Customers that disappeared into another one.
     pub customers_merged: usize,
     pub contacts_erased: usize,
+    /// Of those, contacts that held the same email and phone as an older one.
+    pub duplicates_removed: usize,
 }
 
 /// Computes the rewrite of `contacts` (every live contact) under `policy`.
@@ -64,6 +69,22 @@ pub fn renormalize(contacts: &[Contact], policy: &IdentifierPolicy) -> Rewrite {
         values.push((email, phone));
     }
 
+    // 1b. The newer of two contacts with the same values is a duplicate.
+    let mut duplicate = vec![false; contacts.len()];
+    let mut by_age: Vec<usize> = (0..contacts.len()).collect();
+    by_age.sort_by_key(|&i| contacts[i].age_key());
+    let mut seen: HashSet<(Option<&str>, Option<&str>)> = HashSet::new();
+    for i in by_age {
+        let (email, phone) = &values[i];
+        if email.is_some() || phone.is_some() {
+            let key = (
+                email.as_ref().map(Email::as_str),
+                phone.as_ref().map(PhoneNumber::as_str),
+            );
+            duplicate[i] = !seen.insert(key);
+        }
+    }
+
     // 2. Customers: today's, joined wherever a normalized value is shared.
     let mut sets = DisjointSets::new(contacts.len());
     let index: HashMap<ContactId, usize> = contacts
@@ -88,7 +109,7 @@ pub fn renormalize(contacts: &[Contact], policy: &IdentifierPolicy) -> Rewrite {
     }
 
     // 3. In each customer the oldest live contact is the primary.
-    let erased = |i: usize| values[i].0.is_none() && values[i].1.is_none();
+    let erased = |i: usize| duplicate[i] || (values[i].0.is_none() && values[i].1.is_none());
     let mut oldest: HashMap<usize, usize> = HashMap::new();
     for i in (0..contacts.len()).filter(|&i| !erased(i)) {
         let root = sets.find(i);
@@ -111,6 +132,7 @@ pub fn renormalize(contacts: &[Contact], policy: &IdentifierPolicy) -> Rewrite {
         }
         if is_erased {
             rewrite.contacts_erased += 1;
+            rewrite.duplicates_removed += usize::from(duplicate[i]);
         }
         if contact.is_primary() && link != Link::Primary && !is_erased {
             rewrite.customers_merged += 1;
@@ -118,8 +140,8 @@ pub fn renormalize(contacts: &[Contact], policy: &IdentifierPolicy) -> Rewrite {
         if values_changed || link != contact.link || is_erased {
             rewrite.changes.push(ContactChange {
                 id: contact.id,
-                email: email.clone(),
-                phone: phone.clone(),
+                email: if is_erased { None } else { email.clone() },
+                phone: if is_erased { None } else { phone.clone() },
                 link,
                 erased: is_erased,
             });
@@ -336,6 +358,59 @@ mod tests {
         let all = plan_erasure(&customer, |_| true);
         assert_eq!(all.contacts_erased, 3);
         assert!(all.changes.iter().all(|c| c.erased));
+    }
+
+    #[test]
+    fn two_contacts_left_with_the_same_values_are_one() {
+        // Stored when 0000000000 and 1111111111 were not blocked: a@x.io with each.
+        let contacts = [
+            contact(1, Some("a@x.io"), Some("0000000000"), None, 0),
+            contact(2, Some("A@x.io"), Some("1111111111"), Some(1), 1),
+            contact(3, Some("b@x.io"), Some("5550100"), Some(1), 2),
+            contact(4, Some("a@x.io"), Some("5550100"), Some(1), 3),
+        ];
+        let rewrite = renormalize(&contacts, &policy());
+        assert_eq!(rewrite.duplicates_removed, 1);
+        assert_eq!(rewrite.contacts_erased, 1);
+        let removed = rewrite
+            .changes
+            .iter()
+            .find(|c| c.id == id(2))
+            .expect("the newer duplicate");
+        assert!(removed.erased && removed.email.is_none() && removed.phone.is_none());
+        let kept = rewrite
+            .changes
+            .iter()
+            .find(|c| c.id == id(1))
+            .expect("the older one loses its blocked phone");
+        assert_eq!(
+            (
+                kept.email.as_ref().map(Email::as_str),
+                kept.phone.clone(),
+                kept.link,
+                kept.erased
+            ),
+            (Some("a@x.io"), None, Link::Primary, false)
+        );
+        assert!(rewrite
+            .changes
+            .iter()
+            .all(|c| c.id != id(3) && c.id != id(4)));
+        // Running it again on the result changes nothing.
+        let after: Vec<Contact> = contacts
+            .iter()
+            .filter(|c| c.id != id(2))
+            .map(|c| {
+                let mut c = c.clone();
+                if let Some(change) = rewrite.changes.iter().find(|ch| ch.id == c.id) {
+                    c.email = change.email.clone();
+                    c.phone = change.phone.clone();
+                    c.link = change.link;
+                }
+                c
+            })
+            .collect();
+        assert_eq!(renormalize(&after, &policy()), Rewrite::default());
     }
 
     #[test]

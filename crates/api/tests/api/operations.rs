@@ -217,3 +217,50 @@ fn the_normalize_command_rewrites_rows_stored_before_normalization() {
     );
     assert!(identity_test_support::check_invariants(&mut conn).is_empty());
 }
+
+#[test]
+fn normalize_merges_contacts_left_with_the_same_values_and_check_stays_clean() {
+    let db = identity_test_support::TestStore::postgres();
+    let mut conn = db.connect();
+    // Stored while 0000000000 and 1111111111 were not blocked: once they are, both rows hold
+    // just a@x.io.
+    conn.execute(
+        "INSERT INTO contact (id, email, phone_number, linked_id, link_precedence, created_at)
+         OVERRIDING SYSTEM VALUE VALUES
+           (1, 'a@x.io', '0000000000', NULL, 'primary', '2024-01-01T00:00:00Z'),
+           (2, 'a@x.io', '1111111111', 1, 'secondary', '2024-01-02T00:00:00Z')",
+    )
+    .expect("old rows");
+    let binary = |command: &str| {
+        Command::new(ServerProcess::BINARY)
+            .arg(command)
+            .env("DATABASE_URL", db.url())
+            .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+            .env("IDENTITY__LOG__LEVEL", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the binary runs")
+    };
+    let normalized = binary("normalize");
+    let stdout = String::from_utf8_lossy(&normalized.stdout);
+    assert!(normalized.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("1 holding the same email and phone as an older one"),
+        "{stdout}"
+    );
+    let check = binary("check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert_eq!(
+        conn.number("SELECT count(*) AS n FROM contact WHERE deleted_at IS NULL"),
+        1
+    );
+    assert_eq!(
+        conn.number("SELECT count(*) AS n FROM contact WHERE id = 2 AND email IS NULL AND phone_number IS NULL"),
+        1,
+        "the duplicate keeps no copy of the values"
+    );
+}
