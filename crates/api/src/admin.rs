@@ -213,7 +213,8 @@ async fn erase(
         (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the admin scope, or erasure is disabled", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No customer has this primary id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The contact does not lead a customer (it was merged into another); nothing erased", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -43,6 +43,9 @@ pub enum ApiError {
     TooManyAttempts { retry_after: std::time::Duration },
     #[error("{0}")]
     Forbidden(String),
+    /// The request names something by an id that no longer means what it meant.
+    #[error("{0}")]
+    Conflict(String),
     #[error("this resource only accepts {allow}")]
     MethodNotAllowed { allow: &'static str },
     /// The database is down or overloaded. The request was not applied, or (if the
@@ -59,6 +62,9 @@ impl From<IdentifyError> for ApiError {
             IdentifyError::Repository(
                 e @ (RepositoryError::Unavailable(_) | RepositoryError::Contended { .. }),
             ) => Self::Unavailable(Box::new(e)),
+            e @ IdentifyError::NotPrimary { .. } => Self::Conflict(format!(
+                "{e}; nothing was erased: erase that customer if it is the one meant"
+            )),
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -85,6 +91,7 @@ impl ApiError {
             Self::MissingScope(_) | Self::Forbidden(_) => "forbidden",
             Self::TooManyAttempts { .. } => "too-many-attempts",
             Self::InvalidPath(_) => "invalid-path",
+            Self::Conflict(_) => "conflict",
             Self::MethodNotAllowed { .. } => "method-not-allowed",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -106,6 +113,7 @@ impl ApiError {
             Self::MissingScope(_) | Self::Forbidden(_) => "Forbidden",
             Self::TooManyAttempts { .. } => "Too many failed attempts",
             Self::InvalidPath(_) => "Invalid path parameter",
+            Self::Conflict(_) => "Conflict",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
@@ -139,6 +147,7 @@ impl ResponseError for ApiError {
             Self::MissingScope(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

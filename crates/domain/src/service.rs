@@ -18,6 +18,13 @@ pub enum IdentifyError {
     Repository(#[from] RepositoryError),
     #[error(transparent)]
     Inconsistent(#[from] InconsistentGraph),
+    /// An erasure named a customer by a contact that does not (or no longer) lead it: it was
+    /// merged into the customer of `primary` (perhaps while the erasure ran).
+    #[error("contact {contact} does not lead a customer: it belongs to the customer whose primary contact is {primary}")]
+    NotPrimary {
+        contact: ContactId,
+        primary: ContactId,
+    },
 }
 
 /// The answer to one request.
@@ -120,28 +127,47 @@ impl IdentityService {
         Ok(self.repository.rewrite_customer_of(id, &rewriter, cause)?)
     }
 
-    /// Erases every contact of the customer whose primary is `primary`. `None` when
-    /// `primary` is not the id of a live primary.
+    /// Erases every contact of the customer whose primary is `primary`. `None` when there
+    /// is no live contact `primary`.
+    ///
+    /// A customer is named by its primary so that a privacy request erases exactly the
+    /// person it was made for. If `primary` does not lead its customer (it never did, or a
+    /// merge demoted it, even while this ran), nothing is erased and the error names the
+    /// customer it belongs to now: whoever made the request decides whether that is the
+    /// customer to erase.
     ///
     /// # Errors
-    /// See [`IdentifyError`].
+    /// [`IdentifyError::NotPrimary`] as above; otherwise see [`IdentifyError`].
     pub fn erase_customer(
         &self,
         primary: ContactId,
         cause: &str,
     ) -> Result<Option<Rewrite>, IdentifyError> {
-        match self.customer_of(primary)? {
-            Some(customer) if customer.primary_id == primary => {}
-            _ => return Ok(None),
-        }
+        // What the guarded read found leading the customer, when it was not `primary`.
+        let led_by = std::sync::Mutex::new(None);
         let rewriter = |contacts: &[Contact]| {
-            // Guarded again: erase only if `primary` still leads this customer.
             let leads = contacts.iter().any(|c| c.id == primary && c.is_primary());
-            plan_erasure(contacts, |_| leads)
+            if leads {
+                return plan_erasure(contacts, |_| true);
+            }
+            if let (Some(lead), Ok(mut led_by)) =
+                (contacts.iter().find(|c| c.is_primary()), led_by.lock())
+            {
+                *led_by = Some(lead.id);
+            }
+            Rewrite::default()
         };
-        Ok(self
+        let rewrite = self
             .repository
-            .rewrite_customer_of(primary, &rewriter, cause)?)
+            .rewrite_customer_of(primary, &rewriter, cause)?;
+        let moved = led_by.lock().ok().and_then(|led_by| *led_by);
+        match (rewrite, moved) {
+            (Some(_), Some(now)) => Err(IdentifyError::NotPrimary {
+                contact: primary,
+                primary: now,
+            }),
+            (rewrite, _) => Ok(rewrite),
+        }
     }
 }
 
@@ -185,6 +211,54 @@ mod tests {
                 Ok(after.clone())
             });
         repo
+    }
+
+    /// A mock whose guarded rewrite of the customer of the given contact sees `customer`.
+    fn repository_rewriting(customer: Vec<Contact>) -> MockContactRepository {
+        let mut repo = MockContactRepository::new();
+        repo.expect_rewrite_customer_of()
+            .times(1)
+            .returning(move |_, rewriter, _| Ok(Some(rewriter.rewrite(&customer))));
+        repo
+    }
+
+    #[test]
+    fn erasing_a_customer_erases_every_contact_it_leads() {
+        let customer = vec![
+            contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0),
+            contact(2, Some("george@x.io"), Some("919191"), Some(1), 1),
+        ];
+        let rewrite = service_on(repository_rewriting(customer))
+            .erase_customer(id(1), "erasure:test")
+            .expect("erased")
+            .expect("a customer");
+        assert_eq!(rewrite.contacts_erased, 2);
+    }
+
+    /// The race: the request named george's customer by contact 2 when 2 led it; a merge
+    /// made 2 a secondary of 1 before the erasure's guarded read. Nothing is erased, and the
+    /// error names the customer's primary now.
+    #[test]
+    fn erasing_a_customer_whose_primary_was_merged_meanwhile_erases_nothing() {
+        let merged = vec![
+            contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0),
+            contact(
+                2,
+                Some("biffsucks@hillvalley.edu"),
+                Some("717171"),
+                Some(1),
+                1,
+            ),
+        ];
+        let outcome =
+            service_on(repository_rewriting(merged)).erase_customer(id(2), "erasure:test");
+        assert!(
+            matches!(
+                outcome,
+                Err(IdentifyError::NotPrimary { contact, primary }) if contact == id(2) && primary == id(1)
+            ),
+            "{outcome:?}"
+        );
     }
 
     #[test]

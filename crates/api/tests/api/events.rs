@@ -202,12 +202,23 @@ fn erasure_needs_the_token_and_leaves_two_correct_customers_and_no_trace() {
         Some(TOKEN),
     );
     assert_eq!(status, 200);
-    let (status, _) = delete(
+    let rows_before = app.rows();
+    let (status, conflict) = delete(
         &app,
         &format!("/customers/{}", doc["secondaryContactIds"][0]),
         Some(TOKEN),
     );
-    assert_eq!(status, 404, "a secondary's id names no customer");
+    assert_eq!(
+        status, 409,
+        "a secondary's id names no customer: {conflict}"
+    );
+    assert_eq!(conflict["type"], "/problems/conflict");
+    let detail = conflict["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("primary contact is {}", doc["primaryContactId"])),
+        "the answer names the customer it belongs to: {detail}"
+    );
+    assert_eq!(app.rows(), rows_before, "nothing erased");
     for secret in ["jennifer", "biff", "5550202"] {
         let found = conn.number(&format!(
             "SELECT (SELECT count(*) FROM contact WHERE coalesce(email, '') || coalesce(phone_number, '') LIKE '%{secret}%')
@@ -411,10 +422,12 @@ fn events_reach_the_webhook_signed_in_order_even_through_three_failures() {
             );
         }
     }
-    assert_eq!(
-        conn.number("SELECT count(*) AS n FROM outbox WHERE delivered_at IS NULL"),
-        0
-    );
+    // The receiver answers before the dispatcher records the delivery.
+    wait_for("every event marked delivered", || {
+        TestConnection::from(app.db.connect())
+            .number("SELECT count(*) AS n FROM outbox WHERE delivered_at IS NULL")
+            == 0
+    });
     assert!(
         conn.number("SELECT CAST(max(attempts) AS BIGINT) AS n FROM outbox") >= 2,
         "the failures were retried"
