@@ -30,10 +30,10 @@ pub use identifiers::{Admitted, BlockList, IdentifierPolicy, Ignored, RawPhone};
 pub use reconcile::{
     reconcile, reconcile_record, CustomerLimits, LinkTo, NewContact, Plan, Refusal, Relink,
 };
-pub use renormalize::{plan_erasure, renormalize, ContactChange, Rewrite};
+pub use renormalize::{plan_erasure, renormalize, ContactChange, Evidence, Rewrite};
 pub use repository::{
-    BatchOutcome, ContactMaintenance, ContactRepository, CustomerSize, Decide, DecideEach,
-    HistoryEntry, RepositoryError, Rewriter, StoreStats, Violation,
+    BatchOutcome, ContactMaintenance, ContactRepository, CustomerRewriter, CustomerSize, Decide,
+    DecideEach, HistoryEntry, RepositoryError, Rewriter, StoreStats, Violation,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::{MockContactMaintenance, MockContactRepository};

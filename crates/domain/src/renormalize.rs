@@ -23,6 +23,16 @@ pub struct ContactChange {
     pub erased: bool,
 }
 
+/// A request that joined customers without creating a contact (rule 4: its email belonged
+/// to one customer, its phone to another): the two values belong together although no
+/// contact holds both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    pub id: i64,
+    pub email: Email,
+    pub phone: PhoneNumber,
+}
+
 /// What [`renormalize`] found to change, and a summary for the operator.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rewrite {
@@ -36,6 +46,8 @@ pub struct Rewrite {
     pub contacts_erased: usize,
     /// Of those, contacts that held the same email and phone as an older one.
     pub duplicates_removed: usize,
+    /// Evidence to delete: it holds a value no remaining contact holds.
+    pub evidence_erased: Vec<i64>,
 }
 
 /// Computes the rewrite of `contacts` (every live contact) under `policy`.
@@ -151,12 +163,19 @@ pub fn renormalize(contacts: &[Contact], policy: &IdentifierPolicy) -> Rewrite {
 }
 
 /// Erases the contacts of one customer that `erase` selects (their values blanked, their rows
-/// deleted) and re-clusters the rest: contacts that still share an email or a phone, directly
-/// or through others, stay one customer; a customer that the erased contact alone held
-/// together falls apart into several. The oldest contact of each part is its primary.
+/// deleted) and re-clusters the rest from all remaining evidence: contacts that still share
+/// an email or a phone, directly or through others, or whose values a stored request joined
+/// (`evidence`), stay one customer; a customer that the erased contact alone held together
+/// falls apart into several. The oldest contact of each part is its primary. Evidence that
+/// holds a value no remaining contact holds is erased with it.
 ///
-/// `customer` is every live contact of one customer.
-pub fn plan_erasure(customer: &[Contact], erase: impl Fn(&Contact) -> bool) -> Rewrite {
+/// `customer` is every live contact of one customer; `evidence`, what was stored for its
+/// identifiers.
+pub fn plan_erasure(
+    customer: &[Contact],
+    evidence: &[Evidence],
+    erase: impl Fn(&Contact) -> bool,
+) -> Rewrite {
     let mut rewrite = Rewrite::default();
     let kept: Vec<usize> = (0..customer.len())
         .filter(|&i| !erase(&customer[i]))
@@ -178,6 +197,14 @@ pub fn plan_erasure(customer: &[Contact], erase: impl Fn(&Contact) -> bool) -> R
         for key in keys.into_iter().flatten() {
             let other = *first_with.entry(key).or_insert(i);
             sets.union(i, other);
+        }
+    }
+    for joined in evidence {
+        let email = first_with.get(&format!("email:{}", joined.email.as_str()));
+        let phone = first_with.get(&format!("phone:{}", joined.phone.as_str()));
+        match (email, phone) {
+            (Some(&a), Some(&b)) => sets.union(a, b),
+            _ => rewrite.evidence_erased.push(joined.id),
         }
     }
     let mut oldest: HashMap<usize, usize> = HashMap::new();
@@ -326,7 +353,7 @@ mod tests {
             contact(4, Some("jennifer@x.io"), Some("2"), Some(1), 3),
             contact(5, Some("biff@x.io"), Some("2"), Some(1), 4),
         ];
-        let rewrite = plan_erasure(&customer, |c| c.id == id(3));
+        let rewrite = plan_erasure(&customer, &[], |c| c.id == id(3));
         let change = |n: i64| rewrite.changes.iter().find(|c| c.id == id(n)).cloned();
         let erased = change(3).expect("erased");
         assert!(erased.erased && erased.email.is_none() && erased.phone.is_none());
@@ -347,7 +374,7 @@ mod tests {
             contact(2, Some("marty@x.io"), Some("1"), Some(1), 1),
             contact(3, Some("emmett@x.io"), Some("1"), Some(1), 2),
         ];
-        let rewrite = plan_erasure(&customer, |c| c.id == id(1));
+        let rewrite = plan_erasure(&customer, &[], |c| c.id == id(1));
         let links: Vec<(i64, Link)> = rewrite
             .changes
             .iter()
@@ -355,9 +382,51 @@ mod tests {
             .map(|c| (c.id.get(), c.link))
             .collect();
         assert_eq!(links, [(2, Link::Primary), (3, Link::Secondary(id(2)))]);
-        let all = plan_erasure(&customer, |_| true);
+        let all = plan_erasure(&customer, &[], |_| true);
         assert_eq!(all.contacts_erased, 3);
         assert!(all.changes.iter().all(|c| c.erased));
+    }
+
+    /// George and biffsucks were joined by a request (george@ with biffsucks' phone) that
+    /// created no contact; erasing biff, who shared biffsucks' phone, keeps them one
+    /// customer. Erasing biffsucks too leaves the request's phone held by nobody: the
+    /// evidence goes with it.
+    #[test]
+    fn an_erasure_keeps_what_a_stored_request_joined() {
+        let customer = [
+            contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0),
+            contact(
+                2,
+                Some("biffsucks@hillvalley.edu"),
+                Some("717171"),
+                Some(1),
+                1,
+            ),
+            contact(3, Some("biff@hillvalley.edu"), Some("717171"), Some(1), 2),
+        ];
+        let joined = [Evidence {
+            id: 7,
+            email: Email::from_stored("george@hillvalley.edu".to_owned()),
+            phone: PhoneNumber::from_stored("717171".to_owned()),
+        }];
+        let biff = plan_erasure(&customer, &joined, |c| c.id == id(3));
+        assert_eq!(biff.contacts_erased, 1);
+        assert!(
+            biff.changes.iter().all(|c| c.id == id(3)),
+            "nobody else moves: {:?}",
+            biff.changes
+        );
+        assert!(biff.evidence_erased.is_empty());
+        let without = plan_erasure(&customer, &[], |c| c.id == id(3));
+        assert!(
+            without
+                .changes
+                .iter()
+                .any(|c| c.id == id(2) && c.link == Link::Primary),
+            "without the evidence biffsucks would split off"
+        );
+        let both = plan_erasure(&customer, &joined, |c| c.id != id(1));
+        assert_eq!(both.evidence_erased, vec![7]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use thiserror::Error;
 use crate::contact::{Contact, ContactId, Identifiers};
 use crate::customer::InconsistentGraph;
 use crate::reconcile::Plan;
-use crate::renormalize::Rewrite;
+use crate::renormalize::{Evidence, Rewrite};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -101,15 +101,16 @@ pub trait ContactRepository: Send + Sync {
     fn find_history(&self, id: ContactId) -> Result<Option<Vec<HistoryEntry>>, RepositoryError>;
 
     /// One unit of work on the customer of live contact `id`: guards it, reads all its
-    /// contacts, applies the changes `rewriter` returns (recording history and change events
-    /// with `cause`), commits. `None` when there is no live contact `id`.
+    /// contacts and the evidence stored for its identifiers, applies the changes `rewriter`
+    /// returns (recording history and change events with `cause`, deleting the evidence it
+    /// names), commits. `None` when there is no live contact `id`.
     ///
     /// # Errors
     /// As [`Self::apply_atomically`].
     fn rewrite_customer_of(
         &self,
         id: ContactId,
-        rewriter: &dyn Rewriter,
+        rewriter: &dyn CustomerRewriter,
         cause: &str,
     ) -> Result<Option<Rewrite>, RepositoryError>;
 }
@@ -130,6 +131,23 @@ pub struct HistoryEntry {
     pub before: Option<String>,
     pub after: Option<String>,
     pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a one-customer rewrite applies: given every live contact of the customer and the
+/// evidence that joined parts of it ([`Evidence`]), the changes to make. Any
+/// `Fn(&[Contact], &[Evidence]) -> Rewrite` will do (erasure passes
+/// [`crate::plan_erasure`]).
+pub trait CustomerRewriter {
+    fn rewrite(&self, contacts: &[Contact], evidence: &[Evidence]) -> Rewrite;
+}
+
+impl<F> CustomerRewriter for F
+where
+    F: Fn(&[Contact], &[Evidence]) -> Rewrite,
+{
+    fn rewrite(&self, contacts: &[Contact], evidence: &[Evidence]) -> Rewrite {
+        self(contacts, evidence)
+    }
 }
 
 /// What a whole-table rewrite applies: given every live contact, the changes to make. Any

@@ -8,7 +8,7 @@ use thiserror::Error;
 use crate::contact::{Contact, ContactId, Identifiers};
 use crate::customer::{Customer, InconsistentGraph};
 use crate::reconcile::{reconcile, CustomerLimits, Refusal};
-use crate::renormalize::{plan_erasure, Rewrite};
+use crate::renormalize::{plan_erasure, Evidence, Rewrite};
 use crate::repository::{ContactRepository, HistoryEntry, RepositoryError};
 
 /// Why `identify` failed. Bad input never gets this far: it cannot build [`Identifiers`].
@@ -123,7 +123,9 @@ impl IdentityService {
         id: ContactId,
         cause: &str,
     ) -> Result<Option<Rewrite>, IdentifyError> {
-        let rewriter = |contacts: &[Contact]| plan_erasure(contacts, |c| c.id == id);
+        let rewriter = |contacts: &[Contact], evidence: &[Evidence]| {
+            plan_erasure(contacts, evidence, |c| c.id == id)
+        };
         Ok(self.repository.rewrite_customer_of(id, &rewriter, cause)?)
     }
 
@@ -145,10 +147,10 @@ impl IdentityService {
     ) -> Result<Option<Rewrite>, IdentifyError> {
         // What the guarded read found leading the customer, when it was not `primary`.
         let led_by = std::sync::Mutex::new(None);
-        let rewriter = |contacts: &[Contact]| {
+        let rewriter = |contacts: &[Contact], evidence: &[Evidence]| {
             let leads = contacts.iter().any(|c| c.id == primary && c.is_primary());
             if leads {
-                return plan_erasure(contacts, |_| true);
+                return plan_erasure(contacts, evidence, |_| true);
             }
             if let (Some(lead), Ok(mut led_by)) =
                 (contacts.iter().find(|c| c.is_primary()), led_by.lock())
@@ -218,7 +220,7 @@ mod tests {
         let mut repo = MockContactRepository::new();
         repo.expect_rewrite_customer_of()
             .times(1)
-            .returning(move |_, rewriter, _| Ok(Some(rewriter.rewrite(&customer))));
+            .returning(move |_, rewriter, _| Ok(Some(rewriter.rewrite(&customer, &[]))));
         repo
     }
 

@@ -67,7 +67,7 @@ impl ContactMaintenance for SqlContactRepository {
                     outcome.created += usize::from(plan.insert.is_some());
                     outcome.merged += usize::from(plan.relink.is_some() && plan.insert.is_none());
                     if !plan.is_empty() {
-                        write_plan(db, &plan, current, cause)?;
+                        write_plan(db, &plan, identifiers, current, cause)?;
                     }
                     plans.push(plan);
                 }

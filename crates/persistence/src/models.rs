@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 use identity_domain::{Contact, ContactId, Email, HistoryEntry, Link, PhoneNumber};
 
-use crate::schema::{contact, contact_event, outbox};
+use crate::schema::{contact, contact_event, link_evidence, outbox};
 use crate::sql_types::Instant;
 
 pub(crate) const PRIMARY: &str = "primary";
@@ -37,6 +37,15 @@ pub(crate) struct NewContactRow<'a> {
     pub link_precedence: &'static str,
     #[diesel(treat_none_as_default_value = true)]
     pub created_at: Option<Instant>,
+}
+
+/// A request that joined customers without creating a contact.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = link_evidence)]
+pub(crate) struct NewEvidenceRow<'a> {
+    pub email: &'a str,
+    pub phone_number: &'a str,
+    pub created_at: Instant,
 }
 
 /// One history event to record.

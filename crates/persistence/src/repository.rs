@@ -6,8 +6,8 @@
 //! concurrent one (`retry.rs`).
 
 use identity_domain::{
-    Contact, ContactId, ContactRepository, Decide, HistoryEntry, Identifiers, Link, Plan,
-    RepositoryError, Rewrite, Rewriter,
+    Contact, ContactId, ContactRepository, CustomerRewriter, Decide, HistoryEntry, Identifiers,
+    Link, Plan, RepositoryError, Rewrite,
 };
 
 use crate::history;
@@ -16,7 +16,7 @@ use crate::pool::Pool;
 use crate::retry::{RetryPolicy, UnitError};
 use crate::writes::{
     apply_rewrite, guarded_read, guarded_read_customer_of, read_customer_of, read_customers,
-    write_plan, write_transaction,
+    read_evidence, write_plan, write_transaction,
 };
 
 /// The pool's state at one moment.
@@ -87,7 +87,7 @@ impl ContactRepository for SqlContactRepository {
     fn rewrite_customer_of(
         &self,
         id: ContactId,
-        rewriter: &dyn Rewriter,
+        rewriter: &dyn CustomerRewriter,
         cause: &str,
     ) -> Result<Option<Rewrite>, RepositoryError> {
         self.retry.run(&self.pool, |db| {
@@ -96,7 +96,8 @@ impl ContactRepository for SqlContactRepository {
                 if contacts.is_empty() {
                     return Ok(None);
                 }
-                let rewrite = rewriter.rewrite(&contacts);
+                let evidence = read_evidence(db, &contacts)?;
+                let rewrite = rewriter.rewrite(&contacts, &evidence);
                 apply_rewrite(db, &rewrite, &contacts, cause)?;
                 Ok(Some(rewrite))
             })
@@ -116,7 +117,7 @@ impl ContactRepository for SqlContactRepository {
                 if plan.is_empty() {
                     return Ok((current, plan));
                 }
-                let after = write_plan(db, &plan, current, cause)?;
+                let after = write_plan(db, &plan, identifiers, current, cause)?;
                 Ok((after, plan))
             })
         })?;

@@ -51,6 +51,18 @@ diesel::table! {
     use diesel::sql_types::{Int4, Int8, Nullable, Text};
     use crate::sql_types::Timestamptz;
 
+    link_evidence (id) {
+        id -> Int8,
+        email -> Text,
+        phone_number -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Int4, Int8, Nullable, Text};
+    use crate::sql_types::Timestamptz;
+
     outbox (id) {
         id -> Int8,
         customer_id -> Int8,
@@ -65,4 +77,10 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(api_key, contact, contact_event, outbox,);
+diesel::allow_tables_to_appear_in_same_query!(
+    api_key,
+    contact,
+    contact_event,
+    link_evidence,
+    outbox,
+);

@@ -3,15 +3,19 @@
 //! Why the guards keep the graph right is argued in docs/CONCURRENCY.md.
 
 use diesel::prelude::*;
-use identity_domain::{Contact, ContactChange, Identifiers, LinkTo, Plan, Rewrite};
+use identity_domain::{
+    Contact, ContactChange, Email, Evidence, Identifiers, LinkTo, PhoneNumber, Plan, Rewrite,
+};
 
 use crate::history;
-use crate::models::{into_contacts, link_columns, ContactRow, NewContactRow, PRIMARY, SECONDARY};
+use crate::models::{
+    into_contacts, link_columns, ContactRow, NewContactRow, NewEvidenceRow, PRIMARY, SECONDARY,
+};
 use crate::pool::{on_backend, Db};
 use crate::postgres::{self, LockCustomerOf, LockMatching};
 use crate::queries::{CustomerOf, CustomersMatching};
 use crate::retry::UnitError;
-use crate::schema::contact;
+use crate::schema::{contact, link_evidence};
 use crate::sql_types::Instant;
 
 /// What a write transaction holds once its guard returns.
@@ -121,12 +125,14 @@ fn ensure_guarded(guard: &Guard, rows: &[ContactRow]) -> Result<(), UnitError> {
     }
 }
 
-/// Inside a write transaction: applies a plan decided on guarded data (`current`), with its
-/// history and change events. Returns the customers after the write, as the plan says they
-/// are (nothing is read back).
+/// Inside a write transaction: applies a plan decided on guarded data (`current`) for a
+/// request with `identifiers`, with its history and change events, and the request itself
+/// as evidence when it joined customers without creating a contact. Returns the customers
+/// after the write, as the plan says they are (nothing is read back).
 pub(crate) fn write_plan(
     db: &mut Db<'_>,
     plan: &Plan,
+    identifiers: &Identifiers,
     current: Vec<Contact>,
     cause: &str,
 ) -> Result<Vec<Contact>, UnitError> {
@@ -179,6 +185,18 @@ pub(crate) fn write_plan(
         if changed != ids.len() {
             return Err(UnitError::Moved);
         }
+        if let (None, Some(email), Some(phone)) =
+            (&plan.insert, identifiers.email(), identifiers.phone())
+        {
+            let row = NewEvidenceRow {
+                email: email.as_str(),
+                phone_number: phone.as_str(),
+                created_at: Instant::now(),
+            };
+            on_backend!(db, conn => diesel::insert_into(link_evidence::table)
+                .values(&row)
+                .execute(conn))?;
+        }
     }
     let (events, outbox) = history::of_plan(plan, inserted.map(|(id, _)| id), &current, cause);
     history::record(db, events, outbox)?;
@@ -190,7 +208,7 @@ pub(crate) fn write_plan(
 const ID_CHUNK: usize = 10_000;
 
 /// Inside a write transaction: applies a rewrite of contacts read as `before`, with its
-/// history and change events.
+/// history and change events, and deletes the evidence it names.
 pub(crate) fn apply_rewrite(
     db: &mut Db<'_>,
     rewrite: &Rewrite,
@@ -200,6 +218,12 @@ pub(crate) fn apply_rewrite(
     let now = Instant::now();
     for change in &rewrite.changes {
         apply_change(db, change, now)?;
+    }
+    for chunk in rewrite.evidence_erased.chunks(ID_CHUNK) {
+        on_backend!(db, conn => diesel::delete(
+            link_evidence::table.filter(link_evidence::id.eq_any(chunk)),
+        )
+        .execute(conn))?;
     }
     let (events, outbox) = history::of_changes(&rewrite.changes, before, cause);
     history::record(db, events, outbox)?;
@@ -218,6 +242,36 @@ fn apply_change(db: &mut Db<'_>, change: &ContactChange, now: Instant) -> QueryR
         contact::deleted_at.eq(change.erased.then_some(now)),
     ));
     on_backend!(db, conn => query.execute(conn))
+}
+
+/// The evidence stored for any of the identifiers of `contacts`.
+pub(crate) fn read_evidence(db: &mut Db<'_>, contacts: &[Contact]) -> QueryResult<Vec<Evidence>> {
+    let emails: Vec<&str> = contacts
+        .iter()
+        .filter_map(|c| c.email.as_ref())
+        .map(|e| e.as_str())
+        .collect();
+    let phones: Vec<&str> = contacts
+        .iter()
+        .filter_map(|c| c.phone.as_ref())
+        .map(|p| p.as_str())
+        .collect();
+    let rows: Vec<(i64, String, String)> = on_backend!(db, conn => link_evidence::table
+        .filter(
+            link_evidence::email
+                .eq_any(&emails)
+                .or(link_evidence::phone_number.eq_any(&phones)),
+        )
+        .select((link_evidence::id, link_evidence::email, link_evidence::phone_number))
+        .load(conn))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, email, phone)| Evidence {
+            id,
+            email: Email::from_stored(email),
+            phone: PhoneNumber::from_stored(phone),
+        })
+        .collect())
 }
 
 /// Every live contact.

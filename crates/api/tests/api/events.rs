@@ -11,7 +11,7 @@ use identity_api::dispatcher::{sign, Dispatcher, SIGNATURE_HEADER};
 use identity_test_support::{check_invariants, TestConnection};
 use serde_json::{json, Value};
 
-use crate::helpers::{agent, TestApp};
+use crate::helpers::{agent, ids, TestApp};
 
 const TOKEN: &str = "s3cret-admin-token";
 const SECRET: &str = "webhook-signing-key";
@@ -590,4 +590,42 @@ fn a_webhook_that_redirects_gets_no_delivery_and_its_target_nothing() {
         elsewhere.is_empty(),
         "the redirect target was called: {elsewhere:?}"
     );
+}
+
+/// The review's case: george and biffsucks joined by george@ with biffsucks' phone (no row
+/// created), biff sharing biffsucks' phone. Erasing biff keeps george's customer whole;
+/// erasing the whole customer leaves no copy of the joining request either.
+#[test]
+fn an_erasure_does_not_undo_a_merge() {
+    let app = erasing_app();
+    let george =
+        app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
+    app.identify_ok(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}));
+    let biff = app.identify_ok(json!({"email": "biff@hillvalley.edu", "phoneNumber": "717171"}));
+    let merged =
+        app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "717171"}));
+    assert_eq!(app.rows().len(), 3, "the merge created no row");
+    let george_id = george["primaryContactId"].as_i64().expect("id");
+    let biff_id = *ids(&biff["secondaryContactIds"]).last().expect("biff");
+    assert_eq!(merged["primaryContactId"].as_i64(), Some(george_id));
+
+    let (status, _) = delete(&app, &format!("/contacts/{biff_id}"), Some(TOKEN));
+    assert_eq!(status, 200);
+    let biffsucks = app.get("/contacts/2");
+    assert_eq!(biffsucks.status, 200, "{biffsucks:?}");
+    assert_eq!(
+        biffsucks.body["contact"]["primaryContactId"].as_i64(),
+        Some(george_id),
+        "biffsucks is still in george's customer: {biffsucks:?}"
+    );
+    assert_eq!(
+        biffsucks.body["contact"]["emails"],
+        json!(["george@hillvalley.edu", "biffsucks@hillvalley.edu"])
+    );
+
+    let (status, _) = delete(&app, &format!("/customers/{george_id}"), Some(TOKEN));
+    assert_eq!(status, 200);
+    let mut conn = TestConnection::from(app.db.connect());
+    assert_eq!(conn.number("SELECT count(*) AS n FROM link_evidence"), 0);
+    assert!(check_invariants(&mut conn).is_empty());
 }
