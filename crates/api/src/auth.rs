@@ -25,7 +25,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use identity_domain::{ActiveKey, KeyRepository, RepositoryError, Scope};
+use identity_domain::{ActiveKey, KeyError, KeyRepository, RepositoryError, Scope, Scopes};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -62,18 +62,24 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// How the gate behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GateSettings {
-    /// Serve without keys while none exists (only on a loopback address).
+    /// Serve without keys while no key was ever created (only on a loopback address).
     pub open_without_keys: bool,
     pub refresh: Duration,
     pub max_failures_per_minute: NonZeroU32,
+    /// A key (its hash and scopes) to store as `bootstrap` when there is no active key.
+    pub bootstrap: Option<(String, Scopes)>,
 }
 
 /// The active keys of this replica, and the failed attempts of each client.
 pub struct Gate {
     store: Arc<dyn KeyRepository>,
     settings: GateSettings,
+    /// Serving without keys: true until a key exists or ever existed, then false for good
+    /// (revoking every key does not open the service again).
+    open: AtomicBool,
+    bootstrap: Mutex<Option<(String, Scopes)>>,
     /// `None` until the keys could be read once (the database may be down at start-up).
     keys: RwLock<Option<Arc<Vec<Known>>>>,
     /// Ids of keys used since the last refresh (recorded as `last_used_at` then).
@@ -116,10 +122,12 @@ impl Gate {
     pub fn new(store: Arc<dyn KeyRepository>, settings: GateSettings) -> Arc<Self> {
         let gate = Arc::new(Self {
             store,
+            open: AtomicBool::new(settings.open_without_keys),
+            bootstrap: Mutex::new(settings.bootstrap.clone()),
+            failures: RateLimiter::keyed(Quota::per_minute(settings.max_failures_per_minute)),
             settings,
             keys: RwLock::new(None),
             used: Mutex::new(BTreeSet::new()),
-            failures: RateLimiter::keyed(Quota::per_minute(settings.max_failures_per_minute)),
             blocked: Mutex::new(HashMap::new()),
         });
         if let Err(error) = gate.refresh() {
@@ -140,19 +148,48 @@ impl Gate {
         }
     }
 
-    /// Re-reads the active keys and records which were used since the last time.
+    /// Whether requests are served without keys (no key was ever created, on loopback).
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Re-reads the active keys (storing the bootstrap key first when there is none), and
+    /// records which keys were used since the last time.
     ///
     /// # Errors
     /// When the store cannot be reached (the keys known so far stay in force).
     pub fn refresh(&self) -> Result<(), RepositoryError> {
-        let used: Vec<i64> = match self.used.lock() {
-            Ok(mut used) => std::mem::take(&mut *used).into_iter().collect(),
-            Err(_) => Vec::new(),
-        };
-        self.store.touch(&used, chrono::Utc::now())?;
-        let keys: Vec<Known> = self
-            .store
-            .active()?
+        self.failures.retain_recent();
+        let now = Instant::now();
+        if let Ok(mut blocked) = self.blocked.lock() {
+            blocked.retain(|_, until| *until > now);
+        }
+        let mut active = self.store.active()?;
+        if active.is_empty() {
+            let pending = self.bootstrap.lock().ok().and_then(|mut b| b.take());
+            if let Some((hash, scopes)) = pending {
+                match self.store.create("bootstrap", &hash, &scopes) {
+                    Ok(key) => {
+                        tracing::info!(id = key.id, scopes = %key.scopes, "stored the bootstrap key");
+                    }
+                    Err(KeyError::DuplicateName(_)) => tracing::warn!(
+                        "auth.bootstrap_key is set, but a key named bootstrap exists (revoked): \
+                         not stored again"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot store the bootstrap key yet");
+                        if let Ok(mut b) = self.bootstrap.lock() {
+                            *b = Some((hash, scopes));
+                        }
+                    }
+                }
+                active = self.store.active()?;
+            }
+        }
+        if self.is_open() && (!active.is_empty() || !self.store.list()?.is_empty()) {
+            self.open.store(false, Ordering::Relaxed);
+        }
+        let keys: Vec<Known> = active
             .into_iter()
             .filter_map(|key: ActiveKey| {
                 let mut hash = [0_u8; 32];
@@ -166,10 +203,17 @@ impl Gate {
         if let Ok(mut current) = self.keys.write() {
             *current = Some(Arc::new(keys));
         }
-        self.failures.retain_recent();
-        let now = Instant::now();
-        if let Ok(mut blocked) = self.blocked.lock() {
-            blocked.retain(|_, until| *until > now);
+        // Last use is recorded on a best-effort basis: a store that is busy now gets the
+        // ids at the next refresh.
+        let used: Vec<i64> = match self.used.lock() {
+            Ok(mut used) => std::mem::take(&mut *used).into_iter().collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Err(error) = self.store.touch(&used, chrono::Utc::now()) {
+            tracing::debug!(%error, "cannot record the keys' last use yet");
+            if let Ok(mut pending) = self.used.lock() {
+                pending.extend(used);
+            }
         }
         Ok(())
     }
@@ -201,7 +245,8 @@ impl Gate {
             })
     }
 
-    /// Lets the request through, or says why not.
+    /// Lets the request through, or says why not. A valid key is always let through; a
+    /// client that keeps failing is answered 429 without its attempts being looked at.
     fn check(
         &self,
         client: Option<IpAddr>,
@@ -213,16 +258,8 @@ impl Gate {
                 "the API keys cannot be read yet: the database is unreachable".into(),
             ));
         };
-        if keys.is_empty() && self.settings.open_without_keys {
+        if keys.is_empty() && self.is_open() {
             return Ok(());
-        }
-        if let Some(ip) = client {
-            if let Some(retry_after) = self.blocked_for(ip) {
-                return Err(refuse(
-                    Refusal::Throttled,
-                    ApiError::TooManyAttempts { retry_after },
-                ));
-            }
         }
         let presented = authorization
             .and_then(|value| {
@@ -232,29 +269,39 @@ impl Gate {
             })
             .map(str::trim)
             .filter(|key| !key.is_empty());
-        let Some(presented) = presented else {
-            return Err(self.failed(client, Refusal::Missing, ApiError::Unauthorized));
-        };
-        let mut digest = [0_u8; 32];
-        digest.copy_from_slice(&Sha256::digest(presented.as_bytes()));
-        // Every key is compared, each in constant time: how long this takes says nothing
-        // about how close a guess came.
-        let mut found = None;
-        for key in keys.iter() {
-            if bool::from(key.hash.ct_eq(&digest)) {
-                found = Some(key);
+        if let Some(presented) = presented {
+            let mut digest = [0_u8; 32];
+            digest.copy_from_slice(&Sha256::digest(presented.as_bytes()));
+            // Every key is compared, each in constant time: how long this takes says
+            // nothing about how close a guess came.
+            let mut found = None;
+            for key in keys.iter() {
+                if bool::from(key.hash.ct_eq(&digest)) {
+                    found = Some(key);
+                }
+            }
+            if let Some(key) = found {
+                if let Ok(mut used) = self.used.lock() {
+                    used.insert(key.id);
+                }
+                if !key.scopes.allows(scope) {
+                    return Err(refuse(Refusal::Scope, ApiError::MissingScope(scope)));
+                }
+                return Ok(());
             }
         }
-        let Some(key) = found else {
-            return Err(self.failed(client, Refusal::Unknown, ApiError::Unauthorized));
+        if let Some(retry_after) = client.and_then(|ip| self.blocked_for(ip)) {
+            return Err(refuse(
+                Refusal::Throttled,
+                ApiError::TooManyAttempts { retry_after },
+            ));
+        }
+        let refusal = if presented.is_some() {
+            Refusal::Unknown
+        } else {
+            Refusal::Missing
         };
-        if let Ok(mut used) = self.used.lock() {
-            used.insert(key.id);
-        }
-        if !key.scopes.allows(scope) {
-            return Err(refuse(Refusal::Scope, ApiError::MissingScope(scope)));
-        }
-        Ok(())
+        Err(self.failed(client, refusal, ApiError::Unauthorized))
     }
 
     /// Counts a failed attempt of `client`; past the limit, blocks it for a while and
@@ -357,18 +404,28 @@ mod tests {
 
     use super::*;
 
-    fn gate(keys: Vec<ActiveKey>, open: bool, max_failures: u32) -> Arc<Gate> {
+    /// A gate over a mock store whose active keys are `keys` (shared: a test may revoke).
+    fn gate_over(keys: Arc<Mutex<Vec<ActiveKey>>>, open: bool, max_failures: u32) -> Arc<Gate> {
         let mut store = MockKeyRepository::new();
         store.expect_touch().returning(|_, _| Ok(()));
-        store.expect_active().returning(move || Ok(keys.clone()));
+        let active = Arc::clone(&keys);
+        store
+            .expect_active()
+            .returning(move || Ok(active.lock().expect("not poisoned").clone()));
+        store.expect_list().returning(|| Ok(Vec::new()));
         Gate::new(
             Arc::new(store),
             GateSettings {
                 open_without_keys: open,
                 refresh: Duration::from_secs(1),
                 max_failures_per_minute: NonZeroU32::new(max_failures).expect("positive"),
+                bootstrap: None,
             },
         )
+    }
+
+    fn gate(keys: Vec<ActiveKey>, open: bool, max_failures: u32) -> Arc<Gate> {
+        gate_over(Arc::new(Mutex::new(keys)), open, max_failures)
     }
 
     fn key(id: i64, secret: &str, scopes: &str) -> ActiveKey {
@@ -419,19 +476,37 @@ mod tests {
     }
 
     #[test]
-    fn a_client_that_keeps_failing_is_refused_even_with_a_good_key() {
+    fn a_client_that_keeps_failing_is_answered_429_but_a_good_key_still_works() {
         let gate = gate(vec![key(1, "idk_store", "identify")], false, 3);
-        for _ in 0..4 {
-            let _ = gate.check(CLIENT, Some("Bearer idk_guess"), Scope::Identify);
+        for _ in 0..3 {
+            assert!(matches!(
+                gate.check(CLIENT, Some("Bearer idk_guess"), Scope::Identify),
+                Err(ApiError::Unauthorized)
+            ));
         }
-        assert!(matches!(
-            gate.check(CLIENT, Some("Bearer idk_store"), Scope::Identify),
-            Err(ApiError::TooManyAttempts { .. })
-        ));
-        let other = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 8)));
+        for header in [Some("Bearer idk_guess"), None] {
+            assert!(matches!(
+                gate.check(CLIENT, header, Scope::Identify),
+                Err(ApiError::TooManyAttempts { .. })
+            ));
+        }
+        // Someone else behind the same address (a proxy, a NAT) is not locked out.
         assert!(gate
-            .check(other, Some("Bearer idk_store"), Scope::Identify)
+            .check(CLIENT, Some("Bearer idk_store"), Scope::Identify)
             .is_ok());
+    }
+
+    #[test]
+    fn revoking_every_key_does_not_open_the_service_again() {
+        let keys = Arc::new(Mutex::new(vec![key(1, "idk_store", "identify")]));
+        let gate = gate_over(Arc::clone(&keys), true, 10);
+        assert!(!gate.is_open(), "a key exists");
+        keys.lock().expect("not poisoned").clear();
+        gate.refresh().expect("refreshed");
+        assert!(matches!(
+            gate.check(CLIENT, None, Scope::Identify),
+            Err(ApiError::Unauthorized)
+        ));
     }
 
     #[test]

@@ -44,8 +44,6 @@ pub enum StartupError {
     Store(#[source] identity_domain::RepositoryError),
     #[error("no API key exists and server.host {host} is not a loopback address, so anyone who reaches the port could read every customer: create a key first (identity-api keys create --name <name> --scope identify), or set IDENTITY__AUTH__BOOTSTRAP_KEY, or listen on 127.0.0.1")]
     NoKeys { host: String },
-    #[error("cannot store the bootstrap key: {0}")]
-    Bootstrap(#[source] identity_domain::KeyError),
 }
 
 /// A built server, bound to its port, not yet running.
@@ -228,35 +226,35 @@ fn open_gate(
     keys: &Arc<dyn identity_domain::KeyRepository>,
 ) -> Result<Arc<Gate>, StartupError> {
     let loopback = settings.listens_on_loopback();
+    let bootstrap = settings.auth.bootstrap_key.expose_secret().trim();
     let gate_settings = GateSettings {
         open_without_keys: loopback,
         refresh: std::time::Duration::from_millis(settings.auth.refresh_ms.get()),
         max_failures_per_minute: settings.auth.max_failures_per_minute,
+        bootstrap: if bootstrap.is_empty() {
+            None
+        } else {
+            Some((hash_key(bootstrap), settings.bootstrap_scopes()?))
+        },
     };
     let gate = Gate::new(Arc::clone(keys), gate_settings);
-    let bootstrap = settings.auth.bootstrap_key.expose_secret().trim();
-    if gate.has_keys() == Some(false) && !bootstrap.is_empty() {
-        let scopes = settings.bootstrap_scopes()?;
-        match keys.create("bootstrap", &hash_key(bootstrap), &scopes) {
-            Ok(key) => tracing::info!(id = key.id, scopes = %key.scopes, "stored the bootstrap key"),
-            Err(identity_domain::KeyError::DuplicateName(_)) => tracing::warn!(
-                "auth.bootstrap_key is set, but a key named bootstrap exists (revoked): not stored again"
-            ),
-            Err(e) => return Err(StartupError::Bootstrap(e)),
-        }
-        gate.refresh().map_err(StartupError::Store)?;
-    }
     if gate.has_keys() == Some(false) {
         if !loopback {
             return Err(StartupError::NoKeys {
                 host: settings.server.host.clone(),
             });
         }
-        tracing::warn!(
-            host = %settings.server.host,
-            "no API key exists: serving without keys, on this loopback address only \
-             (create one with `identity-api keys create` to require keys)"
-        );
+        if gate.is_open() {
+            tracing::warn!(
+                host = %settings.server.host,
+                "no API key exists: serving without keys, on this loopback address only \
+                 (create one with `identity-api keys create` to require keys)"
+            );
+        } else {
+            tracing::warn!(
+                "every API key is revoked: every request is refused until a key is created"
+            );
+        }
     }
     Ok(gate)
 }

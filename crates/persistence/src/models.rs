@@ -25,20 +25,6 @@ pub(crate) struct ContactRow {
     pub created_at: Instant,
 }
 
-/// A contact to insert. `created_at` is the column default (the database's clock at the
-/// insert) unless given.
-#[derive(Debug, Insertable)]
-#[diesel(table_name = contact)]
-#[diesel(treat_none_as_default_value = false)]
-pub(crate) struct NewContactRow<'a> {
-    pub email: Option<&'a str>,
-    pub phone_number: Option<&'a str>,
-    pub linked_id: Option<i64>,
-    pub link_precedence: &'static str,
-    #[diesel(treat_none_as_default_value = true)]
-    pub created_at: Option<Instant>,
-}
-
 /// A request that joined customers without creating a contact.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = link_evidence)]

@@ -276,6 +276,62 @@ mod tests {
         assert!(locks.contains("One-Time Filter"), "{locks}");
     }
 
+    /// Every statement of the hot paths is prepared once and then reused by the connection:
+    /// the look-up, the locks, the insert, the history and outbox rows.
+    #[test]
+    fn the_hot_statements_are_prepared_once_per_connection() {
+        use identity_domain::{Email, Identifiers, Link, NewContact, PhoneNumber, Plan};
+
+        use crate::pool::Db;
+        use crate::writes::{guarded_read, write_plan};
+
+        let db = TestDb::new();
+        let mut conn = db.connect();
+        for n in 0..3 {
+            let identifiers = Identifiers::new(
+                Some(Email::from_stored(format!("new{n}@x.io"))),
+                Some(PhoneNumber::from_stored(format!("555010{n}"))),
+            )
+            .expect("identifiers");
+            diesel::connection::Connection::transaction(&mut conn, |conn| {
+                let mut db = Db::Pg(conn);
+                let current = guarded_read(&mut db, &identifiers)?;
+                let plan = Plan {
+                    insert: Some(NewContact {
+                        email: identifiers.email().cloned(),
+                        phone: identifiers.phone().cloned(),
+                        link: Link::Primary,
+                        created_at: None,
+                    }),
+                    ..Plan::default()
+                };
+                write_plan(&mut db, &plan, &identifiers, current, "test").map(drop)
+            })
+            .expect("a new customer");
+        }
+        #[derive(QueryableByName)]
+        struct Prepared {
+            #[diesel(sql_type = Text)]
+            statement: String,
+        }
+        let prepared: Vec<String> =
+            diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+                .load::<Prepared>(&mut conn)
+                .expect("prepared statements")
+                .into_iter()
+                .map(|p| p.statement)
+                .collect();
+        for needle in [
+            "pg_advisory_xact_lock",
+            "UNION ALL",
+            "INSERT INTO contact (",
+            "INSERT INTO contact_event",
+        ] {
+            let count = prepared.iter().filter(|s| s.contains(needle)).count();
+            assert_eq!(count, 1, "{needle} prepared once: {prepared:#?}");
+        }
+    }
+
     /// The known trap of cached plans: a connection that prepared the lookup while the
     /// table was empty, and ran it often enough for PostgreSQL to settle on a generic
     /// plan, must not keep a sequential scan once the table is large and its statistics

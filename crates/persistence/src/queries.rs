@@ -1,5 +1,5 @@
 //! The statements Diesel's query builder cannot say (a common table expression with a
-//! `UNION`), as query types whose SQL is fixed. Each has a static [`QueryId`] and never
+//! `UNION`), or cannot say in a form it caches, as query types whose SQL is fixed. Each has a static [`QueryId`] and never
 //! marks itself unsafe to cache, so Diesel prepares it once per connection and reuses the
 //! prepared statement: PostgreSQL parses and plans it once, not once per request. The
 //! same SQL serves both backends; Diesel writes each backend's placeholders.
@@ -10,7 +10,10 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Nullable, Text};
 use diesel::QueryResult;
 
-use crate::sql_types::Timestamptz;
+use diesel::pg::Pg;
+use diesel::sqlite::Sqlite;
+
+use crate::sql_types::{Instant, Timestamptz};
 
 /// The columns of [`crate::models::ContactRow`], in order.
 pub(crate) type ContactColumns = (
@@ -120,6 +123,67 @@ where
     }
 }
 
+/// Inserts a contact; returns its id and creation time. `created_at` is the contact's own
+/// date when it has one, else the database's clock at the insert. Fixed SQL because Diesel
+/// never caches an insert whose column is a value or `DEFAULT` (the SQL differs between
+/// the two), and this runs for every new contact.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InsertContact<'a> {
+    pub email: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub linked_id: Option<i64>,
+    pub link_precedence: &'static str,
+    pub created_at: Option<Instant>,
+}
+
+impl InsertContact<'_> {
+    fn walk<'b, DB>(&'b self, out: &mut AstPass<'_, 'b, DB>, clock: &str) -> QueryResult<()>
+    where
+        DB: Backend
+            + HasSqlType<Nullable<Text>>
+            + HasSqlType<Nullable<BigInt>>
+            + HasSqlType<Text>
+            + HasSqlType<Nullable<Timestamptz>>,
+        for<'x> Option<&'x str>: ToSql<Nullable<Text>, DB>,
+        Option<i64>: ToSql<Nullable<BigInt>, DB>,
+        str: ToSql<Text, DB>,
+        Option<Instant>: ToSql<Nullable<Timestamptz>, DB>,
+    {
+        out.push_sql(
+            "INSERT INTO contact (email, phone_number, linked_id, link_precedence, created_at) \
+             VALUES (",
+        );
+        out.push_bind_param::<Nullable<Text>, _>(&self.email)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.phone)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&self.linked_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.link_precedence)?;
+        out.push_sql(", COALESCE(");
+        out.push_bind_param::<Nullable<Timestamptz>, _>(&self.created_at)?;
+        out.push_sql(", ");
+        out.push_sql(clock);
+        out.push_sql(")) RETURNING id, created_at");
+        Ok(())
+    }
+}
+
+impl QueryFragment<Pg> for InsertContact<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        // One clock for every replica: the database's, at the insert (after the locks).
+        self.walk(&mut out, "clock_timestamp()")
+    }
+}
+
+impl QueryFragment<Sqlite> for InsertContact<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        // The writer stamps every contact itself (microseconds; SQLite's clock has only
+        // milliseconds): this default is never used.
+        self.walk(&mut out, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
+    }
+}
+
 /// Each query type's [`QueryId`] (itself: the SQL is fixed), its result columns, and
 /// `RunQueryDsl`.
 macro_rules! fixed_query {
@@ -143,6 +207,7 @@ macro_rules! fixed_query {
 
 fixed_query!(CustomersMatching<'_>, CustomersMatchingId, ContactColumns);
 fixed_query!(CustomerOf, CustomerOfId, ContactColumns);
+fixed_query!(InsertContact<'_>, InsertContactId, (BigInt, Timestamptz));
 fixed_query!(
     LargestCustomers,
     LargestCustomersId,

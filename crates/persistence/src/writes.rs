@@ -8,12 +8,10 @@ use identity_domain::{
 };
 
 use crate::history;
-use crate::models::{
-    into_contacts, link_columns, ContactRow, NewContactRow, NewEvidenceRow, PRIMARY, SECONDARY,
-};
+use crate::models::{into_contacts, link_columns, ContactRow, NewEvidenceRow, PRIMARY, SECONDARY};
 use crate::pool::{on_backend, Db};
 use crate::postgres::{self, LockCustomerOf, LockMatching};
-use crate::queries::{CustomerOf, CustomersMatching};
+use crate::queries::{CustomerOf, CustomersMatching, InsertContact};
 use crate::retry::UnitError;
 use crate::schema::{contact, link_evidence};
 use crate::sql_types::Instant;
@@ -139,9 +137,9 @@ pub(crate) fn write_plan(
     let inserted = match &plan.insert {
         Some(new) => {
             let (precedence, linked_id) = link_columns(new.link);
-            let row = NewContactRow {
+            let query = InsertContact {
                 email: new.email.as_ref().map(|e| e.as_str()),
-                phone_number: new.phone.as_ref().map(|p| p.as_str()),
+                phone: new.phone.as_ref().map(|p| p.as_str()),
                 linked_id,
                 link_precedence: precedence,
                 created_at: new.created_at.map(Instant).or_else(|| match db {
@@ -152,9 +150,6 @@ pub(crate) fn write_plan(
                     Db::Sqlite(_) => Some(Instant::now()),
                 }),
             };
-            let query = diesel::insert_into(contact::table)
-                .values(row)
-                .returning((contact::id, contact::created_at));
             let (id, created_at): (i64, Instant) = on_backend!(db, conn => query.get_result(conn))?;
             let id = identity_domain::ContactId::new(id).ok_or(UnitError::Moved)?;
             Some((id, created_at.0))
