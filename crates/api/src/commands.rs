@@ -76,6 +76,26 @@ pub fn check(settings: &Settings) -> Result<Vec<Violation>, StartupError> {
     store.maintenance.check().map_err(StartupError::Store)
 }
 
+/// The change events given up on.
+///
+/// # Errors
+/// When the store cannot be read.
+pub fn dead_events(
+    settings: &Settings,
+) -> Result<Vec<identity_persistence::DeadEvent>, StartupError> {
+    let store = identity_persistence::open(&settings.store_settings()?)?;
+    store.outbox.dead().map_err(StartupError::Store)
+}
+
+/// Queues dead events again: `id`, or all of them. Returns how many.
+///
+/// # Errors
+/// When the store cannot be reached.
+pub fn retry_events(settings: &Settings, id: Option<i64>) -> Result<usize, StartupError> {
+    let store = identity_persistence::open(&settings.store_settings()?)?;
+    store.outbox.retry_dead(id).map_err(StartupError::Store)
+}
+
 /// Figures about the store.
 ///
 /// # Errors

@@ -62,6 +62,35 @@ impl Dispatcher {
             })
     }
 
+    /// Gives up on events older than `events.max_age_hours` and deletes delivered and dead
+    /// ones older than `events.retention_hours`, once a minute on a thread of its own, until
+    /// `stop` (every replica runs it, with or without a webhook: the outbox stays bounded).
+    pub fn spawn_janitor(
+        outbox: Arc<dyn Outbox>,
+        settings: &EventSettings,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let (max_age, retention) = (settings.max_age(), settings.retention());
+        std::thread::Builder::new()
+            .name("outbox-janitor".to_owned())
+            .spawn(move || {
+                let mut due = std::time::Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    if std::time::Instant::now() >= due {
+                        due = std::time::Instant::now() + Duration::from_secs(60);
+                        match outbox.expire(max_age, retention) {
+                            Ok((0, 0)) => {}
+                            Ok((given_up, deleted)) => {
+                                tracing::info!(given_up, deleted, "outbox expired and pruned")
+                            }
+                            Err(error) => tracing::warn!(%error, "cannot prune the outbox"),
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+    }
+
     /// Claims and delivers one round of events; returns how many it handled.
     pub fn run_once(&self) -> usize {
         // Longer than any delivery of the round can take, so the claim never lapses while
@@ -104,8 +133,21 @@ impl Dispatcher {
             }
             Some(error) => {
                 metrics::counter!("identity_event_delivery_failures_total").increment(1);
-                let retry_in = self.backoff(event.attempts);
-                tracing::warn!(event = event.id, attempts = event.attempts + 1, %error, ?retry_in, "event delivery failed");
+                let attempts = event.attempts.saturating_add(1);
+                let too_old = chrono::Utc::now()
+                    .signed_duration_since(event.created_at)
+                    .to_std()
+                    .is_ok_and(|age| age > self.settings.max_age());
+                let give_up = u32::try_from(attempts)
+                    .is_ok_and(|a| a >= self.settings.max_attempts.get())
+                    || too_old;
+                let retry_in = (!give_up).then(|| self.backoff(event.attempts));
+                if give_up {
+                    metrics::counter!("identity_events_dead_total").increment(1);
+                    tracing::warn!(event = event.id, attempts, %error, "event delivery failed; giving up on the event (identity-api events list)");
+                } else {
+                    tracing::warn!(event = event.id, attempts, %error, ?retry_in, "event delivery failed");
+                }
                 self.outbox.failed(event.id, &error, retry_in)
             }
         };

@@ -70,6 +70,11 @@ enum Command {
     /// delivered by two of them at the same time. Stopping it mid-delivery is safe (the
     /// event is delivered again later: at least once).
     Dispatch,
+    /// Change events given up on (too many failed deliveries, or too old): list, retry.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Manage the API keys every route but the probes and the docs needs.
     Keys {
         #[command(subcommand)]
@@ -80,6 +85,21 @@ enum Command {
         /// How many of the largest customers to list.
         #[arg(long, default_value_t = 10)]
         top: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// List the dead events: id, customer, type, attempts, creation, last error.
+    List,
+    /// Queue dead events again (due now, attempts from zero): one by id, or --all.
+    Retry {
+        /// The event's id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every dead event.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -202,6 +222,28 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Events { command } => match command {
+            EventsCommand::List => commands::dead_events(&settings).map(|dead| {
+                if dead.is_empty() {
+                    println!("no dead events");
+                }
+                for event in &dead {
+                    println!(
+                        "{}\tcustomer {}\t{}\t{} attempts\tcreated {}\t{}",
+                        event.id,
+                        event.customer_id,
+                        event.kind,
+                        event.attempts,
+                        event
+                            .created_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        event.last_error.as_deref().unwrap_or("")
+                    );
+                }
+            }),
+            EventsCommand::Retry { id, all: _ } => commands::retry_events(&settings, id)
+                .map(|queued| println!("queued {queued} events again")),
+        },
         Command::Keys { command } => {
             let done = match command {
                 KeysCommand::Create { name, scopes } => Scopes::new(scopes)

@@ -74,6 +74,22 @@ pub struct EventSettings {
     pub batch_size: usize,
     pub request_timeout_ms: u64,
     pub max_backoff_secs: u64,
+    /// Failed deliveries of one event before it is given up on (dead).
+    pub max_attempts: NonZeroU32,
+    /// Hours after which an undelivered event is given up on.
+    pub max_age_hours: NonZeroU64,
+    /// Hours delivered and dead events are kept before they are deleted.
+    pub retention_hours: u64,
+}
+
+impl EventSettings {
+    pub fn max_age(&self) -> Duration {
+        Duration::from_secs(self.max_age_hours.get().saturating_mul(3600))
+    }
+
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention_hours.saturating_mul(3600))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -52,6 +52,8 @@ pub struct Application {
     port: u16,
     dispatcher: Option<Dispatcher>,
     gate: Arc<Gate>,
+    outbox: Arc<dyn identity_persistence::Outbox>,
+    events: crate::settings::EventSettings,
 }
 
 impl Application {
@@ -113,6 +115,8 @@ impl Application {
             port,
             dispatcher,
             gate,
+            outbox: store.outbox,
+            events: settings.events.clone(),
         })
     }
 
@@ -138,12 +142,14 @@ impl Application {
             None => None,
         };
         let refreshing = self.gate.spawn_refresher(Arc::clone(&stop))?;
+        let pruning = Dispatcher::spawn_janitor(self.outbox, &self.events, Arc::clone(&stop))?;
         let served = self.server.await;
         stop.store(true, Ordering::Relaxed);
         if let Some(thread) = dispatching {
             let _ = thread.join();
         }
         let _ = refreshing.join();
+        let _ = pruning.join();
         served
     }
 }

@@ -35,7 +35,7 @@ pub use error::PersistenceError;
 pub use invariants::{InvariantCheck, INVARIANT_CHECKS};
 pub use migrate::{pending_migrations, run_migrations};
 pub use models::OutboxRow;
-pub use outbox::Outbox;
+pub use outbox::{DeadEvent, Outbox};
 pub use pool::PoolSettings;
 pub use repository::PoolStats;
 pub use retry::RetryPolicy;

@@ -74,6 +74,7 @@ diesel::table! {
         claimed_until -> Nullable<Timestamptz>,
         delivered_at -> Nullable<Timestamptz>,
         last_error -> Nullable<Text>,
+        dead_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -40,6 +40,17 @@ impl Instant {
         Self(Utc::now())
     }
 
+    /// `age` ago.
+    pub fn before(age: std::time::Duration) -> Self {
+        let now = Utc::now();
+        Self(
+            chrono::TimeDelta::from_std(age)
+                .ok()
+                .and_then(|delta| now.checked_sub_signed(delta))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        )
+    }
+
     /// `delay` from now.
     pub fn after(delay: std::time::Duration) -> Self {
         let now = Utc::now();

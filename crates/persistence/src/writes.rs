@@ -13,7 +13,7 @@ use crate::pool::{on_backend, Db};
 use crate::postgres::{self, LockCustomerOf, LockMatching};
 use crate::queries::{CustomerOf, CustomersMatching, InsertContact};
 use crate::retry::UnitError;
-use crate::schema::{contact, link_evidence};
+use crate::schema::{contact, link_evidence, outbox};
 use crate::sql_types::Instant;
 
 /// What a write transaction holds once its guard returns.
@@ -179,6 +179,23 @@ pub(crate) fn write_plan(
         }
         if changed != ids.len() {
             return Err(UnitError::Moved);
+        }
+        // The absorbed customers' undelivered events join the survivor's queue, ahead of
+        // the merge's own event: delivered in order per customer across the merge.
+        let absorbed: Vec<i64> = current
+            .iter()
+            .filter(|c| c.is_primary() && relink.contacts.contains(&c.id))
+            .map(|c| c.id.get())
+            .collect();
+        if !absorbed.is_empty() {
+            on_backend!(db, conn => diesel::update(
+                outbox::table
+                    .filter(outbox::customer_id.eq_any(&absorbed))
+                    .filter(outbox::delivered_at.is_null())
+                    .filter(outbox::dead_at.is_null()),
+            )
+            .set(outbox::customer_id.eq(primary.get()))
+            .execute(conn))?;
         }
         if let (None, Some(email), Some(phone)) =
             (&plan.insert, identifiers.email(), identifiers.phone())

@@ -629,3 +629,110 @@ fn an_erasure_does_not_undo_a_merge() {
     assert_eq!(conn.number("SELECT count(*) AS n FROM link_evidence"), 0);
     assert!(check_invariants(&mut conn).is_empty());
 }
+
+/// A webhook that keeps refusing an event: after events.max_attempts the event is given up
+/// on, the customer's later events go out, an operator lists it and queues it again.
+#[test]
+fn an_event_that_keeps_failing_is_given_up_on_and_holds_nothing_back() {
+    let receiver = Receiver::start(3, Duration::ZERO);
+    let app = TestApp::spawn_with(|settings| {
+        settings.events = event_settings(&receiver.url);
+        settings.events.max_attempts = std::num::NonZeroU32::new(3).expect("positive");
+    });
+    app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
+    wait_for("the first event given up on", || {
+        TestConnection::from(app.db.connect())
+            .number("SELECT count(*) AS n FROM outbox WHERE dead_at IS NOT NULL")
+            == 1
+    });
+    app.identify_ok(json!({"email": "george@x.io", "phoneNumber": "919191"}));
+    wait_for("the later event delivered", || {
+        receiver.deliveries().len() == 1
+    });
+    assert_eq!(receiver.deliveries()[0].0["type"], "customer.updated");
+
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(crate::helpers::ServerProcess::BINARY)
+            .args(args)
+            .env("DATABASE_URL", app.db.url())
+            .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+            .env("IDENTITY__LOG__LEVEL", "warn")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the binary runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let listed = cli(&["events", "list"]);
+    assert!(
+        listed.contains("customer.created") && listed.contains("3 attempts"),
+        "{listed}"
+    );
+    assert!(listed.contains("the webhook answered 500"), "{listed}");
+    assert!(cli(&["events", "retry", "--all"]).contains("queued 1 events"));
+    wait_for("the retried event delivered", || {
+        receiver.deliveries().len() == 2
+    });
+    assert_eq!(receiver.deliveries()[1].0["type"], "customer.created");
+}
+
+/// A merge absorbs a customer whose events are not delivered yet: they go out before the
+/// merge's own event, under the customer that absorbed them.
+#[test]
+fn an_absorbed_customers_pending_events_go_out_before_the_merge() {
+    let app = TestApp::spawn();
+    let george =
+        app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
+    app.identify_ok(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}));
+    app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "717171"}));
+    let george_id = george["primaryContactId"].as_i64().expect("id");
+    let mut conn = TestConnection::from(app.db.connect());
+    assert_eq!(
+        conn.number(&format!(
+            "SELECT count(*) AS n FROM outbox WHERE customer_id <> {george_id}"
+        )),
+        0,
+        "every pending event is in the survivor's queue"
+    );
+    assert_eq!(
+        conn.number("SELECT max(id) AS n FROM outbox"),
+        conn.number("SELECT id AS n FROM outbox WHERE kind = 'customer.merged'"),
+        "the merge's event comes last"
+    );
+}
+
+/// Delivered and dead events are deleted after events.retention_hours; undelivered ones are
+/// given up on after events.max_age_hours: with no webhook the outbox stays bounded.
+#[test]
+fn the_outbox_is_pruned_after_its_retention() {
+    let db = identity_test_support::TestDb::new();
+    let store = identity_persistence::open(
+        &crate::helpers::test_settings(db.url())
+            .store_settings()
+            .expect("valid settings"),
+    )
+    .expect("the store opens");
+    let mut conn = TestConnection::from(db.connect());
+    conn.execute(
+        "INSERT INTO outbox (customer_id, kind, payload, created_at, delivered_at) VALUES
+           (1, 'customer.created', '{}', now() - interval '10 days', now() - interval '10 days'),
+           (2, 'customer.created', '{}', now() - interval '4 days', NULL),
+           (3, 'customer.created', '{}', now() - interval '1 hour', NULL)",
+    )
+    .expect("old events");
+    let (given_up, deleted) = store
+        .outbox
+        .expire(
+            Duration::from_secs(72 * 3600),
+            Duration::from_secs(168 * 3600),
+        )
+        .expect("expired");
+    assert_eq!((given_up, deleted), (1, 1));
+    assert_eq!(
+        conn.number(
+            "SELECT count(*) AS n FROM outbox WHERE dead_at IS NOT NULL AND customer_id = 2"
+        ),
+        1
+    );
+    assert_eq!(conn.number("SELECT count(*) AS n FROM outbox"), 2);
+}
