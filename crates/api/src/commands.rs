@@ -207,56 +207,98 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
             Ok(record) => records.push(record),
             Err(reason) => rejects.add(line, &reason, raw),
         };
-    match format {
-        Format::Jsonl => {
-            for (index, line) in reader.lines().enumerate() {
-                let number = index as u64 + 1;
-                let line = line.map_err(|source| ImportError::Read {
-                    path: name.clone(),
-                    source,
-                })?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                match serde_json::from_str::<Map<String, Value>>(&line) {
-                    Ok(body) => admit(&mut rejects, number, body, &line),
-                    Err(e) => rejects.add(number, &format!("not a JSON object: {e}"), &line),
-                }
-            }
+    // Line by line, as bytes: a line that is not UTF-8, not JSON, or not one CSV record is
+    // rejected alone, with its number, and never takes the lines after it along.
+    let mut lines = reader.split(b'\n');
+    let mut next_line = |number: &mut u64| -> Result<Option<Result<String, String>>, ImportError> {
+        let Some(bytes) = lines.next() else {
+            return Ok(None);
+        };
+        *number += 1;
+        let mut bytes = bytes.map_err(|source| ImportError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
         }
+        Ok(Some(String::from_utf8(bytes).map_err(|e| {
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        })))
+    };
+    let mut number = 0_u64;
+    let mut unknown_fields = std::collections::BTreeSet::new();
+    let known = |field: &str| matches!(field, "email" | "phoneNumber" | "createdAt");
+    let csv_headers = match format {
+        Format::Jsonl => None,
         Format::Csv => {
-            let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
-            let headers = csv
-                .headers()
-                .map_err(|e| ImportError::Read {
-                    path: name.clone(),
-                    source: io::Error::other(e),
-                })?
-                .clone();
+            let header = match next_line(&mut number)? {
+                Some(Ok(header)) => header,
+                _ => return Err(ImportError::CsvHeader),
+            };
+            let headers: Vec<String> = csv_fields(&header).map_err(|_| ImportError::CsvHeader)?;
             if !headers.iter().any(|h| h == "email" || h == "phoneNumber") {
                 return Err(ImportError::CsvHeader);
             }
-            for row in csv.records() {
-                let (number, body, raw) = match row {
-                    Ok(row) => {
-                        let number = row.position().map_or(0, |p| p.line());
-                        let raw = row.iter().collect::<Vec<_>>().join(",");
-                        let body: Map<String, Value> = headers
-                            .iter()
-                            .zip(row.iter())
-                            .map(|(h, v)| (h.to_owned(), Value::String(v.to_owned())))
-                            .collect();
-                        (number, body, raw)
-                    }
-                    Err(e) => {
-                        let number = e.position().map_or(0, |p| p.line());
-                        rejects.add(number, &format!("not a CSV record: {e}"), "");
-                        continue;
-                    }
-                };
-                admit(&mut rejects, number, body, &raw);
-            }
+            unknown_fields.extend(headers.iter().filter(|h| !known(h)).cloned());
+            Some(headers)
         }
+    };
+    while let Some(line) = next_line(&mut number)? {
+        let line = match line {
+            Ok(line) => line,
+            Err(lossy) => {
+                rejects.add(number, "not UTF-8 text", &lossy);
+                continue;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let body = match &csv_headers {
+            None => match serde_json::from_str::<Map<String, Value>>(&line) {
+                Ok(body) => {
+                    unknown_fields.extend(body.keys().filter(|k| !known(k)).cloned());
+                    body
+                }
+                Err(e) => {
+                    rejects.add(number, &format!("not a JSON object: {e}"), &line);
+                    continue;
+                }
+            },
+            Some(headers) => match csv_fields(&line) {
+                Ok(fields) => headers
+                    .iter()
+                    .zip(fields)
+                    .map(|(h, v)| (h.clone(), Value::String(v)))
+                    .collect(),
+                Err(reason) => {
+                    rejects.add(number, &reason, &line);
+                    continue;
+                }
+            },
+        };
+        admit(&mut rejects, number, body, &line);
+    }
+    if !unknown_fields.is_empty() {
+        // Field names only (never values), at most a few, shortened.
+        let names: Vec<String> = unknown_fields
+            .iter()
+            .take(10)
+            .map(|n| n.chars().take(40).collect())
+            .collect();
+        let more = unknown_fields.len().saturating_sub(names.len());
+        let message = format!(
+            "unknown fields ignored: {}{} (the import reads email, phoneNumber and createdAt)",
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+        tracing::warn!("{message}");
+        eprintln!("identity-api: warning: {message}");
     }
     let rejects_file = rejects.finish()?;
 
@@ -300,6 +342,25 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     progress.finish();
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// The fields of one CSV line (quotes and commas as RFC 4180 has them, on one line).
+///
+/// # Errors
+/// The reason the line is not one CSV record (an unbalanced quote).
+fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+    if line.matches('"').count() % 2 == 1 {
+        return Err("not a CSV record: a quote is not closed on its line".to_owned());
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(line.as_bytes());
+    match reader.records().next() {
+        Some(Ok(record)) => Ok(record.iter().map(str::to_owned).collect()),
+        Some(Err(e)) => Err(format!("not a CSV record: {e}")),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Validates one record exactly as `/identify` validates a request, plus `createdAt` (a date

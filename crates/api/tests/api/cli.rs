@@ -379,3 +379,80 @@ fn the_rejects_file_is_readable_by_its_owner_only() {
         .mode();
     assert_eq!(mode & 0o777, 0o600, "mode {:o}", mode & 0o777);
 }
+
+#[test]
+fn a_bad_line_is_rejected_alone_and_unknown_columns_are_named() {
+    let db = TestStore::sqlite();
+    // JSON Lines with a line that is not UTF-8 in the middle.
+    let jsonl = scratch("bad-bytes.jsonl");
+    let mut bytes = b"{\"email\":\"doc@hillvalley.edu\"}\n".to_vec();
+    bytes.extend_from_slice(b"{\"email\":\"m\xe9rty@hillvalley.edu\"}\n");
+    bytes.extend_from_slice(b"{\"email\":\"jennifer@hillvalley.edu\",\"loyaltyTier\":\"gold\"}\n");
+    std::fs::write(&jsonl, bytes).expect("the file");
+    let rejects = scratch("bad-bytes-rejects.jsonl");
+    let output = run(
+        &db.url(),
+        &[
+            "import",
+            &jsonl.to_string_lossy(),
+            "--rejects",
+            &rejects.to_string_lossy(),
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let printed = stdout(&output);
+    assert!(
+        printed.contains("2 contacts created") && printed.contains("1 rejected"),
+        "{printed}"
+    );
+    let rejected = std::fs::read_to_string(&rejects).expect("the rejects file");
+    assert!(
+        rejected.contains("\"line\":2") && rejected.contains("not UTF-8"),
+        "{rejected}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown fields ignored: loyaltyTier"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("gold"),
+        "values are never printed: {stderr}"
+    );
+
+    // CSV with an unbalanced quote: only its own line is rejected.
+    let csv = scratch("bad-quote.csv");
+    std::fs::write(
+        &csv,
+        "email,phoneNumber,store\n\
+         \"emmett@hillvalley.edu,5550100,north\n\
+         lorraine@hillvalley.edu,5550101,south\n\
+         george@hillvalley.edu,5550102,east\n",
+    )
+    .expect("the file");
+    let rejects = scratch("bad-quote-rejects.jsonl");
+    let output = run(
+        &db.url(),
+        &[
+            "import",
+            &csv.to_string_lossy(),
+            "--rejects",
+            &rejects.to_string_lossy(),
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let printed = stdout(&output);
+    assert!(
+        printed.contains("2 contacts created") && printed.contains("1 rejected"),
+        "{printed}"
+    );
+    let rejected = std::fs::read_to_string(&rejects).expect("the rejects file");
+    assert!(
+        rejected.contains("\"line\":2") && rejected.contains("quote"),
+        "{rejected}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("unknown fields ignored: store"),
+        "{output:?}"
+    );
+}
