@@ -456,3 +456,33 @@ fn a_bad_line_is_rejected_alone_and_unknown_columns_are_named() {
         "{output:?}"
     );
 }
+
+#[test]
+fn sqlite_keeps_microseconds_so_the_older_of_two_close_records_is_the_primary() {
+    let db = TestStore::sqlite();
+    let import = |name: &str, line: &str| {
+        let file = scratch(name);
+        std::fs::write(&file, format!("{line}\n")).expect("the file");
+        let output = run(&db.url(), &["import", &file.to_string_lossy()]);
+        assert!(output.status.success(), "{output:?}");
+    };
+    // The newer record first, then one 300 µs older: within one millisecond.
+    import(
+        "close-newer.jsonl",
+        r#"{"email":"b@hillvalley.edu","phoneNumber":"5550111","createdAt":"2020-01-01T00:00:00.000400Z"}"#,
+    );
+    import(
+        "close-older.jsonl",
+        r#"{"email":"a@hillvalley.edu","phoneNumber":"5550111","createdAt":"2020-01-01T00:00:00.000100Z"}"#,
+    );
+    let mut conn = db.connect();
+    assert_eq!(
+        conn.number(
+            "SELECT count(*) AS n FROM contact WHERE email = 'a@hillvalley.edu'
+                AND link_precedence = 'primary'"
+        ),
+        1,
+        "the older record leads the customer"
+    );
+    assert!(check_invariants(&mut conn).is_empty());
+}

@@ -82,3 +82,44 @@ fn the_embedded_default_answers_the_documented_sequences_and_survives_a_restart(
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SQLite overwrites what it deletes (`secure_delete`): after an erasure and a checkpoint,
+/// the erased email is nowhere in the database file.
+#[test]
+fn an_erased_email_leaves_no_bytes_in_the_sqlite_file() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("embedded-erasure-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a working directory");
+    let mut server =
+        ServerProcess::start_embedded(&dir, &[("IDENTITY__ADMIN__ERASURE_ENABLED", "true")]);
+    for n in 0..50 {
+        identify(
+            &server,
+            json!({"email": format!("filler{n}@hillvalley.edu")}),
+        );
+    }
+    let secret = identify(&server, json!({"email": "erase.me.please@hillvalley.edu"}));
+    let id = secret["primaryContactId"].as_i64().expect("an id");
+    let erased = agent()
+        .delete(format!("{}/contacts/{id}", server.base))
+        .call()
+        .expect("the server answers");
+    assert_eq!(erased.status(), 200);
+    server.stop();
+
+    let file = dir.join("data/identity.db");
+    let mut conn = diesel::SqliteConnection::establish(&file.to_string_lossy()).expect("opens");
+    conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    drop(conn);
+    let bytes = std::fs::read(&file).expect("the database file");
+    let needle = b"erase.me.please";
+    assert!(
+        !bytes.windows(needle.len()).any(|w| w == needle),
+        "the erased email is still in the file's bytes"
+    );
+}
