@@ -70,7 +70,19 @@ impl Application {
         let gate = open_gate(settings, &store.keys)?;
         let service = IdentityService::new(store.repository, settings.customer_limits());
         let policy = settings.identifier_policy()?;
-        let ready: ReadinessCheck = store.readiness;
+        // Ready when the database answers and the keys are loaded (they could not be if the
+        // database was down at start-up: the probe loads them then, rather than wait for
+        // the next refresh, so that ready means able to serve).
+        let ready: ReadinessCheck = {
+            let (database, gate) = (store.readiness, Arc::clone(&gate));
+            Arc::new(move || {
+                database()?;
+                if gate.has_keys().is_none() {
+                    gate.refresh()?;
+                }
+                Ok(())
+            })
+        };
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

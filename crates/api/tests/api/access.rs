@@ -11,7 +11,7 @@ use identity_domain::{KeyRepository, Scopes};
 use identity_test_support::TestDb;
 use serde_json::{json, Value};
 
-use crate::helpers::{agent, test_settings, Reply, ServerProcess, TestApp};
+use crate::helpers::{agent, into_reply, run_cli, test_settings, Reply, ServerProcess, TestApp};
 
 /// Stores a new key with `scopes` (e.g. `identify,read`) in the app's database; returns its
 /// secret.
@@ -40,7 +40,7 @@ fn call(app: &TestApp, method: &str, path: &str, key: Option<&str>, body: Option
     if let Some(key) = key {
         request = request.header("Authorization", format!("Bearer {key}"));
     }
-    let response = match body {
+    into_reply(match body {
         Some(body) => agent().run(
             request
                 .header("Content-Type", "application/json")
@@ -48,27 +48,7 @@ fn call(app: &TestApp, method: &str, path: &str, key: Option<&str>, body: Option
                 .expect("a request"),
         ),
         None => agent().run(request.body(()).expect("a request")),
-    };
-    let mut response = response.expect("the server answers");
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_owned()))
-        .collect();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    Reply {
-        status,
-        content_type,
-        headers,
-        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    }
+    })
 }
 
 /// Waits until the replica's key refresh has seen a change.
@@ -307,14 +287,7 @@ fn a_service_on_a_public_address_refuses_to_start_without_a_key() {
 fn keys_are_managed_from_the_command_line_and_never_shown_twice() {
     let db = TestDb::new();
     let run = |args: &[&str]| {
-        let output = Command::new(ServerProcess::BINARY)
-            .args(args)
-            .env("DATABASE_URL", db.url())
-            .env("IDENTITY_CONFIG_DIR", "/nonexistent")
-            .env("IDENTITY__LOG__LEVEL", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .expect("the binary runs");
+        let output = run_cli(db.url(), args);
         (
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -2,23 +2,12 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use identity_test_support::{check_invariants, TestConnection, TestDb, TestStore};
 use serde_json::json;
 
-use crate::helpers::{ServerProcess, TestApp};
-
-fn run(database_url: &str, args: &[&str]) -> Output {
-    Command::new(ServerProcess::BINARY)
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
-        .env("IDENTITY__LOG__LEVEL", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs")
-}
+use crate::helpers::{run_cli, TestApp};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -137,7 +126,7 @@ fn imports_out_of_order_give_the_graph_of_requests_sent_in_date_order() {
     let csv = scratch("history.csv");
     write_csv(&csv, &shuffled);
     for (file, db) in [(&jsonl, TestStore::postgres()), (&csv, TestStore::sqlite())] {
-        let output = run(&db.url(), &["import", &file.to_string_lossy()]);
+        let output = run_cli(&db.url(), &["import", &file.to_string_lossy()]);
         assert!(output.status.success(), "{output:?}");
         let mut conn = db.connect();
         assert_eq!(graph(&mut conn), expected, "{}", file.display());
@@ -150,7 +139,7 @@ fn an_older_record_in_a_later_import_becomes_the_primary() {
     let db = TestStore::sqlite();
     let first = scratch("later.jsonl");
     write_jsonl(&first, &[1, 3], &[]);
-    assert!(run(&db.url(), &["import", &first.to_string_lossy()])
+    assert!(run_cli(&db.url(), &["import", &first.to_string_lossy()])
         .status
         .success());
     let older = scratch("older.jsonl");
@@ -159,7 +148,7 @@ fn an_older_record_in_a_later_import_becomes_the_primary() {
         json!({"createdAt": "2018-12-24T00:00:00Z", "email": "clara@hillvalley.edu", "phoneNumber": "5550199"}).to_string() + "\n",
     )
     .expect("write");
-    assert!(run(&db.url(), &["import", &older.to_string_lossy()])
+    assert!(run_cli(&db.url(), &["import", &older.to_string_lossy()])
         .status
         .success());
     let mut conn = db.connect();
@@ -189,7 +178,7 @@ fn bad_records_are_rejected_with_their_line_and_the_rest_is_imported_once() {
         ],
     );
     let rejects = scratch("mixed-rejects.jsonl");
-    let output = run(
+    let output = run_cli(
         &db.url(),
         &[
             "import",
@@ -222,7 +211,7 @@ fn bad_records_are_rejected_with_their_line_and_the_rest_is_imported_once() {
 
     let mut conn = db.connect();
     let before = graph(&mut conn);
-    let again = run(
+    let again = run_cli(
         &db.url(),
         &[
             "import",
@@ -245,15 +234,15 @@ fn check_finds_a_planted_violation_and_stats_describe_the_store() {
     let db = TestStore::sqlite();
     let app_file = scratch("check.jsonl");
     write_jsonl(&app_file, &[0, 1, 2, 3], &[]);
-    assert!(run(&db.url(), &["import", &app_file.to_string_lossy()])
+    assert!(run_cli(&db.url(), &["import", &app_file.to_string_lossy()])
         .status
         .success());
 
-    let clean = run(&db.url(), &["check"]);
+    let clean = run_cli(&db.url(), &["check"]);
     assert!(clean.status.success(), "{clean:?}");
     assert!(stdout(&clean).contains("every invariant holds"));
 
-    let stats = stdout(&run(&db.url(), &["stats", "--top", "3"]));
+    let stats = stdout(&run_cli(&db.url(), &["stats", "--top", "3"]));
     assert!(stats.contains("customers: 1"), "{stats}");
     assert!(stats.contains("contacts: 3 live"), "{stats}");
 
@@ -264,7 +253,7 @@ fn check_finds_a_planted_violation_and_stats_describe_the_store() {
               WHERE id = (SELECT min(id) FROM contact WHERE link_precedence = 'secondary')",
         )
         .expect("planted");
-    let broken = run(&db.url(), &["check"]);
+    let broken = run_cli(&db.url(), &["check"]);
     assert_eq!(broken.status.code(), Some(1), "{broken:?}");
     assert!(
         stdout(&broken).contains("violated: invariant 1"),
@@ -276,7 +265,7 @@ fn check_finds_a_planted_violation_and_stats_describe_the_store() {
 #[test]
 fn migrate_applies_the_schema_once() {
     let db = TestDb::empty();
-    let first = run(db.url(), &["migrate"]);
+    let first = run_cli(db.url(), &["migrate"]);
     assert!(first.status.success(), "{first:?}");
     let on_disk = std::fs::read_dir(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -289,7 +278,7 @@ fn migrate_applies_the_schema_once() {
         "{}",
         stdout(&first)
     );
-    let second = run(db.url(), &["migrate"]);
+    let second = run_cli(db.url(), &["migrate"]);
     assert!(
         stdout(&second).contains("up to date"),
         "{}",
@@ -315,7 +304,7 @@ fn records_dated_in_the_future_are_rejected_and_a_little_clock_skew_is_not() {
         ],
     );
     let rejects = scratch("future-rejects.jsonl");
-    let output = run(
+    let output = run_cli(
         &db.url(),
         &[
             "import",
@@ -363,7 +352,7 @@ fn the_rejects_file_is_readable_by_its_owner_only() {
     write_jsonl(&file, &[0], &[r#"{"email": "not an email"}"#]);
     let rejects = scratch("private-rejects.jsonl");
     let _ = std::fs::remove_file(&rejects);
-    let output = run(
+    let output = run_cli(
         &db.url(),
         &[
             "import",
@@ -390,7 +379,7 @@ fn a_bad_line_is_rejected_alone_and_unknown_columns_are_named() {
     bytes.extend_from_slice(b"{\"email\":\"jennifer@hillvalley.edu\",\"loyaltyTier\":\"gold\"}\n");
     std::fs::write(&jsonl, bytes).expect("the file");
     let rejects = scratch("bad-bytes-rejects.jsonl");
-    let output = run(
+    let output = run_cli(
         &db.url(),
         &[
             "import",
@@ -431,7 +420,7 @@ fn a_bad_line_is_rejected_alone_and_unknown_columns_are_named() {
     )
     .expect("the file");
     let rejects = scratch("bad-quote-rejects.jsonl");
-    let output = run(
+    let output = run_cli(
         &db.url(),
         &[
             "import",
@@ -463,7 +452,7 @@ fn sqlite_keeps_microseconds_so_the_older_of_two_close_records_is_the_primary() 
     let import = |name: &str, line: &str| {
         let file = scratch(name);
         std::fs::write(&file, format!("{line}\n")).expect("the file");
-        let output = run(&db.url(), &["import", &file.to_string_lossy()]);
+        let output = run_cli(&db.url(), &["import", &file.to_string_lossy()]);
         assert!(output.status.success(), "{output:?}");
     };
     // The newer record first, then one 300 µs older: within one millisecond.

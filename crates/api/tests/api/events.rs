@@ -652,14 +652,7 @@ fn an_event_that_keeps_failing_is_given_up_on_and_holds_nothing_back() {
     assert_eq!(receiver.deliveries()[0].0["type"], "customer.updated");
 
     let cli = |args: &[&str]| {
-        let output = std::process::Command::new(crate::helpers::ServerProcess::BINARY)
-            .args(args)
-            .env("DATABASE_URL", app.db.url())
-            .env("IDENTITY_CONFIG_DIR", "/nonexistent")
-            .env("IDENTITY__LOG__LEVEL", "warn")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("the binary runs");
+        let output = crate::helpers::run_cli(app.db.url(), args);
         assert!(output.status.success(), "{output:?}");
         String::from_utf8_lossy(&output.stdout).into_owned()
     };

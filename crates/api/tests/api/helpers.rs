@@ -241,7 +241,7 @@ fn http_request(method: &str, url: &str) -> ureq::http::Request<()> {
         .expect("a valid request")
 }
 
-fn into_reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+pub fn into_reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let mut response = result.expect("the server answers");
     let status = response.status().as_u16();
     let headers: Vec<(String, String)> = response
@@ -407,4 +407,17 @@ pub fn agent() -> ureq::Agent {
         .timeout_global(Some(std::time::Duration::from_secs(30)))
         .build()
         .into()
+}
+
+/// Runs an operator command of the real binary (`import`, `check`, `keys create`, …) on
+/// `database_url`, with the compiled-in defaults and quiet logs.
+pub fn run_cli(database_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(ServerProcess::BINARY)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+        .env("IDENTITY__LOG__LEVEL", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the binary runs")
 }

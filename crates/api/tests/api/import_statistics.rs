@@ -2,13 +2,11 @@
 //! as it grows the table, so that the lookups' cached plans (prepared once per connection)
 //! fit the table's size instead of scanning it whole.
 
-use std::process::{Command, Stdio};
-
 use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, RunQueryDsl};
 use identity_test_support::TestDb;
 
-use crate::helpers::ServerProcess;
+use crate::helpers::run_cli;
 
 #[derive(QueryableByName)]
 struct Analyses {
@@ -33,14 +31,10 @@ fn an_import_into_an_empty_database_refreshes_statistics_as_the_table_grows() {
     }
     std::fs::write(&file, csv).expect("the orders file");
 
-    let output = Command::new(ServerProcess::BINARY)
-        .args(["import", &file.to_string_lossy(), "--batch-size", "250"])
-        .env("DATABASE_URL", db.url())
-        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
-        .env("IDENTITY__LOG__LEVEL", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs");
+    let output = run_cli(
+        db.url(),
+        &["import", &file.to_string_lossy(), "--batch-size", "250"],
+    );
     assert!(output.status.success(), "{output:?}");
 
     let mut conn = db.connect();

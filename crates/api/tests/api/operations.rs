@@ -231,16 +231,7 @@ fn normalize_merges_contacts_left_with_the_same_values_and_check_stays_clean() {
            (2, 'a@x.io', '1111111111', 1, 'secondary', '2024-01-02T00:00:00Z')",
     )
     .expect("old rows");
-    let binary = |command: &str| {
-        Command::new(ServerProcess::BINARY)
-            .arg(command)
-            .env("DATABASE_URL", db.url())
-            .env("IDENTITY_CONFIG_DIR", "/nonexistent")
-            .env("IDENTITY__LOG__LEVEL", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .expect("the binary runs")
-    };
+    let binary = |command: &str| crate::helpers::run_cli(&db.url(), &[command]);
     let normalized = binary("normalize");
     let stdout = String::from_utf8_lossy(&normalized.stdout);
     assert!(normalized.status.success(), "{stdout}");
