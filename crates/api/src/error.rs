@@ -28,6 +28,8 @@ pub enum ApiError {
     InvalidPath(String),
     #[error("there is no contact with id {0}")]
     ContactNotFound(i64),
+    #[error("the two contacts are not live contacts of one customer")]
+    NotOneCustomer,
     #[error("there is no customer whose primary contact has id {0}")]
     CustomerNotFound(i64),
     /// No API key, or one that is not (or no longer) valid.
@@ -86,7 +88,10 @@ impl ApiError {
             Self::InvalidRequest(_) => "invalid-identifier",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::PayloadTooLarge { .. } => "payload-too-large",
-            Self::NotFound | Self::ContactNotFound(_) | Self::CustomerNotFound(_) => "not-found",
+            Self::NotFound
+            | Self::ContactNotFound(_)
+            | Self::CustomerNotFound(_)
+            | Self::NotOneCustomer => "not-found",
             Self::Unauthorized => "unauthorized",
             Self::MissingScope(_) | Self::Forbidden(_) => "forbidden",
             Self::TooManyAttempts { .. } => "too-many-attempts",
@@ -108,7 +113,10 @@ impl ApiError {
             Self::InvalidRequest(_) => "An identifier is not valid",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge { .. } => "Request body too large",
-            Self::NotFound | Self::ContactNotFound(_) | Self::CustomerNotFound(_) => "Not found",
+            Self::NotFound
+            | Self::ContactNotFound(_)
+            | Self::CustomerNotFound(_)
+            | Self::NotOneCustomer => "Not found",
             Self::Unauthorized => "Unauthorized",
             Self::MissingScope(_) | Self::Forbidden(_) => "Forbidden",
             Self::TooManyAttempts { .. } => "Too many failed attempts",
@@ -140,9 +148,10 @@ impl ResponseError for ApiError {
             Self::InvalidBody(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotFound | Self::ContactNotFound(_) | Self::CustomerNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Self::NotFound
+            | Self::ContactNotFound(_)
+            | Self::CustomerNotFound(_)
+            | Self::NotOneCustomer => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MissingScope(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,

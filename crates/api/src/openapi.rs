@@ -110,6 +110,7 @@ impl utoipa::Modify for RequestSchema {
     paths(
         crate::identify::identify,
         crate::contacts::contact,
+        crate::contacts::why,
         crate::admin::history,
         crate::admin::erase_contact,
         crate::admin::erase_customer,

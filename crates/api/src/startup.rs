@@ -17,7 +17,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::admin::{erase_contact, erase_customer, history, ErasureAccess};
 use crate::auth::{hash_key, Gate, GateSettings};
-use crate::contacts::contact;
+use crate::contacts::{contact, why};
 use crate::dispatcher::Dispatcher;
 use crate::error::ApiError;
 use crate::health::{healthz, readyz, ReadinessCheck};
@@ -196,6 +196,11 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::S
                     .route(web::get().to(contact))
                     .route(web::delete().to(erase_contact))
                     .default_service(web::to(|| method_not_allowed("GET, DELETE"))),
+            )
+            .service(
+                web::resource("/contacts/{id}/why/{other}")
+                    .route(web::get().to(why))
+                    .default_service(web::to(|| method_not_allowed("GET"))),
             )
             .service(
                 web::resource("/contacts/{id}/history")

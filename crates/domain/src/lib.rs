@@ -16,6 +16,7 @@ pub mod reconcile;
 pub mod renormalize;
 pub mod repository;
 pub mod service;
+pub mod why;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use access::MockKeyRepository;
@@ -38,3 +39,4 @@ pub use repository::{
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::{MockContactMaintenance, MockContactRepository};
 pub use service::{Identified, IdentifyError, IdentityService};
+pub use why::{why, Step};

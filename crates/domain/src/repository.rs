@@ -93,6 +93,13 @@ pub trait ContactRepository: Send + Sync {
         cause: &str,
     ) -> Result<Vec<Contact>, RepositoryError>;
 
+    /// The evidence stored for any email or phone of `contacts`: requests that joined
+    /// customers without creating a contact.
+    ///
+    /// # Errors
+    /// As [`Self::find_customers`].
+    fn find_evidence(&self, contacts: &[Contact]) -> Result<Vec<Evidence>, RepositoryError>;
+
     /// The history of the customer that live contact `id` belongs to: every event of any
     /// of its contacts, oldest first. `None` when there is no live contact `id`.
     ///

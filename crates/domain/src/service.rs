@@ -112,6 +112,25 @@ impl IdentityService {
         Ok(self.repository.find_history(id)?)
     }
 
+    /// Why `from` and `to` are one customer: the shortest chain of evidence that joins them
+    /// ([`crate::why`]). `None` when they are not one customer (or either is not a live
+    /// contact).
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn why(
+        &self,
+        from: ContactId,
+        to: ContactId,
+    ) -> Result<Option<Vec<crate::why::Step>>, IdentifyError> {
+        let customer = self.repository.find_customer_of(from)?;
+        if !customer.iter().any(|c| c.id == to) {
+            return Ok(None);
+        }
+        let evidence = self.repository.find_evidence(&customer)?;
+        Ok(crate::why::why(&customer, &evidence, from, to))
+    }
+
     /// Erases contact `id` (privacy request): its values are blanked and its row deleted;
     /// what remains of its customer is re-clustered ([`plan_erasure`]). `None` when there
     /// is no live contact `id`.

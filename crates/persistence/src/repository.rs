@@ -6,8 +6,8 @@
 //! concurrent one (`retry.rs`).
 
 use identity_domain::{
-    Contact, ContactId, ContactRepository, CustomerRewriter, Decide, HistoryEntry, Identifiers,
-    Link, Plan, RepositoryError, Rewrite,
+    Contact, ContactId, ContactRepository, CustomerRewriter, Decide, Evidence, HistoryEntry,
+    Identifiers, Link, Plan, RepositoryError, Rewrite,
 };
 
 use crate::history;
@@ -71,6 +71,11 @@ impl ContactRepository for SqlContactRepository {
         self.retry.once(&self.pool, |db| {
             into_contacts(read_customer_of(db, id.get())?).map_err(UnitError::Malformed)
         })
+    }
+
+    fn find_evidence(&self, contacts: &[Contact]) -> Result<Vec<Evidence>, RepositoryError> {
+        self.retry
+            .once(&self.pool, |db| Ok(read_evidence(db, contacts)?))
     }
 
     fn find_history(&self, id: ContactId) -> Result<Option<Vec<HistoryEntry>>, RepositoryError> {

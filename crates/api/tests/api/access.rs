@@ -118,6 +118,12 @@ fn every_route_needs_a_key_with_its_scope() {
             None,
             "read",
         ),
+        (
+            "GET",
+            format!("/contacts/{george_id}/why/{george_id}"),
+            None,
+            "read",
+        ),
         ("DELETE", format!("/contacts/{george_id}"), None, "admin"),
         ("DELETE", format!("/customers/{biff_id}"), None, "admin"),
     ];

@@ -288,3 +288,37 @@ fn the_merge_guard_allows_a_merge_at_the_limit_and_refuses_one_past_it() {
     assert_eq!(app.rows(), rows_before, "a refused merge writes nothing");
     assert_ne!(biff2["primaryContactId"], lone["primaryContactId"]);
 }
+
+#[test]
+fn why_two_contacts_are_one_customer_names_the_request_that_joined_them() {
+    let app = TestApp::spawn();
+    let george =
+        app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
+    let biffsucks =
+        app.identify_ok(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}));
+    let lorraine =
+        app.identify_ok(json!({"email": "lorraine@hillvalley.edu", "phoneNumber": "123456"}));
+    let (george, biffsucks, lorraine) = (
+        george["primaryContactId"].as_i64().expect("id"),
+        biffsucks["primaryContactId"].as_i64().expect("id"),
+        lorraine["primaryContactId"].as_i64().expect("id"),
+    );
+    app.get(&format!("/contacts/{biffsucks}/why/{george}"))
+        .assert_problem(404, "not-found");
+
+    app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "717171"}));
+    let reply = app.get(&format!("/contacts/{biffsucks}/why/{george}"));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.body["chain"],
+        json!([
+            {"kind": "contact", "contactId": biffsucks},
+            {"kind": "request", "email": "george@hillvalley.edu", "phoneNumber": "717171"},
+            {"kind": "contact", "contactId": george},
+        ])
+    );
+    app.get(&format!("/contacts/{george}/why/{lorraine}"))
+        .assert_problem(404, "not-found");
+    app.get(&format!("/contacts/{george}/why/x"))
+        .assert_problem(400, "invalid-path");
+}
