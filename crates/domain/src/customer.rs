@@ -158,6 +158,36 @@ pub(crate) mod tests {
         }
     }
 
+    /// A contact id of a test.
+    pub(crate) fn id(n: i64) -> ContactId {
+        ContactId::new(n).expect("test ids are positive")
+    }
+
+    /// George's customer after the george/biffsucks merge: george (1, the primary),
+    /// biffsucks (2) and biff (3), who shares biffsucks' phone.
+    pub(crate) fn george_merged_with_biffsucks() -> Vec<Contact> {
+        vec![
+            contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0),
+            contact(
+                2,
+                Some("biffsucks@hillvalley.edu"),
+                Some("717171"),
+                Some(1),
+                1,
+            ),
+            contact(3, Some("biff@hillvalley.edu"), Some("717171"), Some(1), 2),
+        ]
+    }
+
+    /// The request that merged them: george's email with biffsucks' phone.
+    pub(crate) fn george_with_biffsucks_phone(id: i64) -> crate::renormalize::Evidence {
+        crate::renormalize::Evidence {
+            id,
+            email: Email::from_stored("george@hillvalley.edu".to_owned()),
+            phone: PhoneNumber::from_stored("717171".to_owned()),
+        }
+    }
+
     fn strs<T>(values: &[T], f: impl Fn(&T) -> &str) -> Vec<&str> {
         values.iter().map(f).collect()
     }

@@ -247,7 +247,7 @@ fn distinct<'a, T: Ord + 'a>(
 pub(crate) mod tests {
     use super::*;
     use crate::contact::tests::us;
-    use crate::customer::tests::contact;
+    use crate::customer::tests::{contact, id};
 
     pub(crate) fn request(email: Option<&str>, phone: Option<&str>) -> Identifiers {
         let email = email.and_then(|e| Email::parse(e).expect("valid test email"));
@@ -257,10 +257,6 @@ pub(crate) mod tests {
 
     fn reconcile(request: &Identifiers, known: &[Contact]) -> Result<Plan, InconsistentGraph> {
         super::reconcile(request, known, &CustomerLimits::UNLIMITED)
-    }
-
-    fn id(n: i64) -> ContactId {
-        ContactId::new(n).expect("positive")
     }
 
     #[test]

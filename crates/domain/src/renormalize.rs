@@ -277,7 +277,9 @@ impl DisjointSets {
 mod tests {
     use super::*;
     use crate::contact::tests::us;
-    use crate::customer::tests::contact;
+    use crate::customer::tests::{
+        contact, george_merged_with_biffsucks, george_with_biffsucks_phone, id,
+    };
     use crate::identifiers::BlockList;
 
     fn policy() -> IdentifierPolicy {
@@ -285,10 +287,6 @@ mod tests {
             region: us(),
             blocked: BlockList::new(&[], &[], &[], Some(6), us()).expect("a list"),
         }
-    }
-
-    fn id(n: i64) -> ContactId {
-        ContactId::new(n).expect("positive")
     }
 
     #[test]
@@ -393,22 +391,8 @@ mod tests {
     /// evidence goes with it.
     #[test]
     fn an_erasure_keeps_what_a_stored_request_joined() {
-        let customer = [
-            contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0),
-            contact(
-                2,
-                Some("biffsucks@hillvalley.edu"),
-                Some("717171"),
-                Some(1),
-                1,
-            ),
-            contact(3, Some("biff@hillvalley.edu"), Some("717171"), Some(1), 2),
-        ];
-        let joined = [Evidence {
-            id: 7,
-            email: Email::from_stored("george@hillvalley.edu".to_owned()),
-            phone: PhoneNumber::from_stored("717171".to_owned()),
-        }];
+        let customer = george_merged_with_biffsucks();
+        let joined = [george_with_biffsucks_phone(7)];
         let biff = plan_erasure(&customer, &joined, |c| c.id == id(3));
         assert_eq!(biff.contacts_erased, 1);
         assert!(

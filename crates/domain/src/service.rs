@@ -198,18 +198,14 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::contact::{ContactId, Link};
-    use crate::customer::tests::contact;
+    use crate::contact::Link;
+    use crate::customer::tests::{contact, george_merged_with_biffsucks, id};
     use crate::reconcile::tests::request;
     use crate::reconcile::{LinkTo, NewContact, Plan, Relink};
     use crate::repository::MockContactRepository;
 
     fn service_on(repo: MockContactRepository) -> IdentityService {
         IdentityService::new(Arc::new(repo), CustomerLimits::UNLIMITED)
-    }
-
-    fn id(n: i64) -> ContactId {
-        ContactId::new(n).expect("positive")
     }
 
     /// A mock whose guarded unit of work sees `current`, records the plan it was asked to
@@ -376,17 +372,7 @@ mod tests {
             contact(2, Some("biffsucks@hillvalley.edu"), Some("717171"), None, 1),
             contact(3, Some("biff@hillvalley.edu"), Some("717171"), Some(2), 2),
         ];
-        let after = vec![
-            contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0),
-            contact(
-                2,
-                Some("biffsucks@hillvalley.edu"),
-                Some("717171"),
-                Some(1),
-                1,
-            ),
-            contact(3, Some("biff@hillvalley.edu"), Some("717171"), Some(1), 2),
-        ];
+        let after = george_merged_with_biffsucks();
         let repo = repository_writing(known, after, Arc::clone(&applied));
         let service = service_on(repo);
 

@@ -114,30 +114,12 @@ fn request(joined: &Evidence) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::customer::tests::contact;
-
-    fn id(n: i64) -> ContactId {
-        ContactId::new(n).expect("positive")
-    }
+    use crate::customer::tests::{george_merged_with_biffsucks, george_with_biffsucks_phone, id};
 
     fn george_and_biffsucks() -> (Vec<Contact>, Vec<Evidence>) {
         (
-            vec![
-                contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0),
-                contact(
-                    2,
-                    Some("biffsucks@hillvalley.edu"),
-                    Some("717171"),
-                    Some(1),
-                    1,
-                ),
-                contact(3, Some("biff@hillvalley.edu"), Some("717171"), Some(1), 2),
-            ],
-            vec![Evidence {
-                id: 1,
-                email: Email::from_stored("george@hillvalley.edu".to_owned()),
-                phone: PhoneNumber::from_stored("717171".to_owned()),
-            }],
+            george_merged_with_biffsucks(),
+            vec![george_with_biffsucks_phone(1)],
         )
     }
 

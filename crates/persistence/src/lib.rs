@@ -7,7 +7,8 @@
 //! crate reads, guards and writes. Diesel is used as designed: a generated schema
 //! (`schema.rs`), row structs (`models.rs`), the query builder for every statement it can
 //! say, and query types with fixed SQL for the rest (`queries.rs`), so that Diesel prepares
-//! each statement once per connection. What only one backend does lives in `postgres.rs`
+//! each statement once per connection (but the UPDATEs, which Diesel never caches; a request
+//! runs one only for a merge). What only one backend does lives in `postgres.rs`
 //! and `sqlite.rs`; how concurrent units of work are kept apart is explained in
 //! `docs/CONCURRENCY.md`.
 

@@ -72,7 +72,7 @@ pub(crate) struct HistoryRow {
 }
 
 /// One outbox event as claimed by a dispatcher.
-#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = outbox)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct OutboxRow {

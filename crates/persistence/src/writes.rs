@@ -184,7 +184,7 @@ pub(crate) fn write_plan(
         // the merge's own event: delivered in order per customer across the merge.
         let absorbed: Vec<i64> = current
             .iter()
-            .filter(|c| c.is_primary() && relink.contacts.contains(&c.id))
+            .filter(|c| c.is_primary() && relink.contacts.binary_search(&c.id).is_ok())
             .map(|c| c.id.get())
             .collect();
         if !absorbed.is_empty() {

@@ -372,41 +372,48 @@ fn the_rejects_file_is_readable_by_its_owner_only() {
 #[test]
 fn a_bad_line_is_rejected_alone_and_unknown_columns_are_named() {
     let db = TestStore::sqlite();
+    // Imports `file`; returns what it printed, what it warned, and its rejects file.
+    let import = |file: &Path, rejects_name: &str| {
+        let rejects = scratch(rejects_name);
+        let output = run_cli(
+            &db.url(),
+            &[
+                "import",
+                &file.to_string_lossy(),
+                "--rejects",
+                &rejects.to_string_lossy(),
+            ],
+        );
+        assert!(output.status.success(), "{output:?}");
+        let printed = stdout(&output);
+        assert!(
+            printed.contains("2 contacts created") && printed.contains("1 rejected"),
+            "{printed}"
+        );
+        (
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            std::fs::read_to_string(&rejects).expect("the rejects file"),
+        )
+    };
+
     // JSON Lines with a line that is not UTF-8 in the middle.
     let jsonl = scratch("bad-bytes.jsonl");
     let mut bytes = b"{\"email\":\"doc@hillvalley.edu\"}\n".to_vec();
     bytes.extend_from_slice(b"{\"email\":\"m\xe9rty@hillvalley.edu\"}\n");
     bytes.extend_from_slice(b"{\"email\":\"jennifer@hillvalley.edu\",\"loyaltyTier\":\"gold\"}\n");
     std::fs::write(&jsonl, bytes).expect("the file");
-    let rejects = scratch("bad-bytes-rejects.jsonl");
-    let output = run_cli(
-        &db.url(),
-        &[
-            "import",
-            &jsonl.to_string_lossy(),
-            "--rejects",
-            &rejects.to_string_lossy(),
-        ],
-    );
-    assert!(output.status.success(), "{output:?}");
-    let printed = stdout(&output);
-    assert!(
-        printed.contains("2 contacts created") && printed.contains("1 rejected"),
-        "{printed}"
-    );
-    let rejected = std::fs::read_to_string(&rejects).expect("the rejects file");
+    let (warned, rejected) = import(&jsonl, "bad-bytes-rejects.jsonl");
     assert!(
         rejected.contains("\"line\":2") && rejected.contains("not UTF-8"),
         "{rejected}"
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("unknown fields ignored: loyaltyTier"),
-        "{stderr}"
+        warned.contains("unknown fields ignored: loyaltyTier"),
+        "{warned}"
     );
     assert!(
-        !stderr.contains("gold"),
-        "values are never printed: {stderr}"
+        !warned.contains("gold"),
+        "values are never printed: {warned}"
     );
 
     // CSV with an unbalanced quote: only its own line is rejected.
@@ -419,31 +426,12 @@ fn a_bad_line_is_rejected_alone_and_unknown_columns_are_named() {
          george@hillvalley.edu,5550102,east\n",
     )
     .expect("the file");
-    let rejects = scratch("bad-quote-rejects.jsonl");
-    let output = run_cli(
-        &db.url(),
-        &[
-            "import",
-            &csv.to_string_lossy(),
-            "--rejects",
-            &rejects.to_string_lossy(),
-        ],
-    );
-    assert!(output.status.success(), "{output:?}");
-    let printed = stdout(&output);
-    assert!(
-        printed.contains("2 contacts created") && printed.contains("1 rejected"),
-        "{printed}"
-    );
-    let rejected = std::fs::read_to_string(&rejects).expect("the rejects file");
+    let (warned, rejected) = import(&csv, "bad-quote-rejects.jsonl");
     assert!(
         rejected.contains("\"line\":2") && rejected.contains("quote"),
         "{rejected}"
     );
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("unknown fields ignored: store"),
-        "{output:?}"
-    );
+    assert!(warned.contains("unknown fields ignored: store"), "{warned}");
 }
 
 #[test]
