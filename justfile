@@ -8,7 +8,7 @@ run:
 test:
     cargo test
 
-# The benchmark (release build, PostgreSQL at 127.0.0.1:5432): writes the table of docs/BENCHMARKS.md.
+# The benchmark (release build, PostgreSQL at 127.0.0.1:5432): prints the tables of docs/BENCHMARKS.md, draws docs/benchmarks.svg.
 bench:
     scripts/bench.sh
     scripts/bench-sqlite.sh
@@ -37,9 +37,9 @@ db:
 db-stop:
     scripts/dev-db.sh stop
 
-# Regenerate crates/persistence/src/schema.rs from migrations/postgres with the diesel CLI
-# (`cargo install diesel_cli --no-default-features --features postgres`), on a scratch
-# database next to $DATABASE_URL's (default: the local server).
+# The diesel CLI (`cargo install diesel_cli --no-default-features --features postgres`) and
+# a scratch database next to $DATABASE_URL's (default: the local server) are needed.
+# Regenerate crates/persistence/src/schema.rs from migrations/postgres.
 schema:
     #!/usr/bin/env bash
     set -euo pipefail
