@@ -92,6 +92,7 @@ pub struct Gate {
 /// An active key as the gate compares it.
 struct Known {
     id: i64,
+    name: Arc<str>,
     hash: [u8; 32],
     scopes: identity_domain::Scopes,
 }
@@ -195,6 +196,7 @@ impl Gate {
                 let mut hash = [0_u8; 32];
                 decode_hex(&key.hash, &mut hash).then_some(Known {
                     id: key.id,
+                    name: key.name.into(),
                     hash,
                     scopes: key.scopes,
                 })
@@ -245,21 +247,22 @@ impl Gate {
             })
     }
 
-    /// Lets the request through, or says why not. A valid key is always let through; a
-    /// client that keeps failing is answered 429 without its attempts being looked at.
+    /// Lets the request through, saying who made it, or says why not. A valid key is
+    /// always let through; a client that keeps failing is answered 429 without its attempts
+    /// being looked at.
     fn check(
         &self,
         client: Option<IpAddr>,
         authorization: Option<&str>,
         scope: Scope,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Caller, ApiError> {
         let Some(keys) = self.snapshot() else {
             return Err(ApiError::Unavailable(
                 "the API keys cannot be read yet: the database is unreachable".into(),
             ));
         };
         if keys.is_empty() && self.is_open() {
-            return Ok(());
+            return Ok(Caller::Loopback);
         }
         let presented = authorization
             .and_then(|value| {
@@ -287,7 +290,7 @@ impl Gate {
                 if !key.scopes.allows(scope) {
                     return Err(refuse(Refusal::Scope, ApiError::MissingScope(scope)));
                 }
-                return Ok(());
+                return Ok(Caller::Key(Arc::clone(&key.name)));
             }
         }
         if let Some(retry_after) = client.and_then(|ip| self.blocked_for(ip)) {
@@ -372,9 +375,31 @@ impl RequiredScope for AdminScope {
     const SCOPE: Scope = Scope::Admin;
 }
 
+/// Who a request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The holder of the key of this name.
+    Key(Arc<str>),
+    /// Anyone on this machine: the service runs without keys on loopback.
+    Loopback,
+}
+
+impl Caller {
+    /// How records name the caller as their author: the key's name, or `loopback`.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Key(name) => name,
+            Self::Loopback => "loopback",
+        }
+    }
+}
+
 /// Proof that the request carries a key with scope `S` (or that the service runs open on
-/// loopback without keys). Take it as a handler's first argument.
-pub struct Authorized<S>(PhantomData<S>);
+/// loopback without keys), and whose. Take it as a handler's first argument.
+pub struct Authorized<S> {
+    pub caller: Caller,
+    scope: PhantomData<S>,
+}
 
 impl<S: RequiredScope> FromRequest for Authorized<S> {
     type Error = ApiError;
@@ -393,7 +418,10 @@ impl<S: RequiredScope> FromRequest for Authorized<S> {
         let client = req.peer_addr().map(|addr| addr.ip());
         ready(
             gate.check(client, authorization, S::SCOPE)
-                .map(|()| Self(PhantomData)),
+                .map(|caller| Self {
+                    caller,
+                    scope: PhantomData,
+                }),
         )
     }
 }
@@ -431,6 +459,7 @@ mod tests {
     fn key(id: i64, secret: &str, scopes: &str) -> ActiveKey {
         ActiveKey {
             id,
+            name: format!("key{id}"),
             hash: hash_key(secret),
             scopes: Scopes::parse_list(scopes).expect("valid scopes"),
         }
@@ -441,9 +470,13 @@ mod tests {
     #[test]
     fn a_key_opens_exactly_its_scopes() {
         let gate = gate(vec![key(1, "idk_store", "identify,read")], false, 10);
-        assert!(gate
-            .check(CLIENT, Some("Bearer idk_store"), Scope::Identify)
-            .is_ok());
+        assert_eq!(
+            gate.check(CLIENT, Some("Bearer idk_store"), Scope::Identify)
+                .map(|caller| caller.name().to_owned())
+                .ok(),
+            Some("key1".to_owned()),
+            "the caller is named by its key"
+        );
         assert!(gate
             .check(CLIENT, Some("Bearer idk_store"), Scope::Read)
             .is_ok());

@@ -24,8 +24,8 @@ use crate::startup::StartupError;
 /// # Errors
 /// When the store cannot be opened or the rewrite fails (then nothing was written).
 pub fn normalize(settings: &Settings) -> Result<Rewrite, StartupError> {
-    let policy = settings.identifier_policy()?;
     let store = identity_persistence::open(&settings.store_settings()?)?;
+    let policy = policy_with_rules(settings, &store)?;
     store
         .maintenance
         .rewrite_all(
@@ -33,6 +33,22 @@ pub fn normalize(settings: &Settings) -> Result<Rewrite, StartupError> {
             "normalize",
         )
         .map_err(StartupError::Store)
+}
+
+/// The configured identifier policy, with the store's unlink rules blocked as well.
+fn policy_with_rules(
+    settings: &Settings,
+    store: &identity_persistence::Store,
+) -> Result<identity_domain::IdentifierPolicy, StartupError> {
+    let mut policy = settings.identifier_policy()?;
+    let rules = store
+        .repository
+        .find_unlink_rules()
+        .map_err(StartupError::Store)?;
+    policy.blocked = policy
+        .blocked
+        .with_unlinked(rules.into_iter().map(|rule| rule.identifier));
+    Ok(policy)
 }
 
 /// Runs an event dispatcher in the foreground, until the process is stopped.
@@ -174,7 +190,11 @@ struct Record {
 /// When the file or the store cannot be used; bad records are not errors.
 pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
-    let policy = settings.identifier_policy().map_err(StartupError::from)?;
+    let store = identity_persistence::open(&settings.store_settings().map_err(StartupError::from)?)
+        .map_err(StartupError::from)?;
+    // Values that unlink rules name are placeholders to the import too. A rule made while
+    // it runs stops it before the batch that holds the value is written.
+    let policy = policy_with_rules(settings, &store)?;
     let limits = settings.customer_limits();
     let name = options.input.display().to_string();
     let format = options
@@ -304,8 +324,6 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
 
     // Oldest first: the primary of each customer is its oldest contact from the start.
     records.sort_by_key(|r| (r.created_at.is_none(), r.created_at));
-    let store = identity_persistence::open(&settings.store_settings().map_err(StartupError::from)?)
-        .map_err(StartupError::from)?;
     let mut summary = ImportSummary {
         records: records.len() + rejects.count,
         rejected: rejects.count,

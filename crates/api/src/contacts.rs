@@ -1,14 +1,19 @@
-//! `GET /contacts/{id}`: the customer of any contact, read-only; and
-//! `GET /contacts/{id}/why/{other}`: why two contacts are one customer.
+//! Reading customers back, for support and the console (read scope; nothing is written):
+//! `GET /contacts/{id}` (the customer of any contact), `POST /customers/search` (by email or
+//! phone), `GET /contacts/{id}/graph` (its contacts and evidence, for a picture) and
+//! `GET /contacts/{id}/why/{other}` (why two contacts are one customer).
 
 use actix_web::{web, HttpResponse};
-use identity_domain::{ContactId, IdentityService, Step};
+use identity_domain::{
+    Contact, ContactId, Evidence, Graph, IdentifierPolicy, IdentityService, Link, Step,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::{Authorized, ReadScope};
 use crate::error::ApiError;
-use crate::identify::IdentifyResponse;
+use crate::identify::{ContactView, IdentifyBody, IdentifyResponse};
+use crate::openapi::Problem;
 use crate::run_blocking;
 
 /// A contact id from a path: a positive whole number, else 400.
@@ -141,5 +146,149 @@ pub async fn why(
         .ok_or(ApiError::NotOneCustomer)?;
     Ok(HttpResponse::Ok().json(WhyView {
         chain: chain.into_iter().map(StepView::from).collect(),
+    }))
+}
+
+/// The customers a search found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchView {
+    /// Every customer that holds the email or the phone, by primary id: none, one, or two
+    /// (the email's and the phone's, when they are not one customer).
+    customers: Vec<ContactView>,
+}
+
+/// Finds the customers that hold an email or a phone number (normalized as `/identify`
+/// does), without writing anything. The values travel in the body, not the URL, so that
+/// they stay out of access logs.
+#[utoipa::path(
+    post,
+    path = "/customers/search",
+    tag = "identity",
+    request_body(content = crate::openapi::IdentifyRequest, content_type = "application/json"),
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "The customers found (perhaps none)", body = SearchView),
+        (status = 400, description = "Not a JSON object, an invalid email or phone, or neither given", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Every identifier given is a blocked placeholder", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn search(
+    _key: Authorized<ReadScope>,
+    service: web::Data<IdentityService>,
+    policy: web::Data<IdentifierPolicy>,
+    body: web::Json<IdentifyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let identifiers = body.into_inner().admit(&policy)?.identifiers;
+    let service = service.into_inner();
+    let customers = run_blocking(move || service.search(&identifiers)).await??;
+    Ok(HttpResponse::Ok().json(SearchView {
+        customers: customers.into_iter().map(ContactView::from).collect(),
+    }))
+}
+
+/// One contact as stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactNodeView {
+    id: i64,
+    email: Option<String>,
+    phone_number: Option<String>,
+    /// `primary` or `secondary`.
+    link_precedence: &'static str,
+    /// The primary a secondary links to; null for the primary.
+    linked_id: Option<i64>,
+    created_at: String,
+}
+
+impl From<Contact> for ContactNodeView {
+    fn from(contact: Contact) -> Self {
+        let (link_precedence, linked_id) = match contact.link {
+            Link::Primary => ("primary", None),
+            Link::Secondary(primary) => ("secondary", Some(primary.get())),
+        };
+        Self {
+            id: contact.id.get(),
+            email: contact.email.map(|e| e.as_str().to_owned()),
+            phone_number: contact.phone.map(|p| p.as_str().to_owned()),
+            link_precedence,
+            linked_id,
+            created_at: contact
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        }
+    }
+}
+
+/// A stored request that joined two customers without creating a contact: its email
+/// belonged to one, its phone to the other.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceView {
+    id: i64,
+    email: String,
+    phone_number: String,
+}
+
+impl From<Evidence> for EvidenceView {
+    fn from(evidence: Evidence) -> Self {
+        Self {
+            id: evidence.id,
+            email: evidence.email.as_str().to_owned(),
+            phone_number: evidence.phone.as_str().to_owned(),
+        }
+    }
+}
+
+/// A customer's graph: every contact, and the evidence that joined parts of it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphView {
+    primary_contact_id: i64,
+    /// Oldest first.
+    contacts: Vec<ContactNodeView>,
+    evidence: Vec<EvidenceView>,
+}
+
+/// The graph of the customer of any contact: its contacts with their values and links, and
+/// the stored requests that joined parts of it.
+#[utoipa::path(
+    get,
+    path = "/contacts/{id}/graph",
+    tag = "identity",
+    params(("id" = i64, Path, description = "Any contact id of the customer", minimum = 1)),
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "The customer's graph", body = GraphView),
+        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn graph(
+    _key: Authorized<ReadScope>,
+    service: web::Data<IdentityService>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = contact_id(&id)?;
+    let service = service.into_inner();
+    let Graph { contacts, evidence } = run_blocking(move || service.graph(id))
+        .await??
+        .ok_or(ApiError::ContactNotFound(id.get()))?;
+    let primary = contacts.first().map_or(id, Contact::primary_id).get();
+    Ok(HttpResponse::Ok().json(GraphView {
+        primary_contact_id: primary,
+        contacts: contacts.into_iter().map(ContactNodeView::from).collect(),
+        evidence: evidence.into_iter().map(EvidenceView::from).collect(),
     }))
 }

@@ -32,6 +32,8 @@ pub enum ApiError {
     NotOneCustomer,
     #[error("there is no customer whose primary contact has id {0}")]
     CustomerNotFound(i64),
+    #[error("there is no unlink rule with id {0}")]
+    RuleNotFound(i64),
     /// No API key, or one that is not (or no longer) valid.
     #[error("send a valid API key as Authorization: Bearer <key>")]
     Unauthorized,
@@ -67,6 +69,10 @@ impl From<IdentifyError> for ApiError {
             e @ IdentifyError::NotPrimary { .. } => Self::Conflict(format!(
                 "{e}; nothing was erased: erase that customer if it is the one meant"
             )),
+            IdentifyError::Invalid(e) => Self::InvalidRequest(e),
+            e @ IdentifyError::RuleExists { .. } => Self::Conflict(format!(
+                "{e}: delete that rule first to make another (GET /blocked-identifiers lists them)"
+            )),
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -91,6 +97,7 @@ impl ApiError {
             Self::NotFound
             | Self::ContactNotFound(_)
             | Self::CustomerNotFound(_)
+            | Self::RuleNotFound(_)
             | Self::NotOneCustomer => "not-found",
             Self::Unauthorized => "unauthorized",
             Self::MissingScope(_) | Self::Forbidden(_) => "forbidden",
@@ -116,6 +123,7 @@ impl ApiError {
             Self::NotFound
             | Self::ContactNotFound(_)
             | Self::CustomerNotFound(_)
+            | Self::RuleNotFound(_)
             | Self::NotOneCustomer => "Not found",
             Self::Unauthorized => "Unauthorized",
             Self::MissingScope(_) | Self::Forbidden(_) => "Forbidden",
@@ -151,6 +159,7 @@ impl ResponseError for ApiError {
             Self::NotFound
             | Self::ContactNotFound(_)
             | Self::CustomerNotFound(_)
+            | Self::RuleNotFound(_)
             | Self::NotOneCustomer => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MissingScope(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,

@@ -131,7 +131,8 @@ struct IgnoredView {
     field: &'static str,
     /// The normalized value.
     value: String,
-    /// Why: `blocked` (a placeholder that never identifies a customer).
+    /// Why: `blocked` (a placeholder that never identifies a customer, or a value an
+    /// operator unlinked).
     reason: &'static str,
 }
 
@@ -149,7 +150,7 @@ impl From<Ignored> for IgnoredView {
 /// first, then in the order they were first seen), and its other contacts.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ContactView {
+pub(crate) struct ContactView {
     primary_contact_id: i64,
     emails: Vec<String>,
     phone_numbers: Vec<String>,
@@ -189,7 +190,7 @@ impl From<Customer> for ContactView {
         (status = 400, description = "Not a JSON object, a field of the wrong type, an invalid email or phone, or neither given", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Every identifier given is a blocked placeholder", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Every identifier given is a blocked placeholder or an unlinked value", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No API key, or one that is not valid", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the identify scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts from this client", body = crate::openapi::Problem, content_type = "application/problem+json"),
@@ -205,12 +206,9 @@ pub async fn identify(
     body: web::Json<IdentifyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let cause = request_cause(&request);
-    let Admitted {
-        identifiers,
-        ignored,
-    } = body.into_inner().admit(&policy)?;
+    let admitted = body.into_inner().admit(&policy)?;
     let service = service.into_inner();
-    let identified = run_blocking(move || service.identify(&identifiers, &cause)).await??;
+    let identified = run_blocking(move || service.identify(admitted, &cause)).await??;
     if let Some(refusal) = identified.refused {
         // Ids and sizes only: identifiers are personal data and stay out of logs.
         tracing::warn!(
@@ -224,5 +222,8 @@ pub async fn identify(
     if identified.refused.is_some() {
         metrics::counter!("identity_merges_refused_total").increment(1);
     }
-    Ok(HttpResponse::Ok().json(IdentifyResponse::of(identified.customer, ignored)))
+    Ok(HttpResponse::Ok().json(IdentifyResponse::of(
+        identified.customer,
+        identified.ignored,
+    )))
 }

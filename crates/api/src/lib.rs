@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod settings;
 mod startup;
 pub mod telemetry;
+mod unlink;
 
 pub use error::ApiError;
 pub use health::ReadinessCheck;

@@ -15,7 +15,9 @@ pub struct Problem {
     /// `/problems/missing-identifier`, `/problems/invalid-identifier`,
     /// `/problems/blocked-identifier`, `/problems/unsupported-media-type`,
     /// `/problems/payload-too-large`, `/problems/invalid-path`, `/problems/not-found`,
-    /// `/problems/method-not-allowed`, `/problems/unavailable`, `/problems/internal`.
+    /// `/problems/method-not-allowed`, `/problems/unauthorized`, `/problems/forbidden`,
+    /// `/problems/too-many-attempts`, `/problems/conflict`, `/problems/unavailable`,
+    /// `/problems/internal`.
     #[serde(rename = "type")]
     pub kind: String,
     /// A short summary of the kind of error.
@@ -111,6 +113,12 @@ impl utoipa::Modify for RequestSchema {
         crate::identify::identify,
         crate::contacts::contact,
         crate::contacts::why,
+        crate::contacts::graph,
+        crate::contacts::search,
+        crate::unlink::create_rule,
+        crate::unlink::preview_rule,
+        crate::unlink::list_rules,
+        crate::unlink::delete_rule,
         crate::admin::history,
         crate::admin::erase_contact,
         crate::admin::erase_customer,
@@ -122,7 +130,7 @@ impl utoipa::Modify for RequestSchema {
     modifiers(&RequestSchema, &KeySecurity),
     tags(
         (name = "identity", description = "Identify customers and read them back"),
-        (name = "admin", description = "Erasure for privacy requests (admin scope)"),
+        (name = "admin", description = "Erasure for privacy requests, and unlink rules (admin scope)"),
         (name = "operations", description = "Probes and metrics")
     )
 )]

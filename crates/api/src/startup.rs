@@ -17,7 +17,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::admin::{erase_contact, erase_customer, history, ErasureAccess};
 use crate::auth::{hash_key, Gate, GateSettings};
-use crate::contacts::{contact, why};
+use crate::contacts::{contact, graph, search, why};
 use crate::dispatcher::Dispatcher;
 use crate::error::ApiError;
 use crate::health::{healthz, readyz, ReadinessCheck};
@@ -26,6 +26,7 @@ use crate::metrics::{metrics, PoolProbe};
 use crate::openapi::ApiDoc;
 use crate::settings::Settings;
 use crate::telemetry::observe_request;
+use crate::unlink::{create_rule, delete_rule, list_rules, preview_rule};
 
 #[derive(Debug, Error)]
 pub enum StartupError {
@@ -201,6 +202,32 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::S
                 web::resource("/contacts/{id}/why/{other}")
                     .route(web::get().to(why))
                     .default_service(web::to(|| method_not_allowed("GET"))),
+            )
+            .service(
+                web::resource("/contacts/{id}/graph")
+                    .route(web::get().to(graph))
+                    .default_service(web::to(|| method_not_allowed("GET"))),
+            )
+            .service(
+                web::resource("/customers/search")
+                    .route(web::post().to(search))
+                    .default_service(web::to(|| method_not_allowed("POST"))),
+            )
+            .service(
+                web::resource("/blocked-identifiers")
+                    .route(web::get().to(list_rules))
+                    .route(web::post().to(create_rule))
+                    .default_service(web::to(|| method_not_allowed("GET, POST"))),
+            )
+            .service(
+                web::resource("/blocked-identifiers/preview")
+                    .route(web::post().to(preview_rule))
+                    .default_service(web::to(|| method_not_allowed("POST"))),
+            )
+            .service(
+                web::resource("/blocked-identifiers/{id}")
+                    .route(web::delete().to(delete_rule))
+                    .default_service(web::to(|| method_not_allowed("DELETE"))),
             )
             .service(
                 web::resource("/contacts/{id}/history")

@@ -119,6 +119,8 @@ pub struct ApiKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveKey {
     pub id: i64,
+    /// Who holds it, as the operator named it (recorded as the author of what it changes).
+    pub name: String,
     pub hash: String,
     pub scopes: Scopes,
 }

@@ -37,6 +37,19 @@ pub struct Customer {
 }
 
 impl Customer {
+    /// Assembles every customer of `contacts` (all the contacts of each, in any order), by
+    /// primary id.
+    ///
+    /// # Errors
+    /// As [`Self::from_contacts`], for any of them.
+    pub fn all_in(mut contacts: Vec<Contact>) -> Result<Vec<Self>, InconsistentGraph> {
+        contacts.sort_by_key(Contact::primary_id);
+        contacts
+            .chunk_by(|a, b| a.primary_id() == b.primary_id())
+            .map(Self::from_contacts)
+            .collect()
+    }
+
     /// Assembles the customer from all of its contacts (in any order).
     ///
     /// # Errors

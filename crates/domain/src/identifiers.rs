@@ -1,12 +1,14 @@
 //! What a request may link by: normalized identifiers, minus placeholder values that would
 //! merge thousands of unrelated checkouts into one "customer" (`0000000000`,
-//! `test@test.com`, …). The lists are configuration; the matching lives here.
+//! `test@test.com`, …). The lists are configuration, joined by the unlink rules kept in the
+//! store ([`crate::unlink`]); the matching lives here.
 
 use std::collections::HashSet;
 
 use wildmatch::WildMatch;
 
 use crate::contact::{Email, Identifiers, InvalidRequest, PhoneNumber, Region};
+use crate::unlink::Identifier;
 
 /// Placeholder values that never link customers.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +67,18 @@ impl BlockList {
             phones,
             repeated_digit_min_digits,
         })
+    }
+
+    /// This list and the values that unlink rules name.
+    #[must_use]
+    pub fn with_unlinked(mut self, unlinked: impl IntoIterator<Item = Identifier>) -> Self {
+        for value in unlinked {
+            match value {
+                Identifier::Email(email) => self.emails.insert(email.as_str().to_owned()),
+                Identifier::Phone(phone) => self.phones.insert(phone.as_str().to_owned()),
+            };
+        }
+        self
     }
 
     pub fn blocks_email(&self, email: &Email) -> bool {
@@ -151,27 +165,76 @@ impl IdentifierPolicy {
         let email = email.filter(|e| {
             let blocked = self.blocked.blocks_email(e);
             if blocked {
-                ignored.push(Ignored {
-                    field: "email",
-                    value: e.as_str().to_owned(),
-                    reason: "blocked",
-                });
+                ignored.push(Ignored::blocked("email", e.as_str()));
             }
             !blocked
         });
         let phone = phone.filter(|p| {
             let blocked = self.blocked.blocks_phone(p);
             if blocked {
-                ignored.push(Ignored {
-                    field: "phoneNumber",
-                    value: p.as_str().to_owned(),
-                    reason: "blocked",
-                });
+                ignored.push(Ignored::blocked("phoneNumber", p.as_str()));
             }
             !blocked
         });
+        Admitted::assemble(email, phone, ignored)
+    }
+}
+
+impl Ignored {
+    fn blocked(field: &'static str, value: &str) -> Self {
+        Self {
+            field,
+            value: value.to_owned(),
+            reason: "blocked",
+        }
+    }
+}
+
+impl From<Identifiers> for Admitted {
+    /// A request with nothing set aside.
+    fn from(identifiers: Identifiers) -> Self {
+        Self {
+            identifiers,
+            ignored: Vec::new(),
+        }
+    }
+}
+
+impl Admitted {
+    /// Sets aside the values that unlink rules name ([`crate::unlink`]), as blocked
+    /// placeholders are.
+    ///
+    /// # Errors
+    /// [`InvalidRequest::OnlyBlocked`] when nothing is left.
+    pub fn set_aside(self, unlinked: &[Identifier]) -> Result<Self, InvalidRequest> {
+        let Self {
+            identifiers,
+            mut ignored,
+        } = self;
+        let email = identifiers.email().cloned().filter(|e| {
+            let named = unlinked.contains(&Identifier::Email(e.clone()));
+            if named {
+                ignored.push(Ignored::blocked("email", e.as_str()));
+            }
+            !named
+        });
+        let phone = identifiers.phone().cloned().filter(|p| {
+            let named = unlinked.contains(&Identifier::Phone(p.clone()));
+            if named {
+                ignored.push(Ignored::blocked("phoneNumber", p.as_str()));
+            }
+            !named
+        });
+        Self::assemble(email, phone, ignored)
+    }
+
+    fn assemble(
+        email: Option<Email>,
+        phone: Option<PhoneNumber>,
+        ignored: Vec<Ignored>,
+    ) -> Result<Self, InvalidRequest> {
         match Identifiers::new(email, phone) {
-            Ok(identifiers) => Ok(Admitted {
+            Ok(identifiers) => Ok(Self {
                 identifiers,
                 ignored,
             }),

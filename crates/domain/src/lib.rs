@@ -5,8 +5,8 @@
 //! [`ContactRepository`]; `identity-persistence` implements it and `identity-api` serves it
 //! over HTTP. Every rule of the product lives here: [`contact`] (what a valid, normalized
 //! email or phone is), [`identifiers`] (which values never link), [`reconcile`] (what to
-//! write, including the merge guard) and [`customer`] (what to answer); who may call what
-//! is in [`access`].
+//! write, including the merge guard) and [`customer`] (what to answer); which values an
+//! operator unlinked is in [`unlink`], who may call what in [`access`].
 
 pub mod access;
 pub mod contact;
@@ -16,6 +16,7 @@ pub mod reconcile;
 pub mod renormalize;
 pub mod repository;
 pub mod service;
+pub mod unlink;
 pub mod why;
 
 #[cfg(any(test, feature = "mocks"))]
@@ -33,10 +34,14 @@ pub use reconcile::{
 };
 pub use renormalize::{plan_erasure, renormalize, ContactChange, Evidence, Rewrite};
 pub use repository::{
-    BatchOutcome, ContactMaintenance, ContactRepository, CustomerRewriter, CustomerSize, Decide,
-    DecideEach, HistoryEntry, RepositoryError, Rewriter, StoreStats, Violation,
+    AppliedRule, BatchOutcome, ContactMaintenance, ContactRepository, CustomerRewriter,
+    CustomerSize, Decide, DecideEach, HistoryEntry, RepositoryError, Rewriter, StoreStats,
+    Violation,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::{MockContactMaintenance, MockContactRepository};
-pub use service::{Identified, IdentifyError, IdentityService};
+pub use service::{Graph, Identified, IdentifyError, IdentityService, Unlinked};
+pub use unlink::{
+    customers_after, plan_unlink, unlink_cause, Identifier, NewUnlinkRule, UnlinkRule,
+};
 pub use why::{why, Step};

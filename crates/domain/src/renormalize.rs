@@ -163,11 +163,8 @@ pub fn renormalize(contacts: &[Contact], policy: &IdentifierPolicy) -> Rewrite {
 }
 
 /// Erases the contacts of one customer that `erase` selects (their values blanked, their rows
-/// deleted) and re-clusters the rest from all remaining evidence: contacts that still share
-/// an email or a phone, directly or through others, or whose values a stored request joined
-/// (`evidence`), stay one customer; a customer that the erased contact alone held together
-/// falls apart into several. The oldest contact of each part is its primary. Evidence that
-/// holds a value no remaining contact holds is erased with it.
+/// deleted) and re-clusters the rest ([`recluster`]): a customer that the erased contact
+/// alone held together falls apart into several.
 ///
 /// `customer` is every live contact of one customer; `evidence`, what was stored for its
 /// identifiers.
@@ -176,23 +173,52 @@ pub fn plan_erasure(
     evidence: &[Evidence],
     erase: impl Fn(&Contact) -> bool,
 ) -> Rewrite {
+    recluster(customer, evidence, |contact| {
+        if erase(contact) {
+            (None, None)
+        } else {
+            (contact.email.clone(), contact.phone.clone())
+        }
+    })
+}
+
+/// Brings each of `contacts` (every live contact of some customers) to the values `keep`
+/// leaves it, and re-clusters them from all remaining evidence: contacts that still share
+/// an email or a phone, directly or through others, or whose values a stored request joined
+/// (`evidence`), stay one customer; the others fall apart. The oldest contact of each part
+/// is its primary. A contact left with no value is erased (its values blanked, its row
+/// deleted), and so is one left with exactly the values of an older one (`/identify` would
+/// never have stored it). Evidence that holds a value no remaining contact holds is erased
+/// too. Never merges customers that were apart.
+pub(crate) fn recluster(
+    contacts: &[Contact],
+    evidence: &[Evidence],
+    keep: impl Fn(&Contact) -> (Option<Email>, Option<PhoneNumber>),
+) -> Rewrite {
     let mut rewrite = Rewrite::default();
-    let kept: Vec<usize> = (0..customer.len())
-        .filter(|&i| !erase(&customer[i]))
-        .collect();
-    let mut sets = DisjointSets::new(customer.len());
+    let values: Vec<(Option<Email>, Option<PhoneNumber>)> = contacts.iter().map(&keep).collect();
+    let mut erased = vec![false; contacts.len()];
+    let mut by_age: Vec<usize> = (0..contacts.len()).collect();
+    by_age.sort_by_key(|&i| contacts[i].age_key());
+    let mut seen: HashSet<(Option<&str>, Option<&str>)> = HashSet::new();
+    for &i in &by_age {
+        let (email, phone) = &values[i];
+        let key = (
+            email.as_ref().map(Email::as_str),
+            phone.as_ref().map(PhoneNumber::as_str),
+        );
+        let nothing_left = email.is_none() && phone.is_none();
+        let duplicate = !nothing_left && !seen.insert(key);
+        erased[i] = nothing_left || duplicate;
+        rewrite.duplicates_removed += usize::from(duplicate);
+    }
+    let mut sets = DisjointSets::new(contacts.len());
     let mut first_with: HashMap<String, usize> = HashMap::new();
-    for &i in &kept {
-        let contact = &customer[i];
+    for i in (0..contacts.len()).filter(|&i| !erased[i]) {
+        let (email, phone) = &values[i];
         let keys = [
-            contact
-                .email
-                .as_ref()
-                .map(|e| format!("email:{}", e.as_str())),
-            contact
-                .phone
-                .as_ref()
-                .map(|p| format!("phone:{}", p.as_str())),
+            email.as_ref().map(|e| format!("email:{}", e.as_str())),
+            phone.as_ref().map(|p| format!("phone:{}", p.as_str())),
         ];
         for key in keys.into_iter().flatten() {
             let other = *first_with.entry(key).or_insert(i);
@@ -208,14 +234,11 @@ pub fn plan_erasure(
         }
     }
     let mut oldest: HashMap<usize, usize> = HashMap::new();
-    for &i in &kept {
-        let entry = oldest.entry(sets.find(i)).or_insert(i);
-        if customer[i].age_key() < customer[*entry].age_key() {
-            *entry = i;
-        }
+    for &i in by_age.iter().filter(|&&i| !erased[i]) {
+        oldest.entry(sets.find(i)).or_insert(i);
     }
-    for (i, contact) in customer.iter().enumerate() {
-        if erase(contact) {
+    for (i, contact) in contacts.iter().enumerate() {
+        if erased[i] {
             rewrite.contacts_erased += 1;
             rewrite.changes.push(ContactChange {
                 id: contact.id,
@@ -230,13 +253,14 @@ pub fn plan_erasure(
         let link = if o == i {
             Link::Primary
         } else {
-            Link::Secondary(customer[o].id)
+            Link::Secondary(contacts[o].id)
         };
-        if link != contact.link {
+        let (email, phone) = &values[i];
+        if link != contact.link || email != &contact.email || phone != &contact.phone {
             rewrite.changes.push(ContactChange {
                 id: contact.id,
-                email: contact.email.clone(),
-                phone: contact.phone.clone(),
+                email: email.clone(),
+                phone: phone.clone(),
                 link,
                 erased: false,
             });

@@ -8,6 +8,7 @@ use crate::contact::{Contact, ContactId, Identifiers};
 use crate::customer::InconsistentGraph;
 use crate::reconcile::Plan;
 use crate::renormalize::{Evidence, Rewrite};
+use crate::unlink::{Identifier, NewUnlinkRule, UnlinkRule};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -42,6 +43,10 @@ pub enum RepositoryError {
     /// `decide` refused the stored contacts. Nothing was written.
     #[error(transparent)]
     Inconsistent(#[from] InconsistentGraph),
+    /// An unlink rule names these values of the request: it was made after the request was
+    /// admitted. Nothing was written; set them aside and try again.
+    #[error("an unlink rule made meanwhile names a value of the request")]
+    Unlinked(Vec<Identifier>),
     /// Anything else: a bug, or a store that does not look as expected.
     #[error("unexpected storage failure")]
     Internal(#[source] BoxError),
@@ -84,6 +89,8 @@ pub trait ContactRepository: Send + Sync {
     /// # Errors
     /// [`RepositoryError::Contended`] when the retries ran out;
     /// [`RepositoryError::Inconsistent`] when `decide` refused the contacts;
+    /// [`RepositoryError::Unlinked`] when an unlink rule names one of `identifiers` (checked
+    /// under the guard, so a rule made by another replica is never missed);
     /// [`RepositoryError::Unavailable`] when the store cannot be reached;
     /// [`RepositoryError::Internal`] for anything else. In every case nothing was written.
     fn apply_atomically(
@@ -120,6 +127,42 @@ pub trait ContactRepository: Send + Sync {
         rewriter: &dyn CustomerRewriter,
         cause: &str,
     ) -> Result<Option<Rewrite>, RepositoryError>;
+
+    /// Every unlink rule, oldest first.
+    ///
+    /// # Errors
+    /// As [`Self::find_customers`].
+    fn find_unlink_rules(&self) -> Result<Vec<UnlinkRule>, RepositoryError>;
+
+    /// One unit of work: stores `rule` and, guarding every customer that holds its value
+    /// (and the value itself, as `apply_atomically` does), reads their contacts and the
+    /// evidence stored for their values, applies the changes `rewriter` returns (recording
+    /// history and change events with the cause [`crate::unlink_cause`] of the new rule),
+    /// commits. `None`, writing nothing, when a rule for the value exists already.
+    ///
+    /// # Errors
+    /// As [`Self::apply_atomically`].
+    fn create_unlink_rule(
+        &self,
+        rule: &NewUnlinkRule,
+        rewriter: &dyn CustomerRewriter,
+    ) -> Result<Option<AppliedRule>, RepositoryError>;
+
+    /// Deletes unlink rule `id`: its value links again from the next request. `None` when
+    /// there is no rule `id`.
+    ///
+    /// # Errors
+    /// As [`Self::find_customers`].
+    fn delete_unlink_rule(&self, id: i64) -> Result<Option<UnlinkRule>, RepositoryError>;
+}
+
+/// A rule as stored, and what applying it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedRule {
+    pub rule: UnlinkRule,
+    /// The contacts of the customers that held the value, before.
+    pub before: Vec<Contact>,
+    pub rewrite: Rewrite,
 }
 
 /// One event of a customer's history. Holds ids and link states, never personal data.
@@ -193,7 +236,8 @@ pub trait ContactMaintenance: Send + Sync {
     /// when it collides.
     ///
     /// # Errors
-    /// As [`ContactRepository::apply_atomically`].
+    /// As [`ContactRepository::apply_atomically`] (an unlink rule made since the batch was
+    /// admitted: [`RepositoryError::Unlinked`], naming every value of the batch it names).
     fn apply_batch(
         &self,
         requests: &[Identifiers],

@@ -5,15 +5,20 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::contact::{Contact, ContactId, Identifiers};
+use crate::contact::{Contact, ContactId, Identifiers, InvalidRequest};
 use crate::customer::{Customer, InconsistentGraph};
+use crate::identifiers::{Admitted, Ignored};
 use crate::reconcile::{reconcile, CustomerLimits, Refusal};
 use crate::renormalize::{plan_erasure, Evidence, Rewrite};
 use crate::repository::{ContactRepository, HistoryEntry, RepositoryError};
+use crate::unlink::{customers_after, plan_unlink, Identifier, NewUnlinkRule, UnlinkRule};
 
-/// Why `identify` failed. Bad input never gets this far: it cannot build [`Identifiers`].
+/// Why a use case failed.
 #[derive(Debug, Error)]
 pub enum IdentifyError {
+    /// Every value of the request is blocked or unlinked.
+    #[error(transparent)]
+    Invalid(#[from] InvalidRequest),
     #[error(transparent)]
     Repository(#[from] RepositoryError),
     #[error(transparent)]
@@ -25,6 +30,9 @@ pub enum IdentifyError {
         contact: ContactId,
         primary: ContactId,
     },
+    /// An unlink rule for this value exists already.
+    #[error("a rule already unlinks this {field}")]
+    RuleExists { field: &'static str },
 }
 
 /// The answer to one request.
@@ -34,6 +42,28 @@ pub struct Identified {
     pub customer: Customer,
     /// Set when the merge guard refused to grow a customer (nothing was written).
     pub refused: Option<Refusal>,
+    /// Values of the request that were set aside: blocked placeholders, unlinked values.
+    pub ignored: Vec<Ignored>,
+}
+
+/// A customer's graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Graph {
+    /// Every live contact, oldest (the primary) first.
+    pub contacts: Vec<Contact>,
+    /// The requests that joined parts of it without creating a contact.
+    pub evidence: Vec<Evidence>,
+}
+
+/// What making an unlink rule did (or would do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlinked {
+    /// The rule; `None` for a preview.
+    pub rule: Option<UnlinkRule>,
+    /// The customers the contacts that held the value form now, by primary id.
+    pub customers: Vec<Customer>,
+    /// The contacts erased: left with no value, or with an older contact's values.
+    pub erased: Vec<ContactId>,
 }
 
 /// Identifies customers.
@@ -48,27 +78,56 @@ impl IdentityService {
         Self { repository, limits }
     }
 
-    /// Finds (creating or merging as the rules say) the customer that `request` belongs to.
+    /// Finds (creating or merging as the rules say) the customer that the `admitted`
+    /// request belongs to. `cause` (`request:<request id>`) is recorded in the history of
+    /// whatever is written.
     ///
     /// A request that brings nothing new is answered from one lock-free read. Anything else
     /// goes through [`ContactRepository::apply_atomically`], which decides again on guarded
-    /// data, so a decision is never applied to contacts that changed meanwhile.
+    /// data, so a decision is never applied to contacts that changed meanwhile, and which
+    /// checks the unlink rules under its guard: values a rule names are set aside and the
+    /// request is run again without them. (A request that writes nothing never needs that
+    /// check: no contact holds an unlinked value, so such a request matched none.)
     ///
     /// # Errors
-    /// See [`IdentifyError`].
-    /// `cause` (`request:<request id>`) is recorded in the history of whatever is written.
-    pub fn identify(
+    /// See [`IdentifyError`]; [`IdentifyError::Invalid`] when every value is unlinked.
+    pub fn identify(&self, admitted: Admitted, cause: &str) -> Result<Identified, IdentifyError> {
+        let mut admitted = admitted;
+        loop {
+            match self.identify_admitted(&admitted.identifiers, cause) {
+                Err(IdentifyError::Repository(RepositoryError::Unlinked(values))) => {
+                    let before = admitted.ignored.len();
+                    admitted = admitted.set_aside(&values)?;
+                    if admitted.ignored.len() == before {
+                        // A store that names values the request does not hold: running
+                        // again would loop.
+                        return Err(RepositoryError::Internal(
+                            "the store named unlinked values the request does not hold".into(),
+                        )
+                        .into());
+                    }
+                }
+                Err(other) => return Err(other),
+                Ok((customer, refused)) => {
+                    return Ok(Identified {
+                        customer,
+                        refused,
+                        ignored: admitted.ignored,
+                    })
+                }
+            }
+        }
+    }
+
+    fn identify_admitted(
         &self,
         request: &Identifiers,
         cause: &str,
-    ) -> Result<Identified, IdentifyError> {
+    ) -> Result<(Customer, Option<Refusal>), IdentifyError> {
         let known = self.repository.find_customers(request)?;
         if let Ok(plan) = reconcile(request, &known, &self.limits) {
             if plan.is_empty() && !known.is_empty() {
-                return Ok(Identified {
-                    customer: Customer::for_request(&known, request)?,
-                    refused: plan.refused,
-                });
+                return Ok((Customer::for_request(&known, request)?, plan.refused));
             }
         }
         let refused = Cell::new(None);
@@ -81,10 +140,7 @@ impl IdentityService {
             },
             cause,
         )?;
-        Ok(Identified {
-            customer: Customer::for_request(&after, request)?,
-            refused: refused.get(),
-        })
+        Ok((Customer::for_request(&after, request)?, refused.get()))
     }
 }
 
@@ -192,6 +248,88 @@ impl IdentityService {
     }
 }
 
+impl IdentityService {
+    /// Every customer that holds the email or the phone of `identifiers`, by primary id;
+    /// writes nothing.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn search(&self, identifiers: &Identifiers) -> Result<Vec<Customer>, IdentifyError> {
+        Ok(Customer::all_in(
+            self.repository.find_customers(identifiers)?,
+        )?)
+    }
+
+    /// Every live contact of the customer of contact `id`, and the evidence stored for
+    /// their values: the customer's graph. `None` when there is no live contact `id`.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn graph(&self, id: ContactId) -> Result<Option<Graph>, IdentifyError> {
+        let mut contacts = self.repository.find_customer_of(id)?;
+        if contacts.is_empty() {
+            return Ok(None);
+        }
+        contacts.sort_by_key(Contact::age_key);
+        let evidence = self.repository.find_evidence(&contacts)?;
+        Ok(Some(Graph { contacts, evidence }))
+    }
+
+    /// What making an unlink rule for `value` would do now, without doing it.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn preview_unlink(&self, value: &Identifier) -> Result<Unlinked, IdentifyError> {
+        let contacts = self.repository.find_customers(&value.as_identifiers())?;
+        let evidence = self.repository.find_evidence(&contacts)?;
+        let rewrite = plan_unlink(&contacts, &evidence, value);
+        let (customers, erased) = customers_after(&contacts, &rewrite)?;
+        Ok(Unlinked {
+            rule: None,
+            customers,
+            erased,
+        })
+    }
+
+    /// Makes an unlink rule and applies it ([`crate::unlink`]).
+    ///
+    /// # Errors
+    /// [`IdentifyError::RuleExists`] when a rule for the value exists; otherwise see
+    /// [`IdentifyError`].
+    pub fn unlink(&self, rule: &NewUnlinkRule) -> Result<Unlinked, IdentifyError> {
+        let value = &rule.identifier;
+        let rewriter =
+            |contacts: &[Contact], evidence: &[Evidence]| plan_unlink(contacts, evidence, value);
+        let applied = self.repository.create_unlink_rule(rule, &rewriter)?.ok_or(
+            IdentifyError::RuleExists {
+                field: value.field(),
+            },
+        )?;
+        let (customers, erased) = customers_after(&applied.before, &applied.rewrite)?;
+        Ok(Unlinked {
+            rule: Some(applied.rule),
+            customers,
+            erased,
+        })
+    }
+
+    /// Every unlink rule, oldest first.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn unlink_rules(&self) -> Result<Vec<UnlinkRule>, IdentifyError> {
+        Ok(self.repository.find_unlink_rules()?)
+    }
+
+    /// Deletes unlink rule `id`; `None` when there is none.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn delete_unlink_rule(&self, id: i64) -> Result<Option<UnlinkRule>, IdentifyError> {
+        Ok(self.repository.delete_unlink_rule(id)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io;
@@ -203,6 +341,7 @@ mod tests {
     use crate::reconcile::tests::request;
     use crate::reconcile::{LinkTo, NewContact, Plan, Relink};
     use crate::repository::MockContactRepository;
+    use crate::unlink::Identifier;
 
     fn service_on(repo: MockContactRepository) -> IdentityService {
         IdentityService::new(Arc::new(repo), CustomerLimits::UNLIMITED)
@@ -286,7 +425,10 @@ mod tests {
         let service = service_on(repo);
 
         let customer = service
-            .identify(&request(Some("doc@hillvalley.edu"), Some("88")), "test")
+            .identify(
+                Admitted::from(request(Some("doc@hillvalley.edu"), Some("88"))),
+                "test",
+            )
             .expect("identified")
             .customer;
 
@@ -322,7 +464,10 @@ mod tests {
         let service = service_on(repo);
         let req = request(Some("mcfly@hillvalley.edu"), Some("123456"));
 
-        let customer = service.identify(&req, "test").expect("identified").customer;
+        let customer = service
+            .identify(Admitted::from(req.clone()), "test")
+            .expect("identified")
+            .customer;
 
         assert_eq!(customer.primary_id, id(1));
         assert_eq!(customer.secondary_ids, vec![id(2)]);
@@ -354,7 +499,7 @@ mod tests {
 
         let customer = service
             .identify(
-                &request(Some("mcfly@hillvalley.edu"), Some("123456")),
+                Admitted::from(request(Some("mcfly@hillvalley.edu"), Some("123456"))),
                 "test",
             )
             .expect("identified")
@@ -378,7 +523,7 @@ mod tests {
 
         let customer = service
             .identify(
-                &request(Some("george@hillvalley.edu"), Some("717171")),
+                Admitted::from(request(Some("george@hillvalley.edu"), Some("717171"))),
                 "test",
             )
             .expect("identified")
@@ -418,7 +563,7 @@ mod tests {
 
         let identified = service
             .identify(
-                &request(Some("biffsucks@hillvalley.edu"), Some("919191")),
+                Admitted::from(request(Some("biffsucks@hillvalley.edu"), Some("919191"))),
                 "test",
             )
             .expect("identified");
@@ -446,7 +591,10 @@ mod tests {
         let service = service_on(repo);
 
         let customer = service
-            .identify(&request(Some("doc@hillvalley.edu"), None), "test")
+            .identify(
+                Admitted::from(request(Some("doc@hillvalley.edu"), None)),
+                "test",
+            )
             .expect("identified")
             .customer;
 
@@ -476,6 +624,75 @@ mod tests {
         assert_eq!(service.customer_of(id(9)).expect("read"), None);
     }
 
+    /// A mock whose guarded unit refuses any request holding `unlinked` (a rule made after
+    /// the request was admitted) and creates a primary for anything else; it records every
+    /// request it was given.
+    fn repository_with_rule_on(
+        unlinked: &'static str,
+        seen: Arc<Mutex<Vec<Identifiers>>>,
+    ) -> MockContactRepository {
+        let mut repo = MockContactRepository::new();
+        repo.expect_find_customers().returning(|_| Ok(vec![]));
+        repo.expect_apply_atomically()
+            .returning(move |identifiers, decide, _| {
+                seen.lock().expect("not poisoned").push(identifiers.clone());
+                let named: Vec<Identifier> = Identifier::all_of(identifiers)
+                    .into_iter()
+                    .filter(|value| value.as_str() == unlinked)
+                    .collect();
+                if !named.is_empty() {
+                    return Err(RepositoryError::Unlinked(named));
+                }
+                let plan = decide.decide(&[])?;
+                let created = plan.insert.expect("a new primary");
+                Ok(vec![Contact {
+                    id: id(1),
+                    email: created.email,
+                    phone: created.phone,
+                    link: created.link,
+                    created_at: contact(1, None, None, None, 0).created_at,
+                }])
+            });
+        repo
+    }
+
+    #[test]
+    fn a_value_unlinked_meanwhile_is_set_aside_and_the_request_runs_again() {
+        let seen = Arc::default();
+        let service = service_on(repository_with_rule_on("555000", Arc::clone(&seen)));
+        let identified = service
+            .identify(
+                Admitted::from(request(Some("doc@hillvalley.edu"), Some("555000"))),
+                "test",
+            )
+            .expect("identified");
+        assert_eq!(
+            identified.ignored,
+            vec![Ignored {
+                field: "phoneNumber",
+                value: "555000".to_owned(),
+                reason: "blocked"
+            }]
+        );
+        assert!(identified.customer.phone_numbers.is_empty());
+        let seen = seen.lock().expect("not poisoned");
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[1], request(Some("doc@hillvalley.edu"), None));
+    }
+
+    #[test]
+    fn a_request_of_unlinked_values_only_is_refused() {
+        let service = service_on(repository_with_rule_on("555000", Arc::default()));
+        let outcome = service.identify(Admitted::from(request(None, Some("555000"))), "test");
+        assert!(
+            matches!(
+                outcome,
+                Err(IdentifyError::Invalid(InvalidRequest::OnlyBlocked(_)))
+            ),
+            "{outcome:?}"
+        );
+    }
+
     #[test]
     fn storage_failures_come_back_typed() {
         let mut repo = MockContactRepository::new();
@@ -485,7 +702,7 @@ mod tests {
             ))))
         });
         let service = service_on(repo);
-        let outcome = service.identify(&request(Some("a@x.io"), None), "test");
+        let outcome = service.identify(Admitted::from(request(Some("a@x.io"), None)), "test");
         assert!(matches!(
             outcome,
             Err(IdentifyError::Repository(RepositoryError::Unavailable(_)))
@@ -496,7 +713,7 @@ mod tests {
         repo.expect_apply_atomically()
             .returning(|_, _, _| Err(RepositoryError::Contended { attempts: 8 }));
         let service = service_on(repo);
-        let outcome = service.identify(&request(Some("a@x.io"), None), "test");
+        let outcome = service.identify(Admitted::from(request(Some("a@x.io"), None)), "test");
         assert!(matches!(
             outcome,
             Err(IdentifyError::Repository(RepositoryError::Contended {

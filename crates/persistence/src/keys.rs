@@ -124,6 +124,7 @@ impl KeyRepository for SqlContactRepository {
                     let hash = row.key_hash.clone();
                     row.into_key().map(|key| ActiveKey {
                         id: key.id,
+                        name: key.name,
                         hash,
                         scopes: key.scopes,
                     })

@@ -29,6 +29,7 @@ mod schema;
 mod sql_types;
 mod sqlite;
 mod store;
+mod unlink;
 mod url;
 mod writes;
 

@@ -1,11 +1,13 @@
 //! Operations on the whole store, for operators (`identity-api normalize`, `import`,
 //! `check`, `stats`): never on a request's path.
 
+use std::collections::HashSet;
+
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use identity_domain::{
-    BatchOutcome, ContactId, ContactMaintenance, CustomerSize, DecideEach, Identifiers,
+    BatchOutcome, ContactId, ContactMaintenance, CustomerSize, DecideEach, Identifier, Identifiers,
     RepositoryError, Rewrite, Rewriter, StoreStats, Violation,
 };
 
@@ -16,6 +18,7 @@ use crate::queries::LargestCustomers;
 use crate::repository::{record_committed, SqlContactRepository};
 use crate::retry::UnitError;
 use crate::schema::contact;
+use crate::unlink::read_rules;
 use crate::writes::{
     apply_rewrite, lock_all, read_all, read_customers, write_plan, write_transaction,
 };
@@ -51,6 +54,18 @@ impl ContactMaintenance for SqlContactRepository {
                 // row locks of earlier records (the opposite of /identify's order), and the
                 // two could deadlock. Readers go on; writers wait for the batch's commit.
                 lock_all(db)?;
+                // The batch was admitted with the rules of its start: one made since then
+                // is committed by now (it waits for the lock too, or went before it).
+                let rules: HashSet<Identifier> =
+                    read_rules(db)?.into_iter().map(|r| r.identifier).collect();
+                let unlinked: Vec<Identifier> = requests
+                    .iter()
+                    .flat_map(Identifier::all_of)
+                    .filter(|value| rules.contains(value))
+                    .collect();
+                if !unlinked.is_empty() {
+                    return Err(UnitError::Final(RepositoryError::Unlinked(unlinked)));
+                }
                 let mut outcome = BatchOutcome::default();
                 let mut plans = Vec::with_capacity(requests.len());
                 for (index, identifiers) in requests.iter().enumerate() {

@@ -6,14 +6,15 @@
 //! concurrent one (`retry.rs`).
 
 use identity_domain::{
-    Contact, ContactId, ContactRepository, CustomerRewriter, Decide, Evidence, HistoryEntry,
-    Identifiers, Link, Plan, RepositoryError, Rewrite,
+    AppliedRule, Contact, ContactId, ContactRepository, CustomerRewriter, Decide, Evidence,
+    HistoryEntry, Identifiers, Link, NewUnlinkRule, Plan, RepositoryError, Rewrite, UnlinkRule,
 };
 
 use crate::history;
 use crate::models::into_contacts;
 use crate::pool::Pool;
 use crate::retry::{RetryPolicy, UnitError};
+use crate::unlink::{create_rule, delete_rule, read_rules, unlinked_among};
 use crate::writes::{
     apply_rewrite, guarded_read, guarded_read_customer_of, read_customer_of, read_customers,
     read_evidence, write_plan, write_transaction,
@@ -118,6 +119,12 @@ impl ContactRepository for SqlContactRepository {
         let (contacts, plan) = self.retry.run(&self.pool, |db| {
             write_transaction(db, |db| {
                 let current = guarded_read(db, identifiers)?;
+                // Under the guard: a rule made on another replica after this request was
+                // admitted is committed by now (making one takes the same guard).
+                let unlinked = unlinked_among(db, identifiers)?;
+                if !unlinked.is_empty() {
+                    return Err(UnitError::Final(RepositoryError::Unlinked(unlinked)));
+                }
                 let plan = decide.decide(&current).map_err(UnitError::Inconsistent)?;
                 if plan.is_empty() {
                     return Ok((current, plan));
@@ -128,6 +135,24 @@ impl ContactRepository for SqlContactRepository {
         })?;
         record_committed(&plan);
         Ok(contacts)
+    }
+
+    fn find_unlink_rules(&self) -> Result<Vec<UnlinkRule>, RepositoryError> {
+        self.retry.once(&self.pool, read_rules)
+    }
+
+    fn create_unlink_rule(
+        &self,
+        rule: &NewUnlinkRule,
+        rewriter: &dyn CustomerRewriter,
+    ) -> Result<Option<AppliedRule>, RepositoryError> {
+        self.retry.run(&self.pool, |db| {
+            write_transaction(db, |db| create_rule(db, rule, rewriter))
+        })
+    }
+
+    fn delete_unlink_rule(&self, id: i64) -> Result<Option<UnlinkRule>, RepositoryError> {
+        self.retry.once(&self.pool, |db| delete_rule(db, id))
     }
 }
 

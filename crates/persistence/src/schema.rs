@@ -78,10 +78,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::{Int4, Int8, Nullable, Text};
+    use crate::sql_types::Timestamptz;
+
+    unlink_rule (id) {
+        id -> Int8,
+        kind -> Text,
+        value -> Text,
+        reason -> Text,
+        created_by -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     api_key,
     contact,
     contact_event,
     link_evidence,
     outbox,
+    unlink_rule,
 );

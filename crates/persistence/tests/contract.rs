@@ -118,7 +118,10 @@ mod cases {
         let store = open_store(&db);
         let service = service(&store);
         let customer = service
-            .identify(&request(Some("doc@hillvalley.edu"), Some("88")), "test")
+            .identify(
+                request(Some("doc@hillvalley.edu"), Some("88")).into(),
+                "test",
+            )
             .expect("identified")
             .customer;
         assert!(customer.secondary_ids.is_empty());
@@ -138,14 +141,14 @@ mod cases {
         let service = service(&store);
         let first = service
             .identify(
-                &request(Some("lorraine@hillvalley.edu"), Some("123456")),
+                request(Some("lorraine@hillvalley.edu"), Some("123456")).into(),
                 "test",
             )
             .expect("identified")
             .customer;
         let second = service
             .identify(
-                &request(Some("mcfly@hillvalley.edu"), Some("123456")),
+                request(Some("mcfly@hillvalley.edu"), Some("123456")).into(),
                 "test",
             )
             .expect("identified")
@@ -171,10 +174,10 @@ mod cases {
         let store = open_store(&db);
         let service = service(&store);
         service
-            .identify(&request(Some("a@x.io"), Some("1")), "test")
+            .identify(request(Some("a@x.io"), Some("1")).into(), "test")
             .expect("identified");
         service
-            .identify(&request(Some("b@x.io"), Some("1")), "test")
+            .identify(request(Some("b@x.io"), Some("1")).into(), "test")
             .expect("identified");
         let before = count(&db);
         let stamp = "SELECT count(DISTINCT updated_at) AS n FROM contact";
@@ -185,7 +188,9 @@ mod cases {
             request(Some("b@x.io"), Some("1")),
             request(Some("a@x.io"), Some("1")),
         ] {
-            service.identify(&req, "test").expect("identified");
+            service
+                .identify(req.clone().into(), "test")
+                .expect("identified");
         }
         assert_eq!(count(&db), before);
         assert_eq!(db.connect().number(stamp), stamps, "no row was touched");
@@ -195,23 +200,23 @@ mod cases {
         let store = open_store(&db);
         let service = service(&store);
         let older = service
-            .identify(&request(Some("doc@x.io"), Some("1")), "test")
+            .identify(request(Some("doc@x.io"), Some("1")).into(), "test")
             .expect("identified")
             .customer;
         let newer = service
-            .identify(&request(Some("marty@x.io"), Some("2")), "test")
+            .identify(request(Some("marty@x.io"), Some("2")).into(), "test")
             .expect("identified")
             .customer;
         service
-            .identify(&request(Some("marty@x.io"), Some("3")), "test")
+            .identify(request(Some("marty@x.io"), Some("3")).into(), "test")
             .expect("identified");
         service
-            .identify(&request(Some("jennifer@x.io"), Some("2")), "test")
+            .identify(request(Some("jennifer@x.io"), Some("2")).into(), "test")
             .expect("identified");
         let before = count(&db);
 
         let merged = service
-            .identify(&request(Some("doc@x.io"), Some("3")), "test")
+            .identify(request(Some("doc@x.io"), Some("3")).into(), "test")
             .expect("identified")
             .customer;
 
@@ -366,7 +371,9 @@ mod cases {
                             phone: (rng.u8(..4) > 0).then(|| format!("{}", rng.usize(..12))),
                         };
                         let req = request(pair.email.as_deref(), pair.phone.as_deref());
-                        service.identify(&req, "test").expect("no request fails");
+                        service
+                            .identify(req.clone().into(), "test")
+                            .expect("no request fails");
                         sent.push(pair);
                     }
                     sent
@@ -396,7 +403,7 @@ mod cases {
                 thread::spawn(move || {
                     barrier.wait();
                     service
-                        .identify(&request(Some("twin@x.io"), Some("42")), "test")
+                        .identify(request(Some("twin@x.io"), Some("42")).into(), "test")
                         .map(|c| c.customer.primary_id)
                 })
             })
@@ -433,7 +440,7 @@ mod more_cases {
         ] {
             let admitted = policy.admit(email, phone).expect("admitted");
             let identified = service
-                .identify(&admitted.identifiers, "test")
+                .identify(admitted.identifiers.into(), "test")
                 .expect("identified");
             primaries.insert(identified.customer.primary_id);
         }
@@ -502,7 +509,7 @@ mod more_cases {
         );
         // The request path now finds the merged customer from any old spelling.
         let identified = service(&store)
-            .identify(&request(Some("MARTY@hillvalley.edu"), None), "test")
+            .identify(request(Some("MARTY@hillvalley.edu"), None).into(), "test")
             .expect("identified");
         assert_eq!(identified.customer.primary_id.get(), 1);
         // A second run finds nothing left to do.
@@ -555,7 +562,7 @@ mod batch_cases {
         let mut conn = db.connect();
         assert!(check_invariants(&mut conn).is_empty());
         let customer = service(&store)
-            .identify(&request(Some("doc@x.io"), None), "test")
+            .identify(request(Some("doc@x.io"), None).into(), "test")
             .expect("identified")
             .customer;
         assert_eq!(
@@ -600,7 +607,7 @@ mod history_cases {
         let service = service(&store);
         let george = service
             .identify(
-                &request(Some("george@hillvalley.edu"), Some("919191")),
+                request(Some("george@hillvalley.edu"), Some("919191")).into(),
                 "req-1",
             )
             .expect("identified")
@@ -608,7 +615,7 @@ mod history_cases {
             .primary_id;
         let biff = service
             .identify(
-                &request(Some("biffsucks@hillvalley.edu"), Some("717171")),
+                request(Some("biffsucks@hillvalley.edu"), Some("717171")).into(),
                 "req-2",
             )
             .expect("identified")
@@ -616,7 +623,7 @@ mod history_cases {
             .primary_id;
         service
             .identify(
-                &request(Some("george@hillvalley.edu"), Some("717171")),
+                request(Some("george@hillvalley.edu"), Some("717171")).into(),
                 "req-3",
             )
             .expect("identified");
@@ -670,7 +677,7 @@ mod history_cases {
         let service = service(&store);
         let say = |email: &str, phone: &str| {
             service
-                .identify(&request(Some(email), Some(phone)), "test")
+                .identify(request(Some(email), Some(phone)).into(), "test")
                 .expect("identified")
                 .customer
         };
@@ -689,11 +696,14 @@ mod history_cases {
         assert_eq!(rewrite.contacts_erased, 1);
 
         let doc = service
-            .identify(&request(Some("doc@hillvalley.edu"), None), "test")
+            .identify(request(Some("doc@hillvalley.edu"), None).into(), "test")
             .expect("identified")
             .customer;
         let jennifer = service
-            .identify(&request(Some("jennifer@hillvalley.edu"), None), "test")
+            .identify(
+                request(Some("jennifer@hillvalley.edu"), None).into(),
+                "test",
+            )
             .expect("identified")
             .customer;
         assert_ne!(doc.primary_id, jennifer.primary_id, "split in two");

@@ -14,3 +14,4 @@ mod identify;
 mod import_live;
 mod import_statistics;
 mod operations;
+mod unlink;
