@@ -33,8 +33,8 @@ pub struct HistoryEventView {
     /// The customer (its primary's id) the event belonged to when it happened.
     customer_id: i64,
     /// What caused it: `request:<request id>` (a request to `/identify`),
-    /// `erasure:<request id>`, `import` or `normalize`. A caller's `X-Request-Id` only ever
-    /// appears after one of these prefixes.
+    /// `erasure:<request id>`, `import`, `normalize` or `unlink:<rule id>`. A caller's
+    /// `X-Request-Id` only ever appears after one of these prefixes.
     cause: String,
     /// The contact's link before the event (absent for a creation).
     before: Option<LinkStateView>,

@@ -5,6 +5,7 @@
 mod admin;
 pub mod auth;
 pub mod commands;
+mod console;
 mod contacts;
 pub mod dispatcher;
 mod error;

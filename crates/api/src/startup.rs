@@ -229,6 +229,7 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::S
                     .route(web::delete().to(delete_rule))
                     .default_service(web::to(|| method_not_allowed("DELETE"))),
             )
+            .configure(crate::console::routes)
             .service(
                 web::resource("/contacts/{id}/history")
                     .route(web::get().to(history))

@@ -175,7 +175,8 @@ pub struct HistoryEntry {
     /// `contact.created`, `contact.linked`, `primary.demoted`, `primary.promoted`,
     /// `contact.erased`.
     pub kind: String,
-    /// What caused it: `request:<request id>`, `import`, `normalize`, `erasure:<request id>`.
+    /// What caused it: `request:<request id>`, `import`, `normalize`, `erasure:<request id>`,
+    /// `unlink:<rule id>`.
     pub cause: String,
     /// The contact's link before and after, as JSON (`{"linkPrecedence":…,"linkedId":…}`).
     pub before: Option<String>,

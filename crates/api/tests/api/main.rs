@@ -5,6 +5,7 @@ mod access;
 mod bad_input;
 mod cli;
 mod concurrency;
+mod console;
 mod contract;
 mod deployment;
 mod embedded;
