@@ -22,8 +22,8 @@ use crate::run_blocking;
 /// Longest reason accepted, in characters.
 const MAX_REASON_LEN: usize = 500;
 
-/// The body of a rule: one value (`email` or `phoneNumber`, any spelling `/identify`
-/// accepts) and, to make one, a `reason`.
+/// The body of both routes: one value (`email` or `phoneNumber`, any spelling `/identify`
+/// accepts) and, to make a rule, a `reason` (a preview ignores it, as unknown fields).
 #[derive(Debug, Deserialize)]
 #[serde(from = "Map<String, Value>")]
 pub struct RuleBody {
@@ -40,18 +40,32 @@ impl From<Map<String, Value>> for RuleBody {
     }
 }
 
-/// The request schema of both routes (written for the OpenAPI document).
+/// The body of `POST /blocked-identifiers` (for the OpenAPI document; read as [`RuleBody`]).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 #[schema(example = json!({"phoneNumber": "555-0000", "reason": "the Hill Valley store's own number, typed at checkout"}))]
 pub struct RuleRequest {
     /// The email to unlink; give this or `phoneNumber`.
     email: Option<String>,
-    /// The phone number to unlink; give this or `email`.
+    /// The phone number to unlink (a string or a whole number); give this or `email`.
     #[schema(rename = "phoneNumber")]
     phone_number: Option<String>,
-    /// Why (required to make a rule; at most 500 characters).
-    reason: Option<String>,
+    /// Why this value identifies no one, for whoever reads the rule later.
+    // max_length is MAX_REASON_LEN (the attribute takes only a literal).
+    #[schema(min_length = 1, max_length = 500)]
+    reason: String,
+}
+
+/// The body of `POST /blocked-identifiers/preview` (for the OpenAPI document).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+#[schema(example = json!({"phoneNumber": "555-0000"}))]
+pub struct PreviewRequest {
+    /// The email; give this or `phoneNumber`.
+    email: Option<String>,
+    /// The phone number; give this or `email`.
+    #[schema(rename = "phoneNumber")]
+    phone_number: Option<String>,
 }
 
 impl RuleBody {
@@ -221,7 +235,7 @@ pub async fn create_rule(
     post,
     path = "/blocked-identifiers/preview",
     tag = "admin",
-    request_body(content = RuleRequest, content_type = "application/json"),
+    request_body(content = PreviewRequest, content_type = "application/json"),
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The customers that would result", body = UnlinkedView),
