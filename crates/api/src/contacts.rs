@@ -16,13 +16,19 @@ use crate::identify::{ContactView, IdentifyBody, IdentifyResponse};
 use crate::openapi::Problem;
 use crate::run_blocking;
 
-/// A contact id from a path: a positive whole number, else 400.
-pub(crate) fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
+/// An id from a path: a positive whole number, else 400.
+pub(crate) fn path_id(raw: &str) -> Result<i64, ApiError> {
     raw.trim()
         .parse::<i64>()
         .ok()
-        .and_then(ContactId::new)
+        .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::InvalidPath("the id must be a positive whole number".to_owned()))
+}
+
+/// A contact id from a path: a positive whole number, else 400.
+pub(crate) fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
+    let id = path_id(raw)?;
+    ContactId::new(id).ok_or(ApiError::ContactNotFound(id))
 }
 
 /// The consolidated customer that contact `id` (primary or secondary) belongs to, in the

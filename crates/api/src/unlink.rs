@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::auth::{AdminScope, Authorized};
+use crate::contacts::path_id;
 use crate::error::ApiError;
 use crate::identify::{ContactView, IdentifyBody};
 use crate::openapi::Problem;
@@ -312,14 +313,7 @@ pub async fn delete_rule(
     service: web::Data<IdentityService>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| {
-            ApiError::InvalidPath("the id must be a positive whole number".to_owned())
-        })?;
+    let id = path_id(&id)?;
     let service = service.into_inner();
     let deleted = run_blocking(move || service.delete_unlink_rule(id))
         .await??
