@@ -26,7 +26,8 @@ pub struct ErasureAccess {
 pub struct HistoryEventView {
     id: i64,
     /// `contact.created`, `contact.linked`, `primary.demoted`, `primary.promoted`,
-    /// `contact.normalized`, `contact.erased`.
+    /// `contact.normalized`, `contact.unlinked` (an unlink rule took a value off),
+    /// `contact.erased`.
     #[serde(rename = "type")]
     kind: String,
     contact_id: i64,

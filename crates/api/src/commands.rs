@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use identity_domain::{
-    reconcile_record, renormalize, Contact, Identifiers, Rewrite, StoreStats, Violation,
+    reconcile_record, renormalize, Contact, Identifier, Identifiers, Rewrite, StoreStats, Violation,
 };
 use serde_json::{Map, Value};
 
@@ -24,12 +24,14 @@ use crate::startup::StartupError;
 /// # Errors
 /// When the store cannot be opened or the rewrite fails (then nothing was written).
 pub fn normalize(settings: &Settings) -> Result<Rewrite, StartupError> {
+    let policy = settings.identifier_policy()?;
     let store = identity_persistence::open(&settings.store_settings()?)?;
-    let policy = policy_with_rules(settings, &store)?;
     store
         .maintenance
         .rewrite_all(
-            &|contacts: &[Contact]| renormalize(contacts, &policy),
+            &|contacts: &[Contact], unlinked: &[Identifier]| {
+                renormalize(contacts, &policy.with_unlinked(unlinked))
+            },
             "normalize",
         )
         .map_err(StartupError::Store)
@@ -40,15 +42,14 @@ fn policy_with_rules(
     settings: &Settings,
     store: &identity_persistence::Store,
 ) -> Result<identity_domain::IdentifierPolicy, StartupError> {
-    let mut policy = settings.identifier_policy()?;
-    let rules = store
+    let unlinked: Vec<Identifier> = store
         .repository
         .find_unlink_rules()
-        .map_err(StartupError::Store)?;
-    policy.blocked = policy
-        .blocked
-        .with_unlinked(rules.into_iter().map(|rule| rule.identifier));
-    Ok(policy)
+        .map_err(StartupError::Store)?
+        .into_iter()
+        .map(|rule| rule.identifier)
+        .collect();
+    Ok(settings.identifier_policy()?.with_unlinked(&unlinked))
 }
 
 /// Runs an event dispatcher in the foreground, until the process is stopped.

@@ -5,6 +5,8 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
+use crate::error::ApiError;
+
 const PAGE: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/console.js");
 const STYLE: &str = include_str!("console/console.css");
@@ -26,18 +28,24 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-/// Mounts the console's routes.
+/// Mounts the console's routes (GET only; anything else is a 405, as on every route).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/console")
-            .route(web::get().to(|| async { asset("text/html; charset=utf-8", PAGE) })),
-    )
-    .service(
-        web::resource("/console/console.js")
-            .route(web::get().to(|| async { asset("text/javascript; charset=utf-8", SCRIPT) })),
-    )
-    .service(
-        web::resource("/console/console.css")
-            .route(web::get().to(|| async { asset("text/css; charset=utf-8", STYLE) })),
-    );
+    let assets: [(&str, &str, &'static str); 3] = [
+        ("/console", "text/html; charset=utf-8", PAGE),
+        (
+            "/console/console.js",
+            "text/javascript; charset=utf-8",
+            SCRIPT,
+        ),
+        ("/console/console.css", "text/css; charset=utf-8", STYLE),
+    ];
+    for (path, content_type, body) in assets {
+        cfg.service(
+            web::resource(path)
+                .route(web::get().to(move || async move { asset(content_type, body) }))
+                .default_service(web::to(|| async {
+                    Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "GET" })
+                })),
+        );
+    }
 }

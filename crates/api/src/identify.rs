@@ -32,6 +32,16 @@ impl From<Map<String, Value>> for IdentifyBody {
 }
 
 impl IdentifyBody {
+    /// How many of `email` and `phoneNumber` are given (neither null, absent nor blank).
+    pub(crate) fn values_given(&self) -> usize {
+        let given = |value: &Option<Value>| match value {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.trim().is_empty(),
+            Some(_) => true,
+        };
+        usize::from(given(&self.email)) + usize::from(given(&self.phone_number))
+    }
+
     /// Checks the JSON types, then lets the domain normalize, validate and screen the values.
     /// `null`, absent and blank all mean "not given".
     pub(crate) fn admit(self, policy: &IdentifierPolicy) -> Result<Admitted, ApiError> {

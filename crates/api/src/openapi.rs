@@ -2,6 +2,8 @@
 //! that exist only to describe the wire format.
 
 use identity_domain::contact::{MAX_EMAIL_LEN, MAX_PHONE_LEN, MAX_PHONE_NUMBER};
+
+use crate::unlink::MAX_REASON_LEN;
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::{OpenApi, ToSchema};
@@ -28,16 +30,30 @@ pub struct Problem {
     pub detail: String,
 }
 
-/// The request body of `/identify`. Its JSON Schema is written out by hand (see
-/// [`RequestSchema`]) because the rules are sharper than a Rust type: a blank string means
-/// "not given", and at least one identifier must be given.
+/// The request body of `/identify` (and of `/customers/search`). Its JSON Schema is written
+/// out by hand (see [`RequestSchema`]) because the rules are sharper than a Rust type: a
+/// blank string means "not given", and at least one identifier must be given.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct IdentifyRequest {
     email: Option<String>,
 }
 
-/// Replaces the derived `IdentifyRequest` schema with the exact one.
+/// The request body of `POST /blocked-identifiers`: as [`IdentifyRequest`], plus a reason.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct RuleRequest {
+    email: Option<String>,
+}
+
+/// The request body of `POST /blocked-identifiers/preview`: as [`IdentifyRequest`].
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct PreviewRequest {
+    email: Option<String>,
+}
+
+/// Replaces the derived request schemas with the exact ones.
 struct RequestSchema;
 
 /// The security scheme: an API key sent as a bearer token. Each route names the scope it
@@ -66,6 +82,7 @@ impl utoipa::Modify for RequestSchema {
             "pattern": "^\\s*[0-9+\\-.() ]*[0-9][0-9+\\-.() ]*\\s*$"
         });
         let phone_number = json!({"type": "integer", "minimum": 0, "maximum": MAX_PHONE_NUMBER});
+        let phone = json!({"anyOf": [phone_text, phone_number]});
         let blank = |max: usize| json!({"type": "string", "pattern": "^\\s*$", "maxLength": max});
         let properties = json!({
             "email": {"description": "An email address (name@domain.tld).",
@@ -75,28 +92,62 @@ impl utoipa::Modify for RequestSchema {
                             "anyOf": [phone_text, phone_number, blank(MAX_PHONE_LEN), {"type": "null"}]}
         });
         // At least one identifier: an object that has an email, or one that has a phone.
-        let with = |field: &str, given: Value| {
-            let mut props = properties.clone();
-            props[field] = given;
-            json!({"type": "object", "properties": props, "required": [field]})
+        // `extra` adds properties (and requires them).
+        let given = |extra: Value| {
+            let with = |field: &str, value: &Value| {
+                let mut props = properties.clone();
+                props[field] = value.clone();
+                let mut required = vec![json!(field)];
+                if let Value::Object(extra) = &extra {
+                    for (name, schema) in extra {
+                        props[name] = schema.clone();
+                        required.push(json!(name));
+                    }
+                }
+                json!({"type": "object", "properties": props, "required": required})
+            };
+            json!([with("email", &email), with("phoneNumber", &phone)])
         };
-        let schema = json!({
-            "description": "An email, a phone number, or both. `null`, an absent field and a \
-                blank string all mean \"not given\"; at least one must be given. Unknown \
-                fields are ignored. Values are normalized (see the README).",
-            "anyOf": [
-                with("email", email.clone()),
-                with("phoneNumber", json!({"anyOf": [phone_text, phone_number]})),
-            ],
-            "example": {"email": "mcfly@hillvalley.edu", "phoneNumber": "123456"}
-        });
-        if let (Some(components), Ok(schema)) = (
-            openapi.components.as_mut(),
-            serde_json::from_value::<utoipa::openapi::Schema>(schema),
-        ) {
-            components
-                .schemas
-                .insert("IdentifyRequest".to_owned(), schema.into());
+        let reason = json!({"reason": {"type": "string", "minLength": 1,
+                                       "maxLength": MAX_REASON_LEN,
+                                       "description": "Why this value identifies no one."}});
+        let schemas = [
+            (
+                "IdentifyRequest",
+                json!({
+                    "description": "An email, a phone number, or both. `null`, an absent field and \
+                        a blank string all mean \"not given\"; at least one must be given. Unknown \
+                        fields are ignored. Values are normalized (see the README).",
+                    "anyOf": given(json!({})),
+                    "example": {"email": "mcfly@hillvalley.edu", "phoneNumber": "123456"}
+                }),
+            ),
+            (
+                "RuleRequest",
+                json!({
+                    "description": "One value to unlink, an email or a phone number (normalized \
+                        as `/identify` normalizes it), and why.",
+                    "anyOf": given(reason),
+                    "example": {"phoneNumber": "555-0000",
+                                "reason": "the Hill Valley store's own number, typed at checkout"}
+                }),
+            ),
+            (
+                "PreviewRequest",
+                json!({
+                    "description": "One value, an email or a phone number.",
+                    "anyOf": given(json!({})),
+                    "example": {"phoneNumber": "555-0000"}
+                }),
+            ),
+        ];
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (name, schema) in schemas {
+            if let Ok(schema) = serde_json::from_value::<utoipa::openapi::Schema>(schema) {
+                components.schemas.insert(name.to_owned(), schema.into());
+            }
         }
     }
 }
@@ -126,7 +177,7 @@ impl utoipa::Modify for RequestSchema {
         crate::health::readyz,
         crate::metrics::metrics,
     ),
-    components(schemas(Problem, IdentifyRequest)),
+    components(schemas(Problem, IdentifyRequest, RuleRequest, PreviewRequest)),
     modifiers(&RequestSchema, &KeySecurity),
     tags(
         (name = "identity", description = "Identify customers and read them back"),

@@ -21,7 +21,7 @@ use crate::openapi::Problem;
 use crate::run_blocking;
 
 /// Longest reason accepted, in characters.
-const MAX_REASON_LEN: usize = 500;
+pub(crate) const MAX_REASON_LEN: usize = 500;
 
 /// The body of both routes: one value (`email` or `phoneNumber`, any spelling `/identify`
 /// accepts) and, to make a rule, a `reason` (a preview ignores it, as unknown fields).
@@ -41,65 +41,52 @@ impl From<Map<String, Value>> for RuleBody {
     }
 }
 
-/// The body of `POST /blocked-identifiers` (for the OpenAPI document; read as [`RuleBody`]).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-#[schema(example = json!({"phoneNumber": "555-0000", "reason": "the Hill Valley store's own number, typed at checkout"}))]
-pub struct RuleRequest {
-    /// The email to unlink; give this or `phoneNumber`.
-    email: Option<String>,
-    /// The phone number to unlink (a string or a whole number); give this or `email`.
-    #[schema(rename = "phoneNumber")]
-    phone_number: Option<String>,
-    /// Why this value identifies no one, for whoever reads the rule later.
-    // max_length is MAX_REASON_LEN (the attribute takes only a literal).
-    #[schema(min_length = 1, max_length = 500)]
-    reason: String,
-}
-
-/// The body of `POST /blocked-identifiers/preview` (for the OpenAPI document).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-#[schema(example = json!({"phoneNumber": "555-0000"}))]
-pub struct PreviewRequest {
-    /// The email; give this or `phoneNumber`.
-    email: Option<String>,
-    /// The phone number; give this or `email`.
-    #[schema(rename = "phoneNumber")]
-    phone_number: Option<String>,
-}
-
 impl RuleBody {
     /// The one value named, normalized as `/identify` normalizes it.
     fn identifier(
         self,
         policy: &IdentifierPolicy,
     ) -> Result<(Identifier, Option<Value>), ApiError> {
+        // Counted before admission, which would drop a placeholder and keep the other.
+        if self.value.values_given() > 1 {
+            return Err(ApiError::InvalidBody(
+                "give one value per rule: an email or a phoneNumber, not both".to_owned(),
+            ));
+        }
         let identifiers = self.value.admit(policy)?.identifiers;
         match Identifier::all_of(&identifiers).as_slice() {
             [one] => Ok((one.clone(), self.reason)),
-            _ => Err(ApiError::InvalidBody(
-                "give one value per rule: an email or a phoneNumber, not both".to_owned(),
+            _ => Err(ApiError::Internal(
+                "an admitted request held no value or two".into(),
             )),
         }
     }
 }
 
+/// The reason of a rule: a line of text, trimmed, of 1 to [`MAX_REASON_LEN`] characters,
+/// without control characters (the database may refuse some, and a reason is read in logs
+/// of the operator's own tools).
 fn reason(raw: Option<Value>) -> Result<String, ApiError> {
-    match raw {
-        Some(Value::String(text)) if !text.trim().is_empty() => {
-            if text.chars().count() > MAX_REASON_LEN {
-                Err(ApiError::InvalidBody(format!(
-                    "reason is longer than {MAX_REASON_LEN} characters"
-                )))
-            } else {
-                Ok(text.trim().to_owned())
-            }
+    let text = match raw {
+        Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
+        _ => {
+            return Err(ApiError::InvalidBody(
+                "give a reason: a sentence that says why this value identifies no one".to_owned(),
+            ))
         }
-        _ => Err(ApiError::InvalidBody(
-            "give a reason: a sentence that says why this value identifies no one".to_owned(),
-        )),
+    };
+    if text.chars().count() > MAX_REASON_LEN {
+        return Err(ApiError::InvalidBody(format!(
+            "reason is longer than {MAX_REASON_LEN} characters"
+        )));
     }
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::InvalidBody(
+            "reason holds a control character (a line break, a tab, a NUL…): send one line of text"
+                .to_owned(),
+        ));
+    }
+    Ok(text)
 }
 
 /// A rule.
@@ -178,7 +165,7 @@ pub struct RulesView {
     post,
     path = "/blocked-identifiers",
     tag = "admin",
-    request_body(content = RuleRequest, content_type = "application/json"),
+    request_body(content = crate::openapi::RuleRequest, content_type = "application/json"),
     security(("api_key" = ["admin"])),
     responses(
         (status = 201, description = "The rule, and the customers that resulted", body = UnlinkedView),
@@ -236,11 +223,12 @@ pub async fn create_rule(
     post,
     path = "/blocked-identifiers/preview",
     tag = "admin",
-    request_body(content = PreviewRequest, content_type = "application/json"),
+    request_body(content = crate::openapi::PreviewRequest, content_type = "application/json"),
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The customers that would result", body = UnlinkedView),
         (status = 400, description = "Not one valid email or phone", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A rule for this value exists", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The value is a configured placeholder already", body = Problem, content_type = "application/problem+json"),

@@ -142,6 +142,15 @@ pub struct Admitted {
 }
 
 impl IdentifierPolicy {
+    /// This policy, with the values that unlink rules name blocked as well.
+    #[must_use]
+    pub fn with_unlinked(&self, unlinked: &[Identifier]) -> Self {
+        Self {
+            region: self.region,
+            blocked: self.blocked.clone().with_unlinked(unlinked.iter().cloned()),
+        }
+    }
+
     /// Normalizes and validates the request's values and sets blocked ones aside.
     ///
     /// # Errors

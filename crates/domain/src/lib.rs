@@ -32,7 +32,7 @@ pub use identifiers::{Admitted, BlockList, IdentifierPolicy, Ignored, RawPhone};
 pub use reconcile::{
     reconcile, reconcile_record, CustomerLimits, LinkTo, NewContact, Plan, Refusal, Relink,
 };
-pub use renormalize::{plan_erasure, renormalize, ContactChange, Evidence, Rewrite};
+pub use renormalize::{plan_erasure, renormalize, ContactChange, Evidence, Rewrite, ValueChange};
 pub use repository::{
     AppliedRule, BatchOutcome, ContactMaintenance, ContactRepository, CustomerRewriter,
     CustomerSize, Decide, DecideEach, HistoryEntry, RepositoryError, Rewriter, StoreStats,

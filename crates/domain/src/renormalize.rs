@@ -33,10 +33,22 @@ pub struct Evidence {
     pub phone: PhoneNumber,
 }
 
+/// Why a rewrite changes the values of contacts it keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ValueChange {
+    /// Brought up to the current identifier rules ([`renormalize`]).
+    #[default]
+    Normalized,
+    /// An unlink rule took a value off ([`crate::plan_unlink`]).
+    Unlinked,
+}
+
 /// What [`renormalize`] found to change, and a summary for the operator.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rewrite {
     pub changes: Vec<ContactChange>,
+    /// Why the values of the changes that keep their contact changed.
+    pub value_change: ValueChange,
     /// Contacts whose email or phone changed.
     pub values_normalized: usize,
     /// Stored values that are not valid under the current rules, left as they are.
@@ -173,7 +185,8 @@ pub fn plan_erasure(
     evidence: &[Evidence],
     erase: impl Fn(&Contact) -> bool,
 ) -> Rewrite {
-    recluster(customer, evidence, |contact| {
+    // No duplicate removal: a privacy request erases exactly the contacts it names.
+    recluster(customer, evidence, Duplicates::Keep, |contact| {
         if erase(contact) {
             (None, None)
         } else {
@@ -182,17 +195,25 @@ pub fn plan_erasure(
     })
 }
 
+/// Whether [`recluster`] erases a contact left with exactly an older contact's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Duplicates {
+    Erase,
+    Keep,
+}
+
 /// Brings each of `contacts` (every live contact of some customers) to the values `keep`
 /// leaves it, and re-clusters them from all remaining evidence: contacts that still share
 /// an email or a phone, directly or through others, or whose values a stored request joined
 /// (`evidence`), stay one customer; the others fall apart. The oldest contact of each part
 /// is its primary. A contact left with no value is erased (its values blanked, its row
-/// deleted), and so is one left with exactly the values of an older one (`/identify` would
-/// never have stored it). Evidence that holds a value no remaining contact holds is erased
-/// too. Never merges customers that were apart.
+/// deleted), and so, with [`Duplicates::Erase`], is one left with exactly the values of an
+/// older one (`/identify` would never have stored it). Evidence that holds a value no
+/// remaining contact holds is erased too. Never merges customers that were apart.
 pub(crate) fn recluster(
     contacts: &[Contact],
     evidence: &[Evidence],
+    duplicates: Duplicates,
     keep: impl Fn(&Contact) -> (Option<Email>, Option<PhoneNumber>),
 ) -> Rewrite {
     let mut rewrite = Rewrite::default();
@@ -208,7 +229,7 @@ pub(crate) fn recluster(
             phone.as_ref().map(PhoneNumber::as_str),
         );
         let nothing_left = email.is_none() && phone.is_none();
-        let duplicate = !nothing_left && !seen.insert(key);
+        let duplicate = duplicates == Duplicates::Erase && !nothing_left && !seen.insert(key);
         erased[i] = nothing_left || duplicate;
         rewrite.duplicates_removed += usize::from(duplicate);
     }

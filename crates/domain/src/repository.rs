@@ -173,7 +173,7 @@ pub struct HistoryEntry {
     pub customer_id: i64,
     pub contact_id: i64,
     /// `contact.created`, `contact.linked`, `primary.demoted`, `primary.promoted`,
-    /// `contact.erased`.
+    /// `contact.normalized`, `contact.unlinked`, `contact.erased`.
     pub kind: String,
     /// What caused it: `request:<request id>`, `import`, `normalize`, `erasure:<request id>`,
     /// `unlink:<rule id>`.
@@ -201,19 +201,19 @@ where
     }
 }
 
-/// What a whole-table rewrite applies: given every live contact, the changes to make. Any
-/// `Fn(&[Contact]) -> Rewrite` will do (the operator's command passes
-/// [`crate::renormalize`]).
+/// What a whole-table rewrite applies: given every live contact and the values that unlink
+/// rules name, the changes to make. Any `Fn(&[Contact], &[Identifier]) -> Rewrite` will do
+/// (the operator's command passes [`crate::renormalize`]).
 pub trait Rewriter {
-    fn rewrite(&self, contacts: &[Contact]) -> Rewrite;
+    fn rewrite(&self, contacts: &[Contact], unlinked: &[Identifier]) -> Rewrite;
 }
 
 impl<F> Rewriter for F
 where
-    F: Fn(&[Contact]) -> Rewrite,
+    F: Fn(&[Contact], &[Identifier]) -> Rewrite,
 {
-    fn rewrite(&self, contacts: &[Contact]) -> Rewrite {
-        self(contacts)
+    fn rewrite(&self, contacts: &[Contact], unlinked: &[Identifier]) -> Rewrite {
+        self(contacts, unlinked)
     }
 }
 
@@ -221,7 +221,7 @@ where
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait ContactMaintenance: Send + Sync {
     /// One unit of work over every live contact: keeps every other writer out, reads all
-    /// live contacts, applies the changes `rewriter` returns, commits. Returns the rewrite
+    /// live contacts and the unlink rules, applies the changes `rewriter` returns, commits. Returns the rewrite
     /// that was applied.
     ///
     /// # Errors

@@ -86,8 +86,9 @@ impl IdentityService {
     /// goes through [`ContactRepository::apply_atomically`], which decides again on guarded
     /// data, so a decision is never applied to contacts that changed meanwhile, and which
     /// checks the unlink rules under its guard: values a rule names are set aside and the
-    /// request is run again without them. (A request that writes nothing never needs that
-    /// check: no contact holds an unlinked value, so such a request matched none.)
+    /// request is run again without them. (A request answered from the read needs no
+    /// check: no contact holds an unlinked value, so a request that brings one always has
+    /// something to write, or is refused by the merge guard, and goes the guarded way.)
     ///
     /// # Errors
     /// See [`IdentifyError`]; [`IdentifyError::Invalid`] when every value is unlinked.
@@ -126,8 +127,10 @@ impl IdentityService {
     ) -> Result<(Customer, Option<Refusal>), IdentifyError> {
         let known = self.repository.find_customers(request)?;
         if let Ok(plan) = reconcile(request, &known, &self.limits) {
-            if plan.is_empty() && !known.is_empty() {
-                return Ok((Customer::for_request(&known, request)?, plan.refused));
+            // A refusal goes the guarded way: the value it refused may be unlinked (then
+            // the request, without it, is no refusal at all).
+            if plan.is_empty() && plan.refused.is_none() && !known.is_empty() {
+                return Ok((Customer::for_request(&known, request)?, None));
             }
         }
         let refused = Cell::new(None);
@@ -278,8 +281,15 @@ impl IdentityService {
     /// What making an unlink rule for `value` would do now, without doing it.
     ///
     /// # Errors
-    /// See [`IdentifyError`].
+    /// [`IdentifyError::RuleExists`] when a rule for the value exists; otherwise see
+    /// [`IdentifyError`].
     pub fn preview_unlink(&self, value: &Identifier) -> Result<Unlinked, IdentifyError> {
+        let rules = self.repository.find_unlink_rules()?;
+        if rules.iter().any(|rule| &rule.identifier == value) {
+            return Err(IdentifyError::RuleExists {
+                field: value.field(),
+            });
+        }
         let contacts = self.repository.find_customers(&value.as_identifiers())?;
         let evidence = self.repository.find_evidence(&contacts)?;
         let rewrite = plan_unlink(&contacts, &evidence, value);
@@ -552,9 +562,18 @@ mod tests {
             contact(2, Some("biffsucks@hillvalley.edu"), Some("717171"), None, 1),
         ];
         let mut repo = MockContactRepository::new();
+        let read = known.clone();
         repo.expect_find_customers()
-            .returning(move |_| Ok(known.clone()));
-        repo.expect_apply_atomically().never();
+            .returning(move |_| Ok(read.clone()));
+        // The refusal is confirmed under the guard (where the rules are checked), and
+        // nothing is written.
+        repo.expect_apply_atomically()
+            .times(1)
+            .returning(move |_, decide, _| {
+                let plan = decide.decide(&known)?;
+                assert!(plan.is_empty() && plan.refused.is_some(), "{plan:?}");
+                Ok(known.clone())
+            });
         let limits = CustomerLimits {
             max_contacts: 1,
             ..CustomerLimits::UNLIMITED
@@ -678,6 +697,41 @@ mod tests {
         let seen = seen.lock().expect("not poisoned");
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[1], request(Some("doc@hillvalley.edu"), None));
+    }
+
+    /// A value the merge guard would refuse may be unlinked: the refusal goes the guarded
+    /// way, which finds the rule, and the request without it is no refusal at all.
+    #[test]
+    fn a_refusal_is_checked_against_the_rules_before_it_is_answered() {
+        let known = vec![contact(1, Some("doc@hillvalley.edu"), Some("111"), None, 0)];
+        let mut repo = MockContactRepository::new();
+        let read = known.clone();
+        repo.expect_find_customers()
+            .returning(move |_| Ok(read.clone()));
+        repo.expect_apply_atomically()
+            .times(1)
+            .returning(|identifiers, _, _| {
+                Err(RepositoryError::Unlinked(
+                    Identifier::all_of(identifiers)
+                        .into_iter()
+                        .filter(|v| v.as_str() == "555000")
+                        .collect(),
+                ))
+            });
+        let limits = CustomerLimits {
+            max_phones: 1,
+            ..CustomerLimits::UNLIMITED
+        };
+        let service = IdentityService::new(Arc::new(repo), limits);
+        let identified = service
+            .identify(
+                Admitted::from(request(Some("doc@hillvalley.edu"), Some("555000"))),
+                "test",
+            )
+            .expect("identified");
+        assert_eq!(identified.refused, None);
+        assert_eq!(identified.ignored.len(), 1);
+        assert_eq!(identified.customer.primary_id, id(1));
     }
 
     #[test]

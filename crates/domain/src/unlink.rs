@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::contact::{Contact, ContactId, Email, Identifiers, PhoneNumber};
 use crate::customer::{Customer, InconsistentGraph};
-use crate::renormalize::{recluster, Evidence, Rewrite};
+use crate::renormalize::{recluster, Duplicates, Evidence, Rewrite, ValueChange};
 
 /// One email or one phone number, normalized.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -88,7 +88,7 @@ pub fn unlink_cause(rule_id: i64) -> String {
 /// erasure ([`crate::plan_erasure`]): the customers the value alone held together fall
 /// apart, the oldest contact of each part its primary.
 pub fn plan_unlink(contacts: &[Contact], evidence: &[Evidence], value: &Identifier) -> Rewrite {
-    recluster(contacts, evidence, |contact| {
+    let mut rewrite = recluster(contacts, evidence, Duplicates::Erase, |contact| {
         let email = contact
             .email
             .clone()
@@ -98,7 +98,9 @@ pub fn plan_unlink(contacts: &[Contact], evidence: &[Evidence], value: &Identifi
             .clone()
             .filter(|phone| !matches!(value, Identifier::Phone(v) if v == phone));
         (email, phone)
-    })
+    });
+    rewrite.value_change = ValueChange::Unlinked;
+    rewrite
 }
 
 /// The customers `before` (every live contact of some customers) form once `rewrite` is
@@ -233,9 +235,8 @@ mod tests {
         assert_eq!(primaries, vec![id(1), id(2), id(3)]);
 
         let kept = plan_unlink(&before, &evidence, &email("nobody@hillvalley.edu"));
-        assert_eq!(
-            kept,
-            Rewrite::default(),
+        assert!(
+            kept.changes.is_empty() && kept.evidence_erased.is_empty(),
             "a value no one holds changes nothing"
         );
     }

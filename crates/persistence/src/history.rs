@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use diesel::prelude::*;
-use identity_domain::{Contact, ContactChange, ContactId, HistoryEntry, Link, LinkTo, Plan};
+use identity_domain::{
+    Contact, ContactChange, ContactId, HistoryEntry, Link, LinkTo, Plan, ValueChange,
+};
 use serde_json::json;
 
 use crate::models::{HistoryRow, NewEventRow, NewOutboxRow};
@@ -87,11 +89,12 @@ pub(crate) fn of_plan<'a>(
     (events, outbox)
 }
 
-/// The rows that record a whole-customer rewrite (normalization, erasure): one history
-/// event per changed contact, `contact.erased` change events, and `customer.updated` for
+/// The rows that record a whole-customer rewrite (normalization, erasure, unlink): one
+/// history event per changed contact (a change of values alone is `value_change`'s kind), `contact.erased` change events, and `customer.updated` for
 /// every customer that comes out of it.
 pub(crate) fn of_changes<'a>(
     changes: &[ContactChange],
+    value_change: ValueChange,
     before: &[Contact],
     cause: &'a str,
 ) -> (Vec<NewEventRow<'a>>, Vec<NewOutboxRow>) {
@@ -120,7 +123,10 @@ pub(crate) fn of_changes<'a>(
         } else if old_link != Some(change.link) {
             "contact.linked"
         } else {
-            "contact.normalized"
+            match value_change {
+                ValueChange::Normalized => "contact.normalized",
+                ValueChange::Unlinked => "contact.unlinked",
+            }
         };
         events.push(NewEventRow {
             customer_id: if change.erased {

@@ -1,4 +1,4 @@
-//! The contact graph's invariants (docs/CONCURRENCY.md, 1 to 4) as SQL that both backends
+//! The contact graph's invariants (docs/CONCURRENCY.md, 1 to 4 and 8) as SQL that both backends
 //! understand. Each query returns the offending items, one text column `item` per row; an
 //! empty result means the invariant holds. Used by `identity-api check` and by the tests.
 
@@ -57,6 +57,15 @@ pub const INVARIANT_CHECKS: &[InvariantCheck] = &[
         sql: "SELECT CAST(min(id) AS TEXT) AS item FROM contact WHERE deleted_at IS NULL
                GROUP BY email, phone_number HAVING count(*) > 1
                ORDER BY min(id)",
+    },
+    InvariantCheck {
+        invariant: "8: no live contact holds a value an unlink rule names",
+        items: "contacts",
+        sql: "SELECT CAST(c.id AS TEXT) AS item FROM contact c
+                JOIN unlink_rule r ON (r.kind = 'email' AND r.value = c.email)
+                                   OR (r.kind = 'phone' AND r.value = c.phone_number)
+               WHERE c.deleted_at IS NULL
+               ORDER BY c.id",
     },
 ];
 

@@ -34,7 +34,9 @@ impl ContactMaintenance for SqlContactRepository {
             write_transaction(db, |db| {
                 lock_all(db)?;
                 let contacts = read_all(db)?;
-                let rewrite = rewriter.rewrite(&contacts);
+                let unlinked: Vec<Identifier> =
+                    read_rules(db)?.into_iter().map(|r| r.identifier).collect();
+                let rewrite = rewriter.rewrite(&contacts, &unlinked);
                 apply_rewrite(db, &rewrite, &contacts, cause)?;
                 Ok(rewrite)
             })

@@ -237,7 +237,8 @@ pub(crate) fn apply_rewrite(
         )
         .execute(conn))?;
     }
-    let (events, outbox) = history::of_changes(&rewrite.changes, before, cause);
+    let (events, outbox) =
+        history::of_changes(&rewrite.changes, rewrite.value_change, before, cause);
     history::record(db, events, outbox)?;
     Ok(())
 }

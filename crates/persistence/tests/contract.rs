@@ -6,9 +6,9 @@ use std::thread;
 use std::time::Duration;
 
 use identity_domain::{
-    reconcile, renormalize, BlockList, Contact, ContactId, CustomerLimits, Email, IdentifierPolicy,
-    Identifiers, IdentityService, InconsistentGraph, Link, LinkTo, NewContact, PhoneNumber, Plan,
-    RawPhone, Region, Relink, RepositoryError,
+    reconcile, renormalize, BlockList, Contact, ContactId, CustomerLimits, Email, Identifier,
+    IdentifierPolicy, Identifiers, IdentityService, InconsistentGraph, Link, LinkTo, NewContact,
+    PhoneNumber, Plan, RawPhone, Region, Relink, RepositoryError,
 };
 use identity_persistence::{
     open, DatabaseUrl, PersistenceError, PoolSettings, RetryPolicy, Store, StoreSettings,
@@ -106,12 +106,14 @@ contract!(
     check_reports_what_breaks_the_invariants,
     the_history_of_a_merge_lists_both_creations_and_the_demotion,
     erasing_the_bridge_splits_the_customer_and_leaves_no_personal_data,
+    an_unlink_rule_splits_its_customer_and_guards_the_write_path,
 );
 
 mod cases {
     pub use super::batch_cases::*;
     pub use super::history_cases::*;
     pub use super::more_cases::*;
+    pub use super::unlink_cases::*;
     use super::*;
 
     pub fn rule_1_unknown_identifiers_create_a_primary(db: TestStore) {
@@ -478,7 +480,7 @@ mod more_cases {
         let rewrite = store
             .maintenance
             .rewrite_all(
-                &|contacts: &[Contact]| renormalize(contacts, &policy),
+                &|contacts: &[Contact], _: &[Identifier]| renormalize(contacts, &policy),
                 "normalize",
             )
             .expect("rewritten");
@@ -516,7 +518,7 @@ mod more_cases {
         let again = store
             .maintenance
             .rewrite_all(
-                &|contacts: &[Contact]| renormalize(contacts, &policy),
+                &|contacts: &[Contact], _: &[Identifier]| renormalize(contacts, &policy),
                 "normalize",
             )
             .expect("rewritten");
@@ -814,5 +816,80 @@ mod opening {
             .expect("read");
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(found.len(), 1);
+    }
+}
+
+mod unlink_cases {
+    use identity_domain::{IdentifyError, NewUnlinkRule, UnlinkRule};
+
+    use super::*;
+
+    fn phone(value: &str) -> Identifier {
+        Identifier::Phone(PhoneNumber::from_stored(value.to_owned()))
+    }
+
+    pub fn an_unlink_rule_splits_its_customer_and_guards_the_write_path(db: TestStore) {
+        let store = open_store(&db);
+        let service = service(&store);
+        write(&store, &request(Some("doc@x.io"), Some("555000")));
+        write(&store, &request(Some("marty@x.io"), Some("555000")));
+        let rule = NewUnlinkRule {
+            identifier: phone("555000"),
+            reason: "a family's landline".to_owned(),
+            created_by: "test".to_owned(),
+        };
+        let preview = service.preview_unlink(&rule.identifier).expect("previewed");
+        let unlinked = service.unlink(&rule).expect("made");
+        assert_eq!(unlinked.customers, preview.customers);
+        assert_eq!(unlinked.customers.len(), 2, "{unlinked:?}");
+        let stored: &UnlinkRule = unlinked.rule.as_ref().expect("the rule");
+        assert_eq!(stored.identifier, phone("555000"));
+        assert_eq!(
+            service.unlink_rules().expect("listed"),
+            vec![stored.clone()]
+        );
+        assert!(matches!(
+            service.unlink(&rule),
+            Err(IdentifyError::RuleExists { .. })
+        ));
+        assert!(check_invariants(&mut db.connect()).is_empty());
+
+        // Under its guard the write path refuses the value, writing nothing.
+        let outcome = store.repository.apply_atomically(
+            &request(Some("jennifer@x.io"), Some("555000")),
+            &|_: &[Contact]| -> Result<Plan, InconsistentGraph> {
+                panic!("never decided: the rule is checked first")
+            },
+            "test",
+        );
+        assert!(
+            matches!(&outcome, Err(RepositoryError::Unlinked(values)) if values == &[phone("555000")]),
+            "{outcome:?}"
+        );
+        let identified = service
+            .identify(
+                request(Some("jennifer@x.io"), Some("555000")).into(),
+                "test",
+            )
+            .expect("identified");
+        assert_eq!(identified.ignored.len(), 1);
+        assert!(identified.customer.phone_numbers.is_empty());
+
+        // Deleted: the value links again.
+        let deleted = service
+            .delete_unlink_rule(stored.id)
+            .expect("deleted")
+            .expect("it existed");
+        assert_eq!(&deleted, stored);
+        assert_eq!(service.delete_unlink_rule(stored.id).expect("read"), None);
+        let identified = service
+            .identify(
+                request(Some("jennifer@x.io"), Some("555000")).into(),
+                "test",
+            )
+            .expect("identified");
+        assert!(identified.ignored.is_empty());
+        assert_eq!(identified.customer.phone_numbers.len(), 1);
+        assert!(check_invariants(&mut db.connect()).is_empty());
     }
 }

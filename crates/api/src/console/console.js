@@ -1166,6 +1166,7 @@ const EVENT_WORDS = new Map([
   ["primary.demoted", (event) => `demoted: merged into ${event.after?.linkedId ?? "?"}`],
   ["primary.promoted", () => "promoted to primary"],
   ["contact.normalized", () => "normalized"],
+  ["contact.unlinked", () => "unlinked value taken off"],
   ["contact.erased", () => "erased"],
 ]);
 

@@ -383,3 +383,29 @@ async fn drive(client: &Client, app: &TestApp, lorraine: i64, biff: i64) -> Vec<
     .await;
     shot
 }
+
+#[test]
+fn the_console_is_served_from_the_binary_under_a_strict_policy() {
+    let app = TestApp::spawn();
+    for (path, content_type) in [
+        ("/console", "text/html"),
+        ("/console/console.js", "text/javascript"),
+        ("/console/console.css", "text/css"),
+    ] {
+        let reply = app.get(path);
+        assert_eq!(reply.status, 200, "{path}");
+        assert!(reply.content_type.starts_with(content_type), "{reply:?}");
+        let policy = reply.header("content-security-policy").unwrap_or_default();
+        assert!(policy.contains("script-src 'self'"), "{policy}");
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    }
+    let page = app.get("/console");
+    let html = page.body.as_str().unwrap_or_default();
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "no inline code"
+    );
+    app.request("POST", "/console")
+        .assert_problem(405, "method-not-allowed");
+}

@@ -125,6 +125,12 @@ fn a_rule_splits_exactly_the_customers_its_value_joined() {
         &json!({"phoneNumber": "555000", "reason": "again"}).to_string(),
     )
     .assert_problem(409, "conflict");
+    app.post(
+        "/blocked-identifiers/preview",
+        Some("application/json"),
+        &json!({"phoneNumber": "555000"}).to_string(),
+    )
+    .assert_problem(409, "conflict");
     let listed = app.get("/blocked-identifiers");
     assert_eq!(listed.status, 200, "{listed:?}");
     assert_eq!(listed.body["rules"], json!([rule]));
@@ -147,6 +153,16 @@ fn a_rule_needs_one_valid_value_a_reason_and_the_admin_scope() {
     post(json!({"email": "not an email", "reason": "bad"}))
         .assert_problem(400, "invalid-identifier");
     post(json!({"reason": "nothing"})).assert_problem(400, "missing-identifier");
+    // Counted before the placeholder phone is set aside: never a rule for the email alone.
+    post(json!({"email": "a@x.io", "phoneNumber": "0000000000", "reason": "both"}))
+        .assert_problem(400, "invalid-body");
+    post(json!({"phoneNumber": "555000", "reason": "a\u{0}b"})).assert_problem(400, "invalid-body");
+    post(json!({"phoneNumber": "555000", "reason": "x".repeat(501)}))
+        .assert_problem(400, "invalid-body");
+    assert!(
+        app.get("/blocked-identifiers").body["rules"] == json!([]),
+        "nothing was made"
+    );
     app.request("DELETE", "/blocked-identifiers/999")
         .assert_problem(404, "not-found");
 
