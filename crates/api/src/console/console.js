@@ -861,8 +861,11 @@ function drawHub(hub) {
   const shape = hub.kind === "email"
     ? svg("polygon", { class: "shape", points: "0,-10 10,0 0,10 -10,0" })
     : svg("rect", { class: "shape", x: -8, y: -8, width: 16, height: 16, rx: 3 });
+  // A value that joins three contacts or more, or that a request brought, is what support
+  // looks for: its label stays on in a compact picture (see console.css).
+  const prominent = hub.holders.length >= 3 || hub.requests.length > 0;
   const group = svg("g", {
-    class: `value ${hub.kind}`,
+    class: `value ${hub.kind}${prominent ? " prominent" : ""}`,
     "data-value-kind": hub.kind,
     "data-value": hub.value,
     tabindex: 0,
