@@ -107,6 +107,7 @@ contract!(
     the_history_of_a_merge_lists_both_creations_and_the_demotion,
     erasing_the_bridge_splits_the_customer_and_leaves_no_personal_data,
     an_unlink_rule_splits_its_customer_and_guards_the_write_path,
+    a_rule_made_while_requests_bring_its_value_leaves_no_contact_holding_it,
 );
 
 mod cases {
@@ -820,6 +821,10 @@ mod opening {
 }
 
 mod unlink_cases {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::thread;
+
     use identity_domain::{IdentifyError, NewUnlinkRule, UnlinkRule};
 
     use super::*;
@@ -891,5 +896,59 @@ mod unlink_cases {
         assert!(identified.ignored.is_empty());
         assert_eq!(identified.customer.phone_numbers.len(), 1);
         assert!(check_invariants(&mut db.connect()).is_empty());
+    }
+
+    /// The race the guarded check is for: requests bringing a value keep arriving (on 8
+    /// threads, each its own connection) while the rule for it is made. Whatever the
+    /// interleaving, no live contact holds the value afterwards, every request succeeds,
+    /// and the graph keeps every invariant.
+    pub fn a_rule_made_while_requests_bring_its_value_leaves_no_contact_holding_it(db: TestStore) {
+        let store = open_store(&db);
+        let service = Arc::new(service(&store));
+        let ruled = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let (service, ruled) = (Arc::clone(&service), Arc::clone(&ruled));
+                thread::spawn(move || {
+                    // Until well after the rule: every request brings the value.
+                    let mut after_rule = 0;
+                    let mut n = 0;
+                    while after_rule < 10 {
+                        let email = format!("t{t}-{n}@x.io");
+                        let other = format!("{t}{n:04}");
+                        let phone = if n % 2 == 0 { "555000" } else { other.as_str() };
+                        service
+                            .identify(request(Some(&email), Some(phone)).into(), "test")
+                            .expect("no request fails");
+                        service
+                            .identify(request(Some(&email), Some("555000")).into(), "test")
+                            .expect("no request fails");
+                        n += 1;
+                        after_rule += usize::from(ruled.load(Ordering::SeqCst));
+                    }
+                })
+            })
+            .collect();
+        thread::sleep(std::time::Duration::from_millis(200));
+        let rule = NewUnlinkRule {
+            identifier: phone("555000"),
+            reason: "raced".to_owned(),
+            created_by: "test".to_owned(),
+        };
+        service.unlink(&rule).expect("made");
+        ruled.store(true, Ordering::SeqCst);
+        for thread in threads {
+            thread.join().expect("a client thread");
+        }
+        let mut conn = db.connect();
+        let violations = check_invariants(&mut conn);
+        assert!(violations.is_empty(), "{violations:#?}");
+        assert_eq!(
+            conn.number(
+                "SELECT count(*) AS n FROM contact WHERE deleted_at IS NULL \
+                 AND phone_number = '555000'"
+            ),
+            0
+        );
     }
 }
