@@ -240,6 +240,8 @@ pub struct EvidenceView {
     id: i64,
     email: String,
     phone_number: String,
+    /// When the request came.
+    created_at: String,
 }
 
 impl From<Evidence> for EvidenceView {
@@ -248,6 +250,9 @@ impl From<Evidence> for EvidenceView {
             id: evidence.id,
             email: evidence.email.as_str().to_owned(),
             phone_number: evidence.phone.as_str().to_owned(),
+            created_at: evidence
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         }
     }
 }

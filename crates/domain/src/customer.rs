@@ -198,6 +198,7 @@ pub(crate) mod tests {
             id,
             email: Email::from_stored("george@hillvalley.edu".to_owned()),
             phone: PhoneNumber::from_stored("717171".to_owned()),
+            created_at: contact(id, None, None, None, 3).created_at,
         }
     }
 

@@ -8,6 +8,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
+
 use crate::contact::{Contact, ContactId, Email, Link, PhoneNumber};
 use crate::identifiers::IdentifierPolicy;
 
@@ -31,6 +33,8 @@ pub struct Evidence {
     pub id: i64,
     pub email: Email,
     pub phone: PhoneNumber,
+    /// When the request came.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Why a rewrite changes the values of contacts it keeps.

@@ -137,7 +137,9 @@ pub fn customers_after(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::customer::tests::{contact, george_merged_with_biffsucks, id};
+    use crate::customer::tests::{
+        contact, george_merged_with_biffsucks, george_with_biffsucks_phone, id,
+    };
 
     fn phone(value: &str) -> Identifier {
         Identifier::Phone(PhoneNumber::from_stored(value.to_owned()))
@@ -222,11 +224,7 @@ mod tests {
     #[test]
     fn unlinking_the_value_a_joining_request_brought_undoes_the_join() {
         let before = george_merged_with_biffsucks();
-        let evidence = [Evidence {
-            id: 7,
-            email: Email::from_stored("george@hillvalley.edu".to_owned()),
-            phone: PhoneNumber::from_stored("717171".to_owned()),
-        }];
+        let evidence = [george_with_biffsucks_phone(7)];
         let rewrite = plan_unlink(&before, &evidence, &phone("717171"));
         assert_eq!(rewrite.evidence_erased, vec![7]);
         let (customers, erased) = customers_after(&before, &rewrite).expect("customers");

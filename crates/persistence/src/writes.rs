@@ -269,20 +269,26 @@ pub(crate) fn read_evidence(db: &mut Db<'_>, contacts: &[Contact]) -> QueryResul
         .filter_map(|c| c.phone.as_ref())
         .map(|p| p.as_str())
         .collect();
-    let rows: Vec<(i64, String, String)> = on_backend!(db, conn => link_evidence::table
+    let rows: Vec<(i64, String, String, Instant)> = on_backend!(db, conn => link_evidence::table
         .filter(
             link_evidence::email
                 .eq_any(&emails)
                 .or(link_evidence::phone_number.eq_any(&phones)),
         )
-        .select((link_evidence::id, link_evidence::email, link_evidence::phone_number))
+        .select((
+            link_evidence::id,
+            link_evidence::email,
+            link_evidence::phone_number,
+            link_evidence::created_at,
+        ))
         .load(conn))?;
     Ok(rows
         .into_iter()
-        .map(|(id, email, phone)| Evidence {
+        .map(|(id, email, phone, created_at)| Evidence {
             id,
             email: Email::from_stored(email),
             phone: PhoneNumber::from_stored(phone),
+            created_at: created_at.0,
         })
         .collect())
 }

@@ -498,10 +498,11 @@ function buildModel(graph) {
     if (!evidence.has(key)) {
       const email = valueFor("email", row.email);
       const phone = valueFor("phone", row.phoneNumber);
-      evidence.set(key, { key, email, phone, requestIds: [] });
+      evidence.set(key, { key, email, phone, requestIds: [], times: [] });
     }
     const link = evidence.get(key);
     link.requestIds.push(row.id);
+    if (row.createdAt) link.times.push(row.createdAt);
     link.email.requests.push(row.id);
     link.phone.requests.push(row.id);
   }
@@ -809,8 +810,9 @@ function drawHoldEdge(hub, contactNode) {
 function drawEvidenceEdge(link) {
   const { email, phone } = link;
   const count = link.requestIds.length;
+  const when = link.times.length ? `, ${link.times.map((t) => formatTime(t)).join("; ")}` : "";
   const title = `${count === 1 ? "A request" : `${count} requests`} brought ${email.value} ` +
-    `and ${phone.value} and joined two customers (request ${idList(link.requestIds)})`;
+    `and ${phone.value} and joined two customers (request ${idList(link.requestIds)}${when})`;
   return [
     svg("line", {
       class: "edge evidence",

@@ -322,3 +322,68 @@ fn why_two_contacts_are_one_customer_names_the_request_that_joined_them() {
     app.get(&format!("/contacts/{george}/why/x"))
         .assert_problem(400, "invalid-path");
 }
+
+#[test]
+fn the_graph_and_the_search_read_a_customer_without_writing() {
+    let app = TestApp::spawn();
+    let george =
+        app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
+    let biffsucks =
+        app.identify_ok(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}));
+    let lorraine =
+        app.identify_ok(json!({"email": "lorraine@hillvalley.edu", "phoneNumber": "123456"}));
+    app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "717171"}));
+    let (george, biffsucks, lorraine) = (
+        george["primaryContactId"].as_i64().expect("id"),
+        biffsucks["primaryContactId"].as_i64().expect("id"),
+        lorraine["primaryContactId"].as_i64().expect("id"),
+    );
+    let rows = app.rows();
+
+    let graph = app.get(&format!("/contacts/{biffsucks}/graph"));
+    assert_eq!(graph.status, 200, "{graph:?}");
+    assert_eq!(graph.body["primaryContactId"], george);
+    let contacts = graph.body["contacts"].as_array().expect("contacts");
+    let ids: Vec<i64> = contacts.iter().filter_map(|c| c["id"].as_i64()).collect();
+    assert_eq!(ids, vec![george, biffsucks], "oldest first");
+    assert_eq!(contacts[1]["linkPrecedence"], "secondary");
+    assert_eq!(contacts[1]["linkedId"], george);
+    assert_eq!(contacts[1]["phoneNumber"], "717171");
+    let evidence = graph.body["evidence"].as_array().expect("evidence");
+    assert_eq!(evidence.len(), 1, "{evidence:?}");
+    assert_eq!(evidence[0]["email"], "george@hillvalley.edu");
+    assert_eq!(evidence[0]["phoneNumber"], "717171");
+    assert!(evidence[0]["createdAt"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    app.get("/contacts/999/graph")
+        .assert_problem(404, "not-found");
+
+    let search = |body: serde_json::Value| {
+        let reply = app.post(
+            "/customers/search",
+            Some("application/json"),
+            &body.to_string(),
+        );
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.body["customers"]
+            .as_array()
+            .expect("customers")
+            .iter()
+            .filter_map(|c| c["primaryContactId"].as_i64())
+            .collect::<Vec<i64>>()
+    };
+    assert_eq!(search(json!({"phoneNumber": "71-71-71"})), vec![george]);
+    assert_eq!(
+        search(json!({"email": "LORRAINE@hillvalley.edu", "phoneNumber": 919191})),
+        vec![george, lorraine],
+        "the email's customer and the phone's, not merged"
+    );
+    assert_eq!(
+        search(json!({"email": "nobody@hillvalley.edu"})),
+        Vec::<i64>::new()
+    );
+    app.post("/customers/search", Some("application/json"), "{}")
+        .assert_problem(400, "missing-identifier");
+    assert_eq!(app.rows(), rows, "reading writes nothing");
+}
