@@ -289,20 +289,24 @@ fn the_merge_guard_allows_a_merge_at_the_limit_and_refuses_one_past_it() {
     assert_ne!(biff2["primaryContactId"], lone["primaryContactId"]);
 }
 
+/// George, biffsucks and lorraine: three customers, by primary id.
+fn three_customers(app: &TestApp) -> [i64; 3] {
+    [
+        ("george@hillvalley.edu", "919191"),
+        ("biffsucks@hillvalley.edu", "717171"),
+        ("lorraine@hillvalley.edu", "123456"),
+    ]
+    .map(|(email, phone)| {
+        app.identify_ok(json!({"email": email, "phoneNumber": phone}))["primaryContactId"]
+            .as_i64()
+            .expect("id")
+    })
+}
+
 #[test]
 fn why_two_contacts_are_one_customer_names_the_request_that_joined_them() {
     let app = TestApp::spawn();
-    let george =
-        app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
-    let biffsucks =
-        app.identify_ok(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}));
-    let lorraine =
-        app.identify_ok(json!({"email": "lorraine@hillvalley.edu", "phoneNumber": "123456"}));
-    let (george, biffsucks, lorraine) = (
-        george["primaryContactId"].as_i64().expect("id"),
-        biffsucks["primaryContactId"].as_i64().expect("id"),
-        lorraine["primaryContactId"].as_i64().expect("id"),
-    );
+    let [george, biffsucks, lorraine] = three_customers(&app);
     app.get(&format!("/contacts/{biffsucks}/why/{george}"))
         .assert_problem(404, "not-found");
 
@@ -326,18 +330,8 @@ fn why_two_contacts_are_one_customer_names_the_request_that_joined_them() {
 #[test]
 fn the_graph_and_the_search_read_a_customer_without_writing() {
     let app = TestApp::spawn();
-    let george =
-        app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
-    let biffsucks =
-        app.identify_ok(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}));
-    let lorraine =
-        app.identify_ok(json!({"email": "lorraine@hillvalley.edu", "phoneNumber": "123456"}));
+    let [george, biffsucks, lorraine] = three_customers(&app);
     app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "717171"}));
-    let (george, biffsucks, lorraine) = (
-        george["primaryContactId"].as_i64().expect("id"),
-        biffsucks["primaryContactId"].as_i64().expect("id"),
-        lorraine["primaryContactId"].as_i64().expect("id"),
-    );
     let rows = app.rows();
 
     let graph = app.get(&format!("/contacts/{biffsucks}/graph"));
