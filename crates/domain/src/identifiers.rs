@@ -170,22 +170,13 @@ impl IdentifierPolicy {
             Some(RawPhone::Number(n)) => Some(PhoneNumber::from_number(n, self.region)?),
             None => None,
         };
-        let mut ignored = Vec::new();
-        let email = email.filter(|e| {
-            let blocked = self.blocked.blocks_email(e);
-            if blocked {
-                ignored.push(Ignored::blocked("email", e.as_str()));
-            }
-            !blocked
-        });
-        let phone = phone.filter(|p| {
-            let blocked = self.blocked.blocks_phone(p);
-            if blocked {
-                ignored.push(Ignored::blocked("phoneNumber", p.as_str()));
-            }
-            !blocked
-        });
-        Admitted::assemble(email, phone, ignored)
+        Admitted::screen(
+            email,
+            phone,
+            Vec::new(),
+            |e| self.blocked.blocks_email(e),
+            |p| self.blocked.blocks_phone(p),
+        )
     }
 }
 
@@ -216,32 +207,38 @@ impl Admitted {
     /// # Errors
     /// [`InvalidRequest::OnlyBlocked`] when nothing is left.
     pub fn set_aside(self, unlinked: &[Identifier]) -> Result<Self, InvalidRequest> {
-        let Self {
-            identifiers,
-            mut ignored,
-        } = self;
-        let email = identifiers.email().cloned().filter(|e| {
-            let named = unlinked.contains(&Identifier::Email(e.clone()));
-            if named {
-                ignored.push(Ignored::blocked("email", e.as_str()));
-            }
-            !named
-        });
-        let phone = identifiers.phone().cloned().filter(|p| {
-            let named = unlinked.contains(&Identifier::Phone(p.clone()));
-            if named {
-                ignored.push(Ignored::blocked("phoneNumber", p.as_str()));
-            }
-            !named
-        });
-        Self::assemble(email, phone, ignored)
+        Self::screen(
+            self.identifiers.email().cloned(),
+            self.identifiers.phone().cloned(),
+            self.ignored,
+            |e| unlinked.contains(&Identifier::Email(e.clone())),
+            |p| unlinked.contains(&Identifier::Phone(p.clone())),
+        )
     }
 
-    fn assemble(
+    /// The request of `email` and `phone` without the values the predicates block, which
+    /// join `ignored`.
+    fn screen(
         email: Option<Email>,
         phone: Option<PhoneNumber>,
-        ignored: Vec<Ignored>,
+        mut ignored: Vec<Ignored>,
+        blocks_email: impl Fn(&Email) -> bool,
+        blocks_phone: impl Fn(&PhoneNumber) -> bool,
     ) -> Result<Self, InvalidRequest> {
+        let email = email.filter(|e| {
+            let blocked = blocks_email(e);
+            if blocked {
+                ignored.push(Ignored::blocked("email", e.as_str()));
+            }
+            !blocked
+        });
+        let phone = phone.filter(|p| {
+            let blocked = blocks_phone(p);
+            if blocked {
+                ignored.push(Ignored::blocked("phoneNumber", p.as_str()));
+            }
+            !blocked
+        });
         match Identifiers::new(email, phone) {
             Ok(identifiers) => Ok(Self {
                 identifiers,

@@ -92,8 +92,11 @@ impl IdentityService {
     ///
     /// # Errors
     /// See [`IdentifyError`]; [`IdentifyError::Invalid`] when every value is unlinked.
-    pub fn identify(&self, admitted: Admitted, cause: &str) -> Result<Identified, IdentifyError> {
-        let mut admitted = admitted;
+    pub fn identify(
+        &self,
+        mut admitted: Admitted,
+        cause: &str,
+    ) -> Result<Identified, IdentifyError> {
         loop {
             match self.identify_admitted(&admitted.identifiers, cause) {
                 Err(IdentifyError::Repository(RepositoryError::Unlinked(values))) => {
@@ -643,6 +646,14 @@ mod tests {
         assert_eq!(service.customer_of(id(9)).expect("read"), None);
     }
 
+    /// The values of `identifiers` that a rule on `unlinked` names.
+    fn named(identifiers: &Identifiers, unlinked: &str) -> Vec<Identifier> {
+        Identifier::all_of(identifiers)
+            .into_iter()
+            .filter(|value| value.as_str() == unlinked)
+            .collect()
+    }
+
     /// A mock whose guarded unit refuses any request holding `unlinked` (a rule made after
     /// the request was admitted) and creates a primary for anything else; it records every
     /// request it was given.
@@ -655,10 +666,7 @@ mod tests {
         repo.expect_apply_atomically()
             .returning(move |identifiers, decide, _| {
                 seen.lock().expect("not poisoned").push(identifiers.clone());
-                let named: Vec<Identifier> = Identifier::all_of(identifiers)
-                    .into_iter()
-                    .filter(|value| value.as_str() == unlinked)
-                    .collect();
+                let named = named(identifiers, unlinked);
                 if !named.is_empty() {
                     return Err(RepositoryError::Unlinked(named));
                 }
@@ -711,12 +719,7 @@ mod tests {
         repo.expect_apply_atomically()
             .times(1)
             .returning(|identifiers, _, _| {
-                Err(RepositoryError::Unlinked(
-                    Identifier::all_of(identifiers)
-                        .into_iter()
-                        .filter(|v| v.as_str() == "555000")
-                        .collect(),
-                ))
+                Err(RepositoryError::Unlinked(named(identifiers, "555000")))
             });
         let limits = CustomerLimits {
             max_phones: 1,
