@@ -221,8 +221,8 @@ where
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait ContactMaintenance: Send + Sync {
     /// One unit of work over every live contact: keeps every other writer out, reads all
-    /// live contacts and the unlink rules, applies the changes `rewriter` returns, commits. Returns the rewrite
-    /// that was applied.
+    /// live contacts and the unlink rules, applies the changes `rewriter` returns, commits.
+    /// Returns the rewrite that was applied.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the store cannot be reached;

@@ -90,8 +90,9 @@ pub(crate) fn of_plan<'a>(
 }
 
 /// The rows that record a whole-customer rewrite (normalization, erasure, unlink): one
-/// history event per changed contact (a change of values alone is `value_change`'s kind), `contact.erased` change events, and `customer.updated` for
-/// every customer that comes out of it.
+/// history event per changed contact (a change of values alone is `value_change`'s kind),
+/// `contact.erased` change events, and `customer.updated` for every customer that comes
+/// out of it.
 pub(crate) fn of_changes<'a>(
     changes: &[ContactChange],
     value_change: ValueChange,

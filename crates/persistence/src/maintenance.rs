@@ -18,7 +18,7 @@ use crate::queries::LargestCustomers;
 use crate::repository::{record_committed, SqlContactRepository};
 use crate::retry::UnitError;
 use crate::schema::contact;
-use crate::unlink::read_rules;
+use crate::unlink::read_unlinked;
 use crate::writes::{
     apply_rewrite, lock_all, read_all, read_customers, write_plan, write_transaction,
 };
@@ -34,9 +34,7 @@ impl ContactMaintenance for SqlContactRepository {
             write_transaction(db, |db| {
                 lock_all(db)?;
                 let contacts = read_all(db)?;
-                let unlinked: Vec<Identifier> =
-                    read_rules(db)?.into_iter().map(|r| r.identifier).collect();
-                let rewrite = rewriter.rewrite(&contacts, &unlinked);
+                let rewrite = rewriter.rewrite(&contacts, &read_unlinked(db)?);
                 apply_rewrite(db, &rewrite, &contacts, cause)?;
                 Ok(rewrite)
             })
@@ -58,8 +56,7 @@ impl ContactMaintenance for SqlContactRepository {
                 lock_all(db)?;
                 // The batch was admitted with the rules of its start: one made since then
                 // is committed by now (it waits for the lock too, or went before it).
-                let rules: HashSet<Identifier> =
-                    read_rules(db)?.into_iter().map(|r| r.identifier).collect();
+                let rules: HashSet<Identifier> = read_unlinked(db)?.into_iter().collect();
                 let unlinked: Vec<Identifier> = requests
                     .iter()
                     .flat_map(Identifier::all_of)

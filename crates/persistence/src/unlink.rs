@@ -21,7 +21,7 @@ const PHONE: &str = "phone";
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = unlink_rule)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-pub(crate) struct RuleRow {
+struct RuleRow {
     id: i64,
     kind: String,
     value: String,
@@ -41,7 +41,7 @@ struct NewRuleRow<'a> {
 }
 
 impl RuleRow {
-    pub(crate) fn into_rule(self) -> Result<UnlinkRule, UnitError> {
+    fn into_rule(self) -> Result<UnlinkRule, UnitError> {
         let identifier = identifier(&self.kind, self.value).ok_or_else(|| {
             UnitError::Final(RepositoryError::Internal(
                 format!("unlink rule {} has an unknown kind", self.id).into(),
@@ -98,6 +98,11 @@ pub(crate) fn unlinked_among(
         .collect())
 }
 
+/// The values every rule names.
+pub(crate) fn read_unlinked(db: &mut Db<'_>) -> Result<Vec<Identifier>, UnitError> {
+    Ok(read_rules(db)?.into_iter().map(|r| r.identifier).collect())
+}
+
 /// Every rule, oldest first.
 pub(crate) fn read_rules(db: &mut Db<'_>) -> Result<Vec<UnlinkRule>, UnitError> {
     let rows: Vec<RuleRow> = on_backend!(db, conn => unlink_rule::table
@@ -145,7 +150,8 @@ pub(crate) fn create_rule(
 
 /// Deletes rule `id`, returning it; `None` when there is none.
 pub(crate) fn delete_rule(db: &mut Db<'_>, id: i64) -> Result<Option<UnlinkRule>, UnitError> {
-    let deleted: Option<RuleRow> = on_backend!(db, conn => diesel::delete(unlink_rule::table.find(id))
+    let rule = unlink_rule::table.find(id);
+    let deleted: Option<RuleRow> = on_backend!(db, conn => diesel::delete(rule)
         .returning(RuleRow::as_returning())
         .get_result(conn)
         .optional())?;
