@@ -97,9 +97,7 @@ pub async fn history(
             cause: e.cause,
             before: parse(e.before),
             after: parse(e.after),
-            occurred_at: e
-                .occurred_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            occurred_at: crate::wire_time(e.occurred_at),
         })
         .collect();
     Ok(HttpResponse::Ok().json(HistoryView { events }))

@@ -225,9 +225,7 @@ impl From<Contact> for ContactNodeView {
             phone_number: contact.phone.map(|p| p.as_str().to_owned()),
             link_precedence,
             linked_id,
-            created_at: contact
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            created_at: crate::wire_time(contact.created_at),
         }
     }
 }
@@ -250,9 +248,7 @@ impl From<Evidence> for EvidenceView {
             id: evidence.id,
             email: evidence.email.as_str().to_owned(),
             phone_number: evidence.phone.as_str().to_owned(),
-            created_at: evidence
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            created_at: crate::wire_time(evidence.created_at),
         }
     }
 }

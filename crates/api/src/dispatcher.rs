@@ -168,9 +168,7 @@ impl Dispatcher {
 
 /// The JSON body a webhook receives.
 pub fn envelope(event: &OutboxRow) -> Value {
-    let occurred_at = event
-        .created_at
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let occurred_at = crate::wire_time(event.created_at);
     json!({
         "id": event.id,
         "type": event.kind,

@@ -24,6 +24,12 @@ pub use health::ReadinessCheck;
 pub use settings::Settings;
 pub use startup::{routes, AppState, Application, StartupError};
 
+/// How the API and its change events write an instant: RFC 3339 in UTC, to the microsecond
+/// (`2026-11-30T08:00:00.000000Z`).
+pub(crate) fn wire_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// Runs blocking work (Diesel) on the blocking thread pool, never on an async worker, inside
 /// the caller's tracing span.
 async fn run_blocking<T, F>(work: F) -> Result<T, ApiError>

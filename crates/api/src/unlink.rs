@@ -118,9 +118,7 @@ impl From<UnlinkRule> for RuleView {
             phone_number,
             reason: rule.reason,
             created_by: rule.created_by,
-            created_at: rule
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            created_at: crate::wire_time(rule.created_at),
         }
     }
 }
