@@ -326,6 +326,41 @@ async fn drive(client: &Client, app: &TestApp, lorraine: i64, biff: i64) -> Vec<
     assert!(count(client, "#graph g.contact.why").await >= 4);
     let shot = client.screenshot().await.expect("a screenshot");
 
+    // The arrow keys move the focus from node to node (lorraine may sit at an edge of the
+    // picture: at least one direction leads somewhere).
+    let from = format!("g.contact[data-contact-id='{lorraine}']");
+    let mut moved = false;
+    for arrow in [Key::Left, Key::Right, Key::Up, Key::Down] {
+        let node = client
+            .find(Locator::Css(&from))
+            .await
+            .expect("lorraine is drawn");
+        client
+            .execute(
+                "arguments[0].focus()",
+                vec![serde_json::to_value(&node).expect("an element")],
+            )
+            .await
+            .expect("focused");
+        node.send_keys(&arrow.to_string()).await.expect("pressed");
+        let now = client
+            .execute(
+                &format!(
+                    "const a = document.activeElement; \
+                     return a.closest('#graph') !== null && !a.matches(\"{from}\") \
+                     && (a.matches('g.contact') || a.matches('g.value'))"
+                ),
+                vec![],
+            )
+            .await
+            .expect("the script runs");
+        if now == Value::Bool(true) {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "no arrow key moved the focus off lorraine");
+
     // Unlink mcfly's second phone, the value the joining request brought.
     client
         .find(Locator::Css("g.value.phone[data-value='555000']"))

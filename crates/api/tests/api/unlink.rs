@@ -159,8 +159,9 @@ fn a_rule_needs_one_valid_value_a_reason_and_the_admin_scope() {
     post(json!({"phoneNumber": "555000", "reason": "a\u{0}b"})).assert_problem(400, "invalid-body");
     post(json!({"phoneNumber": "555000", "reason": "x".repeat(501)}))
         .assert_problem(400, "invalid-body");
-    assert!(
-        app.get("/blocked-identifiers").body["rules"] == json!([]),
+    assert_eq!(
+        app.get("/blocked-identifiers").body["rules"],
+        json!([]),
         "nothing was made"
     );
     app.request("DELETE", "/blocked-identifiers/999")
