@@ -84,12 +84,13 @@ pub fn migrate(settings: &Settings) -> Result<Vec<String>, StartupError> {
     Ok(identity_persistence::prepare(&store)?)
 }
 
-/// The invariants' violations on the live store (empty when the graph is sound).
+/// The invariants' violations on the live store (empty when the graph is sound). Reads
+/// only: a missing database or a schema behind the binary is an error, never created.
 ///
 /// # Errors
 /// When the store cannot be read.
 pub fn check(settings: &Settings) -> Result<Vec<Violation>, StartupError> {
-    let store = identity_persistence::open(&settings.store_settings()?)?;
+    let store = identity_persistence::open_read_only(&settings.store_settings()?)?;
     store.maintenance.check().map_err(StartupError::Store)
 }
 
@@ -100,7 +101,7 @@ pub fn check(settings: &Settings) -> Result<Vec<Violation>, StartupError> {
 pub fn dead_events(
     settings: &Settings,
 ) -> Result<Vec<identity_persistence::DeadEvent>, StartupError> {
-    let store = identity_persistence::open(&settings.store_settings()?)?;
+    let store = identity_persistence::open_read_only(&settings.store_settings()?)?;
     store.outbox.dead().map_err(StartupError::Store)
 }
 
@@ -118,7 +119,7 @@ pub fn retry_events(settings: &Settings, id: Option<i64>) -> Result<usize, Start
 /// # Errors
 /// When the store cannot be read.
 pub fn stats(settings: &Settings, top: usize) -> Result<StoreStats, StartupError> {
-    let store = identity_persistence::open(&settings.store_settings()?)?;
+    let store = identity_persistence::open_read_only(&settings.store_settings()?)?;
     store.maintenance.stats(top).map_err(StartupError::Store)
 }
 

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use identity_persistence::{Outbox, OutboxRow};
+use identity_persistence::{redact_url, Outbox, OutboxRow};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -53,7 +53,7 @@ impl Dispatcher {
         std::thread::Builder::new()
             .name("event-dispatcher".to_owned())
             .spawn(move || {
-                tracing::info!(url = %self.url, "event dispatcher started");
+                tracing::info!(url = %redact_url(&self.url), "event dispatcher started");
                 while !stop.load(Ordering::Relaxed) {
                     if self.run_once() == 0 {
                         std::thread::sleep(Duration::from_millis(self.settings.poll_interval_ms));
@@ -123,7 +123,12 @@ impl Dispatcher {
         let failure = match outcome {
             Ok(response) if response.status().is_success() => None,
             Ok(response) => Some(format!("the webhook answered {}", response.status())),
-            Err(error) => Some(error.to_string()),
+            // The error may quote the URL, and it is logged and stored: redact it there too.
+            Err(error) => Some(
+                error
+                    .to_string()
+                    .replace(self.url.as_str(), &redact_url(&self.url)),
+            ),
         };
         let settled = match failure {
             None => {

@@ -20,11 +20,19 @@ pub enum KeysError {
     NotFound(String),
 }
 
+/// The keys of the configured store; `listing` opens it read-only (nothing created or
+/// migrated), else as `serve` would.
 fn keys(
     settings: &Settings,
+    listing: bool,
 ) -> Result<std::sync::Arc<dyn identity_domain::KeyRepository>, KeysError> {
-    let store = identity_persistence::open(&settings.store_settings().map_err(StartupError::from)?)
-        .map_err(StartupError::from)?;
+    let store_settings = settings.store_settings().map_err(StartupError::from)?;
+    let store = if listing {
+        identity_persistence::open_read_only(&store_settings)
+    } else {
+        identity_persistence::open(&store_settings)
+    }
+    .map_err(StartupError::from)?;
     Ok(store.keys)
 }
 
@@ -39,7 +47,7 @@ pub fn create(
 ) -> Result<(ApiKey, String), KeysError> {
     let name = valid_key_name(name)?;
     let new = generate_key().map_err(KeysError::Random)?;
-    let key = keys(settings)?.create(name, &new.hash, scopes)?;
+    let key = keys(settings, false)?.create(name, &new.hash, scopes)?;
     Ok((key, new.secret))
 }
 
@@ -48,7 +56,7 @@ pub fn create(
 /// # Errors
 /// An unreachable store.
 pub fn list(settings: &Settings) -> Result<Vec<ApiKey>, KeysError> {
-    keys(settings)?
+    keys(settings, true)?
         .list()
         .map_err(|e| KeysError::Startup(StartupError::Store(e)))
 }
@@ -58,7 +66,7 @@ pub fn list(settings: &Settings) -> Result<Vec<ApiKey>, KeysError> {
 /// # Errors
 /// No such key, an unreachable store.
 pub fn revoke(settings: &Settings, name_or_id: &str) -> Result<ApiKey, KeysError> {
-    keys(settings)?
+    keys(settings, false)?
         .revoke(name_or_id)
         .map_err(|e| KeysError::Startup(StartupError::Store(e)))?
         .ok_or_else(|| KeysError::NotFound(name_or_id.to_owned()))

@@ -19,6 +19,18 @@ pub enum PersistenceError {
     },
     #[error("the directory {} of the SQLite database does not exist (database.create_if_missing is off)", path.display())]
     MissingDirectory { path: PathBuf },
+    #[error(
+        "the database {database} does not exist: check database.url, or create it with \
+         `identity-api migrate` (with database.create_if_missing on, the default)"
+    )]
+    MissingDatabase { database: String },
+    #[error(
+        "the database's schema is behind this binary ({} migrations pending: {}): apply \
+         them with `identity-api migrate`",
+        pending.len(),
+        pending.join(", ")
+    )]
+    SchemaBehind { pending: Vec<String> },
     #[error("{} is not a SQLite database", path.display())]
     NotADatabase { path: PathBuf },
     #[error("a database query failed")]

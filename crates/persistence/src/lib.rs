@@ -41,5 +41,5 @@ pub use outbox::{DeadEvent, Outbox};
 pub use pool::PoolSettings;
 pub use repository::PoolStats;
 pub use retry::RetryPolicy;
-pub use store::{open, prepare, Store, StoreSettings};
-pub use url::DatabaseUrl;
+pub use store::{open, open_read_only, prepare, Store, StoreSettings};
+pub use url::{redact_url, DatabaseUrl};

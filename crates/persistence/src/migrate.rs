@@ -1,9 +1,11 @@
 //! The SQL migrations of the top-level `migrations/<backend>`, embedded in the binary.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, ConnectionError, PgConnection, SqliteConnection};
+use diesel::migration::MigrationSource;
+use diesel::{Connection, ConnectionError, PgConnection, QueryResult, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::PersistenceError;
@@ -26,7 +28,7 @@ pub fn run_migrations(url: &DatabaseUrl) -> Result<Vec<String>, PersistenceError
     };
     match url {
         DatabaseUrl::Postgres(url) => {
-            let mut conn = PgConnection::establish(url).map_err(PersistenceError::Connect)?;
+            let mut conn = connect_postgres(url)?;
             conn.batch_execute(&format!(
                 "SET statement_timeout = 0; SET lock_timeout = 0; SELECT pg_advisory_lock({MIGRATION_LOCK})"
             ))
@@ -52,31 +54,69 @@ pub fn run_migrations(url: &DatabaseUrl) -> Result<Vec<String>, PersistenceError
     }
 }
 
-/// The names of the migrations not yet applied (to warn about a schema that is behind when
-/// migrations are switched off).
+/// The names of the migrations this binary holds that the database has not applied (to
+/// refuse, or warn about, a schema that is behind). Reads only: it creates nothing, not even
+/// Diesel's bookkeeping table (which its own harness would).
 ///
 /// # Errors
-/// When the database cannot be reached.
+/// When the database cannot be reached, or does not exist.
 pub fn pending_migrations(url: &DatabaseUrl) -> Result<Vec<String>, PersistenceError> {
-    fn names<DB: diesel::backend::Backend>(
-        pending: Vec<Box<dyn diesel::migration::Migration<DB>>>,
-    ) -> Vec<String> {
-        pending.iter().map(|m| m.name().to_string()).collect()
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
     }
+    fn pending<DB: diesel::backend::Backend>(
+        source: &EmbeddedMigrations,
+        applied: QueryResult<Vec<Applied>>,
+    ) -> Result<Vec<String>, PersistenceError> {
+        let applied: BTreeSet<String> = match applied {
+            Ok(rows) => rows.into_iter().map(|row| row.version).collect(),
+            // No bookkeeping table: nothing was ever applied.
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("does not exist")
+                    || info.message().contains("no such table") =>
+            {
+                BTreeSet::new()
+            }
+            Err(e) => return Err(PersistenceError::Query(e)),
+        };
+        let ours = MigrationSource::<DB>::migrations(source).map_err(PersistenceError::Migrate)?;
+        Ok(ours
+            .iter()
+            .filter(|m| !applied.contains(&m.name().version().to_string()))
+            .map(|m| m.name().to_string())
+            .collect())
+    }
+    let query = diesel::sql_query("SELECT version FROM __diesel_schema_migrations");
     match url {
         DatabaseUrl::Postgres(url) => {
-            let mut conn = PgConnection::establish(url).map_err(PersistenceError::Connect)?;
-            conn.pending_migrations(POSTGRES)
-                .map(names)
-                .map_err(PersistenceError::Migrate)
+            let mut conn = connect_postgres(url)?;
+            pending::<diesel::pg::Pg>(&POSTGRES, query.load(&mut conn))
         }
         DatabaseUrl::Sqlite(path) => {
+            if !path.exists() {
+                return Err(PersistenceError::MissingDatabase {
+                    database: path.display().to_string(),
+                });
+            }
             let mut conn = open_sqlite(path)?;
-            conn.pending_migrations(SQLITE)
-                .map(names)
-                .map_err(PersistenceError::Migrate)
+            pending::<diesel::sqlite::Sqlite>(&SQLITE, query.load(&mut conn))
         }
     }
+}
+
+/// Connects to PostgreSQL, telling a database that does not exist from other failures.
+pub(crate) fn connect_postgres(url: &str) -> Result<PgConnection, PersistenceError> {
+    PgConnection::establish(url).map_err(|e| match e {
+        ConnectionError::BadConnection(message) if message.contains("does not exist") => {
+            PersistenceError::MissingDatabase {
+                database: split_database(url)
+                    .map_or_else(|| crate::url::redact_url(url), |(name, _)| name),
+            }
+        }
+        e => PersistenceError::Connect(e),
+    })
 }
 
 /// Opens a SQLite file and checks that it is a database (SQLite only notices on first read).
@@ -102,10 +142,10 @@ pub(crate) fn open_sqlite(path: &Path) -> Result<SqliteConnection, PersistenceEr
 /// # Errors
 /// When the server cannot be reached or refuses (the role may lack CREATEDB).
 pub(crate) fn create_database_if_missing(url: &str) -> Result<bool, PersistenceError> {
-    match PgConnection::establish(url) {
+    match connect_postgres(url) {
         Ok(_) => return Ok(false),
-        Err(ConnectionError::BadConnection(message)) if message.contains("does not exist") => {}
-        Err(e) => return Err(PersistenceError::Connect(e)),
+        Err(PersistenceError::MissingDatabase { .. }) => {}
+        Err(e) => return Err(e),
     }
     let (name, maintenance_url) = split_database(url)
         .ok_or_else(|| PersistenceError::InvalidUrl("it names no database".to_owned()))?;

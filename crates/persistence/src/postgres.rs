@@ -12,10 +12,15 @@ use crate::models::{NewEventRow, NewOutboxRow};
 use crate::queries::fixed_query;
 
 /// Session settings for every pooled connection.
-pub(crate) fn session_sql(statement_timeout_ms: u128, lock_timeout_ms: u128) -> String {
+pub(crate) fn session_sql(
+    statement_timeout_ms: u128,
+    lock_timeout_ms: u128,
+    read_only: bool,
+) -> String {
     format!(
         "SET statement_timeout = {statement_timeout_ms}; SET lock_timeout = {lock_timeout_ms}; \
-         SET application_name = 'identity-api'"
+         SET application_name = 'identity-api'; SET default_transaction_read_only = {}",
+        if read_only { "on" } else { "off" }
     )
 }
 

@@ -4,11 +4,13 @@
 /// Settings for every pooled connection: a busy timeout first, so that a writer (and the
 /// switch to WAL itself) waits for the lock instead of failing; WAL so readers never block
 /// the writer; foreign keys enforced; and erased values overwritten on disk, not left in
-/// free pages.
-pub(crate) fn session_sql(busy_timeout_ms: u128) -> String {
+/// free pages. A read-only store's connections refuse every write (`query_only`).
+pub(crate) fn session_sql(busy_timeout_ms: u128, read_only: bool) -> String {
     format!(
         "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL; \
-         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;"
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
+         PRAGMA query_only = {};",
+        if read_only { "ON" } else { "OFF" }
     )
 }
 

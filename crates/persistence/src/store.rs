@@ -77,6 +77,11 @@ pub fn prepare(settings: &StoreSettings) -> Result<Vec<String>, PersistenceError
                     })?;
                 }
             }
+            if !settings.create_if_missing && !path.exists() {
+                return Err(PersistenceError::MissingDatabase {
+                    database: path.display().to_string(),
+                });
+            }
             // Creates the file when missing, and refuses one that is not a database.
             drop(open_sqlite(path)?);
         }
@@ -92,6 +97,35 @@ pub fn prepare(settings: &StoreSettings) -> Result<Vec<String>, PersistenceError
 /// failed migration.
 pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
     prepare(settings)?;
+    Ok(connect(settings, Access::ReadWrite))
+}
+
+/// Opens the store for a command that only reads (`check`, `stats`, `events list`, `keys
+/// list`): it creates nothing and migrates nothing, whatever the settings say, and its
+/// connections refuse to write (PostgreSQL `default_transaction_read_only`, SQLite
+/// `query_only`).
+///
+/// # Errors
+/// [`PersistenceError::MissingDatabase`] and [`PersistenceError::SchemaBehind`] (both naming
+/// `identity-api migrate`), or a database that cannot be reached.
+pub fn open_read_only(settings: &StoreSettings) -> Result<Store, PersistenceError> {
+    let pending = pending_migrations(&settings.url)?;
+    if !pending.is_empty() {
+        return Err(PersistenceError::SchemaBehind { pending });
+    }
+    Ok(connect(settings, Access::ReadOnly))
+}
+
+/// Whether a store's connections may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+/// Builds the pool (without connecting yet) and the store around it.
+fn connect(settings: &StoreSettings, access: Access) -> Store {
+    let read_only = access == Access::ReadOnly;
     let pool = match &settings.url {
         DatabaseUrl::Postgres(url) => {
             check_message_language(url);
@@ -101,13 +135,14 @@ pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
                 postgres::session_sql(
                     settings.pool.statement_timeout.as_millis(),
                     settings.pool.lock_timeout.as_millis(),
+                    read_only,
                 ),
             )
         }
         DatabaseUrl::Sqlite(path) => Pool::sqlite(
             path.to_string_lossy().into_owned(),
             &settings.pool,
-            sqlite::session_sql(settings.pool.lock_timeout.as_millis()),
+            sqlite::session_sql(settings.pool.lock_timeout.as_millis(), read_only),
         ),
     };
     let repository = Arc::new(SqlContactRepository {
@@ -116,7 +151,7 @@ pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
     });
     let probe = Arc::clone(&repository);
     let stats = Arc::clone(&repository);
-    Ok(Store {
+    Store {
         outbox: Arc::clone(&repository) as Arc<dyn Outbox>,
         keys: Arc::clone(&repository) as Arc<dyn KeyRepository>,
         pool_stats: Arc::new(move || stats.pool_stats()),
@@ -124,7 +159,7 @@ pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
         repository,
         readiness: Arc::new(move || probe.ping()),
         url: settings.url.clone(),
-    })
+    }
 }
 
 fn migrate(settings: &StoreSettings) -> Result<Vec<String>, PersistenceError> {

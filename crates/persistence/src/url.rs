@@ -51,19 +51,50 @@ impl DatabaseUrl {
     }
 }
 
-/// Safe to log: a PostgreSQL URL loses its credentials.
+/// Safe to log: a PostgreSQL URL loses its credentials (see [`redact_url`]).
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Postgres(url) => {
-                let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
-                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-                let host = host.split('?').next().unwrap_or_default();
-                write!(f, "postgres://{host}")
-            }
+            Self::Postgres(url) => f.write_str(&redact_url(url)),
             Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
         }
     }
+}
+
+/// A URL as it may be logged: without its user information (`user:password@`) and with the
+/// value of every query parameter and the fragment replaced by `***` (`?token=***`), so that
+/// no credential, wherever a URL carries it, reaches a log. Every URL the service logs (the
+/// database's, the webhook's) goes through this one function.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, _)) => (rest, "#***"),
+        None => (rest, ""),
+    };
+    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+    // The authority ends at the first '/'; its user information at the last '@' before that.
+    let authority_end = location.find('/').unwrap_or(location.len());
+    let (authority, path) = location.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let mut redacted = scheme.map_or_else(String::new, |s| format!("{s}://"));
+    redacted.push_str(host);
+    redacted.push_str(path);
+    if !query.is_empty() {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) => format!("{key}=***"),
+                None => param.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&params.join("&"));
+    }
+    redacted.push_str(fragment);
+    redacted
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -110,7 +141,27 @@ mod tests {
         let url = DatabaseUrl::parse("postgres://u:hunter2@db:5432/x?sslmode=disable");
         assert_eq!(
             url.map(|u| u.to_string()).ok().as_deref(),
-            Some("postgres://db:5432/x")
+            Some("postgres://db:5432/x?sslmode=***")
         );
+    }
+
+    #[test]
+    fn redaction_removes_user_information_and_query_values() {
+        for (url, logged) in [
+            (
+                "https://hook:s3cret@hooks.shop.io/identity?token=abc&x=1#frag",
+                "https://hooks.shop.io/identity?token=***&x=***#***",
+            ),
+            ("http://hooks.shop.io", "http://hooks.shop.io"),
+            (
+                "postgres://u:p@h1:5432,h2:5433/db?target_session_attrs=read-write&password=pw",
+                "postgres://h1:5432,h2:5433/db?target_session_attrs=***&password=***",
+            ),
+            // An '@' in the path is not user information.
+            ("https://h.io/a@b?flag", "https://h.io/a@b?flag"),
+            ("h.io/x?k=v", "h.io/x?k=***"),
+        ] {
+            assert_eq!(redact_url(url), logged, "{url}");
+        }
     }
 }
