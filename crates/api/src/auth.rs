@@ -10,7 +10,12 @@
 //! `Retry-After` without its key being looked at, so keys cannot be guessed.
 //!
 //! With no key at all, the service serves without keys while it listens on a loopback
-//! address only (the zero set-up quick start); start-up refuses any other address.
+//! address only (the zero set-up quick start); start-up refuses any other address. Even
+//! then it serves only requests addressed to a loopback name (`Host` is `localhost`,
+//! `127.0.0.1` or `[::1]`, any port) and, when a browser says where the request comes from,
+//! sent by a page of such a name (`Origin`): a web page elsewhere whose name an attacker
+//! points at 127.0.0.1 (DNS rebinding) is refused, though the developer's browser reaches
+//! the port.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::{ready, Ready};
@@ -104,6 +109,7 @@ enum Refusal {
     Unknown,
     Scope,
     Throttled,
+    NotLoopback,
 }
 
 impl Refusal {
@@ -113,6 +119,7 @@ impl Refusal {
             Self::Unknown => "unknown",
             Self::Scope => "scope",
             Self::Throttled => "throttled",
+            Self::NotLoopback => "not_loopback",
         }
     }
 }
@@ -250,27 +257,29 @@ impl Gate {
     /// Lets the request through, saying who made it, or says why not. A valid key is
     /// always let through; a client that keeps failing is answered 429 without its attempts
     /// being looked at.
-    fn check(
-        &self,
-        client: Option<IpAddr>,
-        authorization: Option<&str>,
-        scope: Scope,
-    ) -> Result<Caller, ApiError> {
+    fn check(&self, request: &Presented<'_>, scope: Scope) -> Result<Caller, ApiError> {
+        let Presented {
+            client,
+            authorization,
+            addressed_to_loopback,
+        } = *request;
         let Some(keys) = self.snapshot() else {
             return Err(ApiError::Unavailable(
                 "the API keys cannot be read yet: the database is unreachable".into(),
             ));
         };
         if keys.is_empty() && self.is_open() {
-            return Ok(Caller::Loopback);
+            return if addressed_to_loopback {
+                Ok(Caller::Loopback)
+            } else {
+                Err(refuse(Refusal::NotLoopback, ApiError::NotLoopback))
+            };
         }
+        // The scheme is case-insensitive (RFC 9110, 11.1): `Bearer`, `bearer`, `BEARER`.
         let presented = authorization
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(|value| value.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim())
             .filter(|key| !key.is_empty());
         if let Some(presented) = presented {
             let mut digest = [0_u8; 32];
@@ -353,6 +362,60 @@ fn decode_hex(text: &str, out: &mut [u8; 32]) -> bool {
     true
 }
 
+/// What a request presents to the gate.
+#[derive(Debug, Clone, Copy)]
+struct Presented<'a> {
+    client: Option<IpAddr>,
+    authorization: Option<&'a str>,
+    /// Whether the request names a loopback host and, if a browser sent it, comes from a
+    /// page of a loopback host (see [`addressed_to_loopback`]).
+    addressed_to_loopback: bool,
+}
+
+/// Whether a request is addressed to this machine by a loopback name: its `Host` (or, in
+/// HTTP/2, its URI's authority) is `localhost`, a loopback address or absent (no browser
+/// sends a request without one), and its `Origin`, when a browser sends one, is a loopback
+/// name too (`null`, the origin of sandboxed and local-file pages, is not).
+fn addressed_to_loopback(req: &HttpRequest) -> bool {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(ToString::to_string));
+    let origin = req.headers().get(header::ORIGIN).map(|v| v.to_str().ok());
+    let host_is_loopback = host.as_deref().is_none_or(is_loopback_authority);
+    let origin_is_loopback = match origin {
+        None => true,
+        Some(origin) => origin
+            .and_then(|o| {
+                o.strip_prefix("http://")
+                    .or_else(|| o.strip_prefix("https://"))
+            })
+            .is_some_and(is_loopback_authority),
+    };
+    host_is_loopback && origin_is_loopback
+}
+
+/// `localhost`, `127.0.0.1`, `[::1]` (any loopback address), with or without a port.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((host, port)) if port.is_empty() || port.starts_with(':') => host,
+            _ => return false,
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            Some(_) => return false,
+            None => authority,
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The scope a route needs, as a type.
 pub trait RequiredScope {
     const SCOPE: Scope;
@@ -415,14 +478,15 @@ impl<S: RequiredScope> FromRequest for Authorized<S> {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok());
-        let client = req.peer_addr().map(|addr| addr.ip());
-        ready(
-            gate.check(client, authorization, S::SCOPE)
-                .map(|caller| Self {
-                    caller,
-                    scope: PhantomData,
-                }),
-        )
+        let presented = Presented {
+            client: req.peer_addr().map(|addr| addr.ip()),
+            authorization,
+            addressed_to_loopback: addressed_to_loopback(req),
+        };
+        ready(gate.check(&presented, S::SCOPE).map(|caller| Self {
+            caller,
+            scope: PhantomData,
+        }))
     }
 }
 
@@ -467,31 +531,48 @@ mod tests {
 
     const CLIENT: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 7)));
 
+    impl Gate {
+        /// A request from `CLIENT`, addressed to a loopback name.
+        fn ask(&self, authorization: Option<&str>, scope: Scope) -> Result<Caller, ApiError> {
+            self.check(
+                &Presented {
+                    client: CLIENT,
+                    authorization,
+                    addressed_to_loopback: true,
+                },
+                scope,
+            )
+        }
+    }
+
     #[test]
     fn a_key_opens_exactly_its_scopes() {
         let gate = gate(vec![key(1, "idk_store", "identify,read")], false, 10);
         assert_eq!(
-            gate.check(CLIENT, Some("Bearer idk_store"), Scope::Identify)
+            gate.ask(Some("Bearer idk_store"), Scope::Identify)
                 .map(|caller| caller.name().to_owned())
                 .ok(),
             Some("key1".to_owned()),
             "the caller is named by its key"
         );
-        assert!(gate
-            .check(CLIENT, Some("Bearer idk_store"), Scope::Read)
-            .is_ok());
+        assert!(gate.ask(Some("Bearer idk_store"), Scope::Read).is_ok());
         assert!(matches!(
-            gate.check(CLIENT, Some("Bearer idk_store"), Scope::Admin),
+            gate.ask(Some("Bearer idk_store"), Scope::Admin),
             Err(ApiError::MissingScope(Scope::Admin))
         ));
+        // The scheme is case-insensitive.
+        for header in ["BEARER idk_store", "bearer idk_store", "BeArEr  idk_store"] {
+            assert!(gate.ask(Some(header), Scope::Identify).is_ok(), "{header}");
+        }
         for header in [
             None,
             Some("Bearer "),
             Some("Basic abc"),
             Some("Bearer idk_other"),
+            Some("Bearerx idk_store"),
         ] {
             assert!(matches!(
-                gate.check(CLIENT, header, Scope::Identify),
+                gate.ask(header, Scope::Identify),
                 Err(ApiError::Unauthorized)
             ));
         }
@@ -499,12 +580,48 @@ mod tests {
 
     #[test]
     fn without_keys_only_a_loopback_service_is_open() {
-        assert!(gate(vec![], true, 10)
-            .check(CLIENT, None, Scope::Admin)
-            .is_ok());
+        assert!(gate(vec![], true, 10).ask(None, Scope::Admin).is_ok());
         assert!(matches!(
-            gate(vec![], false, 10).check(CLIENT, None, Scope::Admin),
+            gate(vec![], false, 10).ask(None, Scope::Admin),
             Err(ApiError::Unauthorized)
+        ));
+    }
+
+    #[test]
+    fn without_keys_only_requests_addressed_to_a_loopback_name_are_served() {
+        for authority in [
+            "localhost",
+            "localhost:8080",
+            "LOCALHOST:1",
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "127.9.9.9:80",
+            "[::1]",
+            "[::1]:8080",
+        ] {
+            assert!(is_loopback_authority(authority), "{authority}");
+        }
+        for authority in [
+            "rebind.attacker.test:8080",
+            "attacker.test",
+            "localhost.attacker.test",
+            "10.0.0.7:8080",
+            "[::2]:8080",
+            "[::1]x",
+            "localhost:80x",
+            "127.0.0.1.nip.io",
+            "",
+        ] {
+            assert!(!is_loopback_authority(authority), "{authority}");
+        }
+        let foreign = Presented {
+            client: CLIENT,
+            authorization: None,
+            addressed_to_loopback: false,
+        };
+        assert!(matches!(
+            gate(vec![], true, 10).check(&foreign, Scope::Read),
+            Err(ApiError::NotLoopback)
         ));
     }
 
@@ -513,20 +630,18 @@ mod tests {
         let gate = gate(vec![key(1, "idk_store", "identify")], false, 3);
         for _ in 0..3 {
             assert!(matches!(
-                gate.check(CLIENT, Some("Bearer idk_guess"), Scope::Identify),
+                gate.ask(Some("Bearer idk_guess"), Scope::Identify),
                 Err(ApiError::Unauthorized)
             ));
         }
         for header in [Some("Bearer idk_guess"), None] {
             assert!(matches!(
-                gate.check(CLIENT, header, Scope::Identify),
+                gate.ask(header, Scope::Identify),
                 Err(ApiError::TooManyAttempts { .. })
             ));
         }
         // Someone else behind the same address (a proxy, a NAT) is not locked out.
-        assert!(gate
-            .check(CLIENT, Some("Bearer idk_store"), Scope::Identify)
-            .is_ok());
+        assert!(gate.ask(Some("Bearer idk_store"), Scope::Identify).is_ok());
     }
 
     #[test]
@@ -537,7 +652,7 @@ mod tests {
         keys.lock().expect("not poisoned").clear();
         gate.refresh().expect("refreshed");
         assert!(matches!(
-            gate.check(CLIENT, None, Scope::Identify),
+            gate.ask(None, Scope::Identify),
             Err(ApiError::Unauthorized)
         ));
     }

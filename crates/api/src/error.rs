@@ -17,7 +17,7 @@ pub enum ApiError {
     /// The JSON is fine but a value is not acceptable.
     #[error(transparent)]
     InvalidRequest(#[from] InvalidRequest),
-    #[error("send the body as JSON, with the header Content-Type: application/json")]
+    #[error("send the body as JSON in UTF-8, with the header Content-Type: application/json")]
     UnsupportedMediaType,
     #[error("the body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -47,6 +47,13 @@ pub enum ApiError {
     TooManyAttempts { retry_after: std::time::Duration },
     #[error("{0}")]
     Forbidden(String),
+    /// Served without keys, the service answers only requests addressed to a loopback name.
+    #[error(
+        "this service runs without API keys, so it serves only requests addressed to \
+         localhost, 127.0.0.1 or [::1] (Host and Origin): use one of those names, or create \
+         a key (identity-api keys create) and send it"
+    )]
+    NotLoopback,
     /// The request names something by an id that no longer means what it meant.
     #[error("{0}")]
     Conflict(String),
@@ -101,6 +108,7 @@ impl ApiError {
             | Self::NotOneCustomer => "not-found",
             Self::Unauthorized => "unauthorized",
             Self::MissingScope(_) | Self::Forbidden(_) => "forbidden",
+            Self::NotLoopback => "not-loopback",
             Self::TooManyAttempts { .. } => "too-many-attempts",
             Self::InvalidPath(_) => "invalid-path",
             Self::Conflict(_) => "conflict",
@@ -127,6 +135,7 @@ impl ApiError {
             | Self::NotOneCustomer => "Not found",
             Self::Unauthorized => "Unauthorized",
             Self::MissingScope(_) | Self::Forbidden(_) => "Forbidden",
+            Self::NotLoopback => "Not addressed to a loopback name",
             Self::TooManyAttempts { .. } => "Too many failed attempts",
             Self::InvalidPath(_) => "Invalid path parameter",
             Self::Conflict(_) => "Conflict",
@@ -162,7 +171,7 @@ impl ResponseError for ApiError {
             | Self::RuleNotFound(_)
             | Self::NotOneCustomer => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::MissingScope(_) | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::MissingScope(_) | Self::Forbidden(_) | Self::NotLoopback => StatusCode::FORBIDDEN,
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,

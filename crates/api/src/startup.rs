@@ -4,10 +4,13 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::error::JsonPayloadError;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::middleware::Next;
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use identity_domain::{IdentifierPolicy, IdentityService};
 use identity_persistence::PersistenceError;
 use secrecy::ExposeSecret;
@@ -109,6 +112,8 @@ impl Application {
         crate::metrics::handle();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(utf8_bodies_only))
+                .wrap(from_fn(security_headers))
                 .wrap(from_fn(observe_request))
                 .configure(routes(state.clone(), max_body))
         })
@@ -308,6 +313,61 @@ fn open_gate(
         }
     }
     Ok(gate)
+}
+
+/// The API documentation's page shares the console's origin: only its own script, no
+/// framing. (Swagger UI sets inline styles, and draws icons as data: images.)
+const DOCS_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Headers every answer carries unless its handler set its own: never sniffed into another
+/// type, never stored by a cache (answers hold personal data); and the documentation's
+/// content security policy.
+async fn security_headers(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let docs = request.path() == "/docs" || request.path().starts_with("/docs/");
+    let mut response = next.call(request).await?;
+    let headers = response.headers_mut();
+    let mut default = |name: HeaderName, value: &'static str| {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    default(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    default(header::CACHE_CONTROL, "no-store");
+    if docs {
+        default(
+            header::CONTENT_SECURITY_POLICY,
+            DOCS_CONTENT_SECURITY_POLICY,
+        );
+        default(header::REFERRER_POLICY, "no-referrer");
+    }
+    Ok(response)
+}
+
+/// Bodies are read as UTF-8 JSON (RFC 8259): a body declared in another character set
+/// (`charset=utf-16`) is answered 415 rather than read as something it is not.
+async fn utf8_bodies_only(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let foreign = request
+        .mime_type()
+        .ok()
+        .flatten()
+        .and_then(|m| {
+            m.get_param(actix_web::mime::CHARSET)
+                .map(|c| c.as_str().to_ascii_lowercase())
+        })
+        .is_some_and(|charset| charset != "utf-8" && charset != "utf8");
+    if foreign {
+        let response = ApiError::UnsupportedMediaType.error_response();
+        return Ok(request.into_response(response).map_into_right_body());
+    }
+    Ok(next.call(request).await?.map_into_left_body())
 }
 
 fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
