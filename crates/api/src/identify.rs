@@ -78,8 +78,7 @@ impl IdentifyBody {
     }
 }
 
-/// The request's id (set by the telemetry middleware). It may be the caller's own
-/// `X-Request-Id`: never record it bare as a cause (see [`request_cause`]).
+/// The service's id of the request (set by the telemetry middleware; never a caller's).
 pub(crate) fn request_id(request: &HttpRequest) -> String {
     request
         .extensions()
@@ -87,9 +86,7 @@ pub(crate) fn request_id(request: &HttpRequest) -> String {
         .map_or_else(|| "unknown".to_owned(), |id| id.0.clone())
 }
 
-/// The history's cause for what a request writes: `request:<request id>`. The prefix keeps a
-/// caller's `X-Request-Id` from ever reading as another cause (`import`, `normalize`,
-/// `erasure:…`).
+/// The history's cause for what a request writes: `request:<the service's request id>`.
 pub(crate) fn request_cause(request: &HttpRequest) -> String {
     format!("request:{}", request_id(request))
 }
@@ -119,7 +116,8 @@ fn json_type(value: &Value) -> &'static str {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IdentifyResponse {
     contact: ContactView,
-    /// Values of the request that were not used (blocked placeholders); absent when none.
+    /// Values of the request that were not used (blocked placeholders, values the merge
+    /// guard refused to store); absent when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(nullable = false)]
     ignored: Vec<IgnoredView>,
@@ -142,7 +140,8 @@ struct IgnoredView {
     /// The normalized value.
     value: String,
     /// Why: `blocked` (a placeholder that never identifies a customer, or a value an
-    /// operator unlinked).
+    /// operator unlinked) or `merge_guard` (storing it would have grown a customer past the
+    /// merge guard's limits, so nothing of the request was stored).
     reason: &'static str,
 }
 

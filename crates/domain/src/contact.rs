@@ -102,25 +102,26 @@ impl Email {
     }
 }
 
-/// A character that shows nothing, or shows text other than it is: control codes (C0, DEL,
-/// C1), the zero-width characters and directional marks (U+200B–U+200F), the bidirectional
-/// embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), the Arabic letter mark
-/// (U+061C), the soft hyphen (U+00AD), the word joiner and invisible operators
-/// (U+2060–U+2064) and the byte-order mark (U+FEFF). An address holding one looks like
-/// another address (or like none) while being a different string, so it would split one
-/// customer in two.
+/// A character that shows nothing, or shows text other than it is, told by its Unicode
+/// properties (not a hand-kept list): every default-ignorable code point (zero-width
+/// characters, joiners, variation selectors, the Hangul fillers, tags, the Mongolian vowel
+/// separator …), every format character (bidirectional marks, embeddings, overrides and
+/// isolates, the byte-order mark, interlinear annotations …), control codes, line,
+/// paragraph and space separators, private-use and unassigned code points; plus U+2800,
+/// the braille blank, which renders as a space but has no such property. An address
+/// holding one looks like another address (or like none) while being a different string,
+/// so it would split one customer in two, or pass for another in the console.
 fn is_invisible(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{00AD}'
-                | '\u{061C}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{FEFF}'
-        )
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    // Other (control, format, private use, surrogate, unassigned) and every separator.
+    const UNSEEN: GeneralCategoryGroup =
+        GeneralCategoryGroup::Other.union(GeneralCategoryGroup::Separator);
+    // (An ASCII space is visible as a gap: such an address is malformed, and said so.)
+    c != ' '
+        && (c == '\u{2800}'
+            || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+            || UNSEEN.contains(CodePointMapData::<GeneralCategory>::new().get(c)))
 }
 
 /// The region assumed for phone numbers written without a country code (an ISO 3166-1
@@ -383,6 +384,22 @@ pub(crate) mod tests {
             "a\u{009F}@x.io",
             "a\u{00AD}b@x.io",
             "a\u{2060}b@x.io",
+            // What an outside attack used to make look-alike customers (issue 21).
+            "a\u{2028}b@x.io",
+            "a\u{2029}b@x.io",
+            "a\u{3164}b@x.io",
+            "a\u{115F}b@x.io",
+            "a\u{FFA0}b@x.io",
+            "a\u{2800}b@x.io",
+            "a\u{034F}b@x.io",
+            "a\u{FE0F}b@x.io",
+            "a\u{E0041}b@x.io",
+            "a\u{180B}b@x.io",
+            "a\u{180E}b@x.io",
+            "a\u{17B4}b@x.io",
+            "a\u{FFF9}b@x.io",
+            "a\u{3000}b@x.io",
+            "a\u{E000}b@x.io",
         ] {
             assert_eq!(
                 Email::parse(bad),
@@ -396,6 +413,10 @@ pub(crate) mod tests {
         // address is still an address.
         assert_eq!(email("a@x.io\n"), Some("a@x.io".to_owned()));
         assert_eq!(email("jos\u{e9}@x.io"), Some("jos\u{e9}@x.io".to_owned()));
+        assert_eq!(
+            email("\u{5F20}\u{4F1F}@x.io"),
+            Some("\u{5F20}\u{4F1F}@x.io".to_owned())
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use wildmatch::WildMatch;
 
 use crate::contact::{Email, Identifiers, InvalidRequest, PhoneNumber, Region};
+use crate::customer::Customer;
 use crate::unlink::Identifier;
 
 /// Placeholder values that never link customers.
@@ -187,6 +188,29 @@ impl Ignored {
             value: value.to_owned(),
             reason: "blocked",
         }
+    }
+
+    /// The values of a request the merge guard refused to store (rule 6) that the customer
+    /// it was answered with does not hold: nothing of the request was stored, and the
+    /// answer says so.
+    pub fn refused_by_merge_guard(request: &Identifiers, answered: &Customer) -> Vec<Self> {
+        let email = request
+            .email()
+            .filter(|e| !answered.emails.contains(e))
+            .map(|e| ("email", e.as_str()));
+        let phone = request
+            .phone()
+            .filter(|p| !answered.phone_numbers.contains(p))
+            .map(|p| ("phoneNumber", p.as_str()));
+        email
+            .into_iter()
+            .chain(phone)
+            .map(|(field, value)| Self {
+                field,
+                value: value.to_owned(),
+                reason: "merge_guard",
+            })
+            .collect()
     }
 }
 

@@ -113,11 +113,18 @@ impl IdentityService {
                 }
                 Err(other) => return Err(other),
                 Ok((customer, refused)) => {
+                    let mut ignored = admitted.ignored;
+                    if refused.is_some() {
+                        ignored.extend(Ignored::refused_by_merge_guard(
+                            &admitted.identifiers,
+                            &customer,
+                        ));
+                    }
                     return Ok(Identified {
                         customer,
                         refused,
-                        ignored: admitted.ignored,
-                    })
+                        ignored,
+                    });
                 }
             }
         }
@@ -592,6 +599,15 @@ mod tests {
 
         assert_eq!(identified.customer.primary_id, id(2));
         assert!(identified.refused.is_some());
+        // The answer says what was not stored: the phone of the other customer.
+        assert_eq!(
+            identified.ignored,
+            vec![Ignored {
+                field: "phoneNumber",
+                value: "919191".to_owned(),
+                reason: "merge_guard",
+            }]
+        );
     }
 
     #[test]

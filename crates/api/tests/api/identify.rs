@@ -279,9 +279,14 @@ fn the_merge_guard_allows_a_merge_at_the_limit_and_refuses_one_past_it() {
     let lone = app.identify_ok(json!({"email": "lone@hillvalley.edu", "phoneNumber": "515151"}));
     let rows_before = app.rows();
     // One past: george's customer (3) + lone (1) = 4 > 3. Nothing is written, and the
-    // answer is the customer the email matches.
-    let refused = app.identify_ok(json!({"email": "lone@hillvalley.edu", "phoneNumber": "919191"}));
-    assert_eq!(refused, lone);
+    // answer is the customer the email matches, saying which value was not stored.
+    let reply = app.identify(json!({"email": "lone@hillvalley.edu", "phoneNumber": "919191"}));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body["contact"], lone);
+    assert_eq!(
+        reply.body["ignored"],
+        json!([{"field": "phoneNumber", "value": "919191", "reason": "merge_guard"}])
+    );
     let refused =
         app.identify_ok(json!({"email": "biff2@hillvalley.edu", "phoneNumber": "515151"}));
     assert_eq!(refused["primaryContactId"], george["primaryContactId"]);
