@@ -34,8 +34,8 @@ pub struct HistoryEventView {
     /// The customer (its primary's id) the event belonged to when it happened.
     customer_id: i64,
     /// What caused it: `request:<request id>` (a request to `/identify`),
-    /// `erasure:<request id>`, `import`, `normalize` or `unlink:<rule id>`. A caller's
-    /// `X-Request-Id` only ever appears after one of these prefixes.
+    /// `erasure:<request id>`, `import`, `normalize` or `unlink:<rule id>`. The request id is
+    /// the service's own (in its logs beside the caller's `X-Request-Id`), never a caller's.
     cause: String,
     /// The contact's link before the event (absent for a creation).
     before: Option<LinkStateView>,

@@ -16,13 +16,22 @@ use crate::identify::{ContactView, IdentifyBody, IdentifyResponse};
 use crate::openapi::Problem;
 use crate::run_blocking;
 
-/// An id from a path: a positive whole number, else 400.
+/// An id from a path: a positive whole number written canonically (decimal digits, no sign,
+/// no leading zero, no padding), else 400. Only one spelling names a record, so that an
+/// irreversible route (erasure) cannot be reached by a spelling a reviewer did not expect
+/// (`+41`, `042`, `%2043`).
 pub(crate) fn path_id(raw: &str) -> Result<i64, ApiError> {
-    raw.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::InvalidPath("the id must be a positive whole number".to_owned()))
+    let canonical =
+        !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0');
+    canonical
+        .then(|| raw.parse::<i64>().ok())
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::InvalidPath(
+                "the id must be a positive whole number in decimal digits (no sign, no leading zero)"
+                    .to_owned(),
+            )
+        })
 }
 
 /// A contact id from a path: a positive whole number, else 400.

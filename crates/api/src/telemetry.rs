@@ -36,27 +36,32 @@ pub fn init(settings: &LogSettings) {
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// The id of the request being served, for handlers (recorded, prefixed, as the cause of
-/// what the request writes: `request:<id>`, `erasure:<id>`).
+/// The id this service gave the request being served: recorded, prefixed, as the cause of
+/// what the request writes (`request:<id>`, `erasure:<id>`). Always the service's own, never
+/// a caller's: what a caller sends (`X-Request-Id: erase.me@victim.io`) would otherwise be
+/// stored, survive an erasure and be shown to support staff.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// The caller's `X-Request-Id` when it is a sane token (1 to 128 visible ASCII characters),
-/// else a new random one.
-fn request_id(request: &ServiceRequest) -> String {
+/// The caller's `X-Request-Id`, when it is a bounded token (1 to 64 letters, digits and
+/// `-_.:`): logged beside the service's own id and sent back, never stored.
+fn caller_request_id(request: &ServiceRequest) -> Option<String> {
     request
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(
-            || format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-            str::to_owned,
-        )
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
 }
 
-/// For every request: a request id (honoured from `X-Request-Id` or generated, and sent
-/// back in that header) on a span that every log line of the request carries; one log line
+/// For every request: an id of the service's own, and the caller's `X-Request-Id` when it is
+/// a sane token, on a span that every log line of the request carries (`request_id`,
+/// `client_request_id`); the caller's id, else ours, sent back in `X-Request-Id`; one log line
 /// with method, path, status and latency; request count and latency metrics by route
 /// pattern and status. Bodies (which hold personal data) and query strings are never
 /// logged or used as labels.
@@ -65,10 +70,15 @@ pub async fn observe_request(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let id = request_id(&request);
+    let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let caller_id = caller_request_id(&request);
     let method = request.method().clone();
     let path = request.path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        client_request_id = caller_id.as_deref(),
+    );
     request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.call(request).instrument(span.clone()).await?;
     let status = response.status().as_u16();
@@ -89,7 +99,7 @@ pub async fn observe_request(
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Ok(value) = HeaderValue::from_str(caller_id.as_deref().unwrap_or(&id)) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID), value);

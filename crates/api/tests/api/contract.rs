@@ -209,7 +209,7 @@ fn personal_data_never_reaches_the_logs_even_at_debug_level() {
     assert_eq!(send(json!({"email": "not an email"})), 400);
     let log = server.log_text();
     assert!(
-        log.contains(r#""request_id":"pii-check-1""#),
+        log.contains(r#""client_request_id":"pii-check-1""#),
         "request ids are logged:\n{log}"
     );
     for secret in ["secret", "Secret", "hidden", "7946", "0018", "not an email"] {
