@@ -162,6 +162,7 @@ pub enum ImportError {
     Read { path: String, source: io::Error },
     #[error("cannot write the rejects file {path}: {source}")]
     Rejects { path: String, source: io::Error },
+
     #[error("say --format csv or --format jsonl: the format of {0} cannot be told from its name")]
     UnknownFormat(String),
     #[error("the CSV header names neither email nor phoneNumber")]
@@ -175,6 +176,10 @@ pub enum ImportError {
 /// in the data (a date in 2999 would otherwise make its contact every customer's primary
 /// forever), and the record goes to the rejects file.
 const CLOCK_SKEW_ALLOWANCE: TimeDelta = TimeDelta::minutes(5);
+
+/// The earliest `createdAt` an import takes: older dates are errors in the data (a zero
+/// value, year 1), and the record goes to the rejects file.
+const EARLIEST_CREATED_AT: DateTime<Utc> = DateTime::UNIX_EPOCH;
 
 /// One record that passed validation, with its line number and date.
 struct Record {
@@ -303,11 +308,15 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         admit(&mut rejects, number, body, &line);
     }
     if !unknown_fields.is_empty() {
-        // Field names only (never values), at most a few, shortened.
+        // Field names only (never values), at most a few, shortened, and escaped: a name is
+        // whatever the file says, terminal escape sequences included.
         let names: Vec<String> = unknown_fields
             .iter()
             .take(10)
-            .map(|n| n.chars().take(40).collect())
+            .map(|n| {
+                let short: String = n.chars().take(40).collect();
+                short.escape_debug().to_string()
+            })
             .collect();
         let more = unknown_fields.len().saturating_sub(names.len());
         let message = format!(
@@ -400,6 +409,13 @@ fn admit_record(
         ),
         Some(_) => return Err("createdAt must be an RFC 3339 date-time string".to_owned()),
     };
+    if created_at.is_some_and(|at| at < EARLIEST_CREATED_AT) {
+        return Err(
+            "createdAt is before 1970-01-01: no order is that old (a date of year 1 would make \
+             its contact the primary of every customer it touches)"
+                .to_owned(),
+        );
+    }
     if created_at.is_some_and(|at| at > latest) {
         return Err(format!(
             "createdAt is in the future (more than {} minutes after the import started)",
@@ -447,14 +463,29 @@ impl Rejects {
             path: path.display().to_string(),
             source,
         };
+        // The rejected records hold emails and phone numbers: for the owner's eyes only. They
+        // go to a file made new beside the target (never one that exists, whose mode it
+        // would keep), which then replaces the target: a symbolic link there is replaced,
+        // not followed, so no other file is ever written.
+        let name = path.file_name().map_or_else(
+            || "rejects".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let staging = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        // The rejected records hold emails and phone numbers: for the owner's eyes only.
+        options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(error)?;
-        for line in &self.lines {
-            writeln!(file, "{line}").map_err(error)?;
+        let mut file = options.open(&staging).map_err(error)?;
+        let written = self
+            .lines
+            .iter()
+            .try_for_each(|line| writeln!(file, "{line}"))
+            .and_then(|()| file.sync_all())
+            .and_then(|()| std::fs::rename(&staging, &path));
+        if let Err(source) = written {
+            let _ = std::fs::remove_file(&staging);
+            return Err(error(source));
         }
         Ok(Some(path))
     }

@@ -151,6 +151,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// The least a bootstrap key must carry by [`estimated_entropy_bits`]: 64 random hex digits
+/// carry about 240, 32 random base64 characters about 140; a repeated character none.
+const MIN_KEY_ENTROPY_BITS: f64 = 100.0;
+
+/// A simple estimate of how much randomness a secret holds: the Shannon entropy of its
+/// characters' frequencies times its length, counting a string made of one part repeated
+/// (`abab…`, a word typed five times) as that part alone. It cannot tell a random string
+/// from a clever pattern, but it refuses what an operator types by hand.
+fn estimated_entropy_bits(secret: &str) -> f64 {
+    let chars: Vec<char> = secret.chars().collect();
+    let period = (1..=chars.len())
+        .find(|&p| (p..chars.len()).all(|i| chars[i] == chars[i - p]))
+        .unwrap_or(chars.len());
+    let part = &chars[..period];
+    let mut counts: HashMap<char, usize> = HashMap::new();
+    for &c in part {
+        *counts.entry(c).or_default() += 1;
+    }
+    let length = part.len() as f64;
+    let per_character: f64 = counts
+        .values()
+        .map(|&n| {
+            let p = n as f64 / length;
+            -p * p.log2()
+        })
+        .sum();
+    per_character * length
+}
+
 impl Settings {
     /// Loads the settings of this process: its environment, and the config directory
     /// `$IDENTITY_CONFIG_DIR` (default `./config`).
@@ -274,10 +303,13 @@ impl Settings {
         }
         self.bootstrap_scopes()?;
         let bootstrap = self.auth.bootstrap_key.expose_secret().trim();
-        if !bootstrap.is_empty() && bootstrap.len() < 32 {
+        if !bootstrap.is_empty()
+            && (bootstrap.len() < 32 || estimated_entropy_bits(bootstrap) < MIN_KEY_ENTROPY_BITS)
+        {
             return invalid(
                 "auth.bootstrap_key",
-                "must be at least 32 characters of a random secret (e.g. `openssl rand -hex 32`)",
+                "must be a random secret of at least 32 characters (e.g. `openssl rand -hex 32`), \
+                 not a word or a pattern; or create keys with `identity-api keys create` instead",
             );
         }
         let events = &self.events;
@@ -537,6 +569,33 @@ mod tests {
             settings.identifiers.blocked_emails,
             ["junk@shop.io", "nobody@shop.io"]
         );
+    }
+
+    #[test]
+    fn a_bootstrap_key_must_look_random() {
+        let refused = |key: &str| {
+            matches!(
+                load(&[("IDENTITY__AUTH__BOOTSTRAP_KEY", key)]),
+                Err(SettingsError::Invalid { key: "auth.bootstrap_key", problem })
+                    if problem.contains("keys create")
+            )
+        };
+        for weak in [
+            "a".repeat(40),
+            "ab".repeat(20),
+            "password".repeat(5),
+            "0123456789".repeat(4),
+            "short".to_owned(),
+        ] {
+            assert!(refused(&weak), "{weak}");
+        }
+        for strong in [
+            "6f1c0e3b9a2d47c58e4b1f0a7d3c2e9b5a8f7e6d4c3b2a1908f7e6d5c4b3a291",
+            "Qx7vN2mK9pL4wR8tY3zB6cD1fG5hJ0sA",
+        ] {
+            assert!(!refused(strong), "{strong}");
+            assert!(load(&[("IDENTITY__AUTH__BOOTSTRAP_KEY", strong)]).is_ok());
+        }
     }
 
     #[test]

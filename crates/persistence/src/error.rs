@@ -17,6 +17,11 @@ pub enum PersistenceError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot create the SQLite database file {}", path.display())]
+    CreateFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the directory {} of the SQLite database does not exist (database.create_if_missing is off)", path.display())]
     MissingDirectory { path: PathBuf },
     #[error(

@@ -102,11 +102,17 @@ pub(crate) fn of_changes<'a>(
     let mut events = Vec::new();
     let mut outbox = Vec::new();
     let mut touched = BTreeSet::new();
-    let erased: BTreeSet<i64> = changes
-        .iter()
-        .filter(|c| c.erased)
-        .map(|c| c.id.get())
-        .collect();
+    // Whether the contact `id` leads a customer after the rewrite.
+    let primary_after = |id: i64| match changes.iter().find(|c| c.id.get() == id) {
+        Some(change) => !change.erased && change.link == Link::Primary,
+        None => before
+            .iter()
+            .any(|c| c.id.get() == id && c.link == Link::Primary),
+    };
+    let value_kind = match value_change {
+        ValueChange::Normalized => "contact.normalized",
+        ValueChange::Unlinked => "contact.unlinked",
+    };
     for change in changes {
         let old = before.iter().find(|c| c.id == change.id);
         let old_link = old.map(|c| c.link);
@@ -115,44 +121,55 @@ pub(crate) fn of_changes<'a>(
             Link::Primary => change.id.get(),
             Link::Secondary(p) => p.get(),
         };
-        let kind = if change.erased {
-            "contact.erased"
-        } else if old_link != Some(Link::Primary) && change.link == Link::Primary {
-            "primary.promoted"
-        } else if old_link == Some(Link::Primary) && change.link != Link::Primary {
-            "primary.demoted"
-        } else if old_link != Some(change.link) {
-            "contact.linked"
-        } else {
-            match value_change {
-                ValueChange::Normalized => "contact.normalized",
-                ValueChange::Unlinked => "contact.unlinked",
-            }
-        };
-        events.push(NewEventRow {
-            customer_id: if change.erased {
-                customer_before
-            } else {
-                customer_after
-            },
-            contact_id: change.id.get(),
-            kind,
-            cause,
-            before: old_link.map(link_state),
-            after: (!change.erased).then(|| link_state(change.link)),
+        let values_changed = old.is_some_and(|c| {
+            c.email.as_ref() != change.email.as_ref() || c.phone.as_ref() != change.phone.as_ref()
         });
+        let link_kind = if change.erased {
+            Some("contact.erased")
+        } else if old_link != Some(Link::Primary) && change.link == Link::Primary {
+            Some("primary.promoted")
+        } else if old_link == Some(Link::Primary) && change.link != Link::Primary {
+            Some("primary.demoted")
+        } else if old_link != Some(change.link) {
+            Some("contact.linked")
+        } else {
+            None
+        };
+        // A contact that lost (or had rewritten) a value and changed link gets both events:
+        // the value's first, since it caused the link's.
+        let kinds = match link_kind {
+            Some("contact.erased") => vec!["contact.erased"],
+            Some(link) if values_changed => vec![value_kind, link],
+            Some(link) => vec![link],
+            None => vec![value_kind],
+        };
+        for kind in kinds {
+            events.push(NewEventRow {
+                customer_id: if change.erased {
+                    customer_before
+                } else {
+                    customer_after
+                },
+                contact_id: change.id.get(),
+                kind,
+                cause,
+                before: old_link.map(link_state),
+                after: (!change.erased).then(|| link_state(change.link)),
+            });
+        }
         if change.erased {
             outbox.push(NewOutboxRow {
                 customer_id: customer_before,
                 kind: "contact.erased",
                 payload: json!({"contactId": change.id.get()}).to_string(),
             });
-            // The customer it leaves behind changed too, if anything is left of it.
-            if !erased.contains(&customer_before) {
-                touched.insert(customer_before);
-            }
         } else {
             touched.insert(customer_after);
+        }
+        // Every customer whose membership changed hears of it: the one a contact left (when
+        // it still exists) as well as the one it joined.
+        if (change.erased || customer_before != customer_after) && primary_after(customer_before) {
+            touched.insert(customer_before);
         }
     }
     for customer in touched {

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use diesel::connection::SimpleConnection;
 use diesel::migration::MigrationSource;
-use diesel::{Connection, ConnectionError, PgConnection, QueryResult, RunQueryDsl, SqliteConnection};
+use diesel::{
+    Connection, ConnectionError, PgConnection, QueryResult, RunQueryDsl, SqliteConnection,
+};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::PersistenceError;

@@ -94,6 +94,21 @@ impl Pool {
         conn
     }
 
+    /// SQLite keeps the pages a transaction changed in its write-ahead log until a
+    /// checkpoint copies them into the database file; after an erasure that is at once, so
+    /// that the erased values do not linger in the `-wal` file. Best effort: a reader still
+    /// on an older snapshot holds part of it back until the next checkpoint. PostgreSQL
+    /// needs nothing here (what remains where after an erasure is in the README).
+    pub(crate) fn checkpoint(&self) {
+        if let Self::Sqlite(pool) = self {
+            if let Ok(mut conn) = pool.get() {
+                if let Err(error) = conn.conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)") {
+                    tracing::warn!(%error, "cannot checkpoint the SQLite write-ahead log");
+                }
+            }
+        }
+    }
+
     /// Connections open and idle now, and at most.
     pub(crate) fn state(&self) -> (r2d2::State, u32) {
         match self {

@@ -96,7 +96,7 @@ impl ContactRepository for SqlContactRepository {
         rewriter: &dyn CustomerRewriter,
         cause: &str,
     ) -> Result<Option<Rewrite>, RepositoryError> {
-        self.retry.run(&self.pool, |db| {
+        let rewrite = self.retry.run(&self.pool, |db| {
             write_transaction(db, |db| {
                 let contacts = guarded_read_customer_of(db, id.get())?;
                 if contacts.is_empty() {
@@ -107,7 +107,11 @@ impl ContactRepository for SqlContactRepository {
                 apply_rewrite(db, &rewrite, &contacts, cause)?;
                 Ok(Some(rewrite))
             })
-        })
+        })?;
+        if rewrite.is_some() {
+            self.pool.checkpoint();
+        }
+        Ok(rewrite)
     }
 
     fn apply_atomically(

@@ -69,24 +69,50 @@ pub fn prepare(settings: &StoreSettings) -> Result<Vec<String>, PersistenceError
                             path: dir.to_owned(),
                         });
                     }
-                    std::fs::create_dir_all(dir).map_err(|source| {
-                        PersistenceError::CreateDirectory {
+                    // Personal data: the directory and the files are the owner's alone.
+                    let mut builder = std::fs::DirBuilder::new();
+                    builder.recursive(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                    builder
+                        .create(dir)
+                        .map_err(|source| PersistenceError::CreateDirectory {
                             path: dir.to_owned(),
                             source,
-                        }
-                    })?;
+                        })?;
                 }
             }
-            if !settings.create_if_missing && !path.exists() {
-                return Err(PersistenceError::MissingDatabase {
-                    database: path.display().to_string(),
-                });
+            if !path.exists() {
+                if !settings.create_if_missing {
+                    return Err(PersistenceError::MissingDatabase {
+                        database: path.display().to_string(),
+                    });
+                }
+                create_private_file(path)?;
             }
             // Creates the file when missing, and refuses one that is not a database.
             drop(open_sqlite(path)?);
         }
     }
     migrate(settings)
+}
+
+/// Creates an empty file (an empty file is an empty SQLite database) readable and writable by
+/// its owner only. SQLite gives its `-wal` and `-shm` files the mode of the database file, so
+/// they are private too. (Another process creating it at the same moment is fine.)
+fn create_private_file(path: &std::path::Path) -> Result<(), PersistenceError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(PersistenceError::CreateFile {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Prepares the store named by `settings.url` and opens a pool on it.

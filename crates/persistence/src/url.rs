@@ -78,7 +78,9 @@ pub fn redact_url(url: &str) -> String {
     // The authority ends at the first '/'; its user information at the last '@' before that.
     let authority_end = location.find('/').unwrap_or(location.len());
     let (authority, path) = location.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let mut redacted = scheme.map_or_else(String::new, |s| format!("{s}://"));
     redacted.push_str(host);
     redacted.push_str(path);
