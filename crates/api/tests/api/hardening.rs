@@ -2,6 +2,7 @@
 //! wrote, credentials in logs, and the smaller holes (issue 21). Each test fails on the
 //! code before its fix.
 
+use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -54,7 +55,12 @@ fn url_of(database: &str) -> String {
     format!("{server}/{database}{query}")
 }
 
-const READ_ONLY: &[&[&str]] = &[&["check"], &["stats"], &["events", "list"], &["keys", "list"]];
+const READ_ONLY: &[&[&str]] = &[
+    &["check"],
+    &["stats"],
+    &["events", "list"],
+    &["keys", "list"],
+];
 
 #[test]
 fn read_only_commands_never_create_a_database() {
@@ -63,7 +69,8 @@ fn read_only_commands_never_create_a_database() {
         let output = run_cli(&url_of(&missing), args);
         assert!(!output.status.success(), "{args:?}: {}", text(&output));
         assert!(
-            text(&output).contains("does not exist") && text(&output).contains("identity-api migrate"),
+            text(&output).contains("does not exist")
+                && text(&output).contains("identity-api migrate"),
             "{args:?}: {}",
             text(&output)
         );
@@ -82,7 +89,11 @@ fn read_only_commands_never_create_a_database() {
             .output()
             .expect("the binary runs");
         assert!(!output.status.success(), "{args:?}: {}", text(&output));
-        assert!(text(&output).contains("identity-api migrate"), "{}", text(&output));
+        assert!(
+            text(&output).contains("identity-api migrate"),
+            "{}",
+            text(&output)
+        );
         assert!(!dir.join("data").exists(), "{args:?} created ./data");
     }
 }
@@ -124,7 +135,11 @@ fn read_only_commands_never_migrate() {
     for args in READ_ONLY {
         let output = run_cli(behind.url(), args);
         assert!(!output.status.success(), "{args:?}: {}", text(&output));
-        assert!(text(&output).contains("identity-api migrate"), "{}", text(&output));
+        assert!(
+            text(&output).contains("identity-api migrate"),
+            "{}",
+            text(&output)
+        );
     }
     let pending = identity_persistence::pending_migrations(
         &identity_persistence::DatabaseUrl::parse(behind.url()).expect("a URL"),
@@ -145,7 +160,11 @@ fn writing_commands_create_a_database_only_when_allowed() {
         .output()
         .expect("the binary runs");
     assert!(!output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("does not exist"), "{}", text(&output));
+    assert!(
+        text(&output).contains("does not exist"),
+        "{}",
+        text(&output)
+    );
     assert!(!database_exists(&missing));
 
     let file = scratch("nowhere.db");
@@ -201,11 +220,421 @@ fn webhook_credentials_never_reach_the_log() {
     {
         std::thread::sleep(Duration::from_millis(50));
     }
-    for logged in [std::fs::read_to_string(&log).unwrap_or_default(), server.log_text()] {
+    for logged in [
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        server.log_text(),
+    ] {
         assert!(logged.contains("event dispatcher started"), "{logged}");
         assert!(logged.contains("127.0.0.1:9/identity"), "{logged}");
         for secret in ["hookuser", "hunter2", "t0psecret"] {
             assert!(!logged.contains(secret), "{secret} logged: {logged}");
         }
     }
+}
+
+/// Sends one raw HTTP/1.1 request (headers as given, `Host` included) and returns the status
+/// and the whole answer.
+fn raw(base: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    stream.write_all(request.as_bytes()).expect("sends");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[test]
+fn a_keyless_service_serves_only_requests_addressed_to_a_loopback_name() {
+    let db = TestDb::new();
+    let server = ServerProcess::start(db.url(), &[]);
+    let port = server
+        .base
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let body = r#"{"phoneNumber":"5550100","reason":"rebinding"}"#;
+    let post = |host: &str, origin: Option<&str>| {
+        let origin = origin.map_or_else(String::new, |o| format!("Origin: {o}\r\n"));
+        raw(
+            &server.base,
+            &format!(
+                "POST /blocked-identifiers HTTP/1.1\r\nHost: {host}\r\n{origin}Content-Type: \
+                 application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let get = |host: &str| {
+        raw(
+            &server.base,
+            &format!("GET /contacts/1 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    // A page at a name the attacker resolves to 127.0.0.1, in the developer's browser.
+    let attacker = format!("rebind.attacker.test:{port}");
+    let (status, answer) = get(&attacker);
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("/problems/not-loopback"), "{answer}");
+    let (status, answer) = post(&attacker, Some(&format!("http://{attacker}")));
+    assert_eq!(status, 403, "{answer}");
+    // Addressed to localhost but sent by a page elsewhere.
+    let (status, answer) = post(&format!("127.0.0.1:{port}"), Some("http://evil.test"));
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = post(&format!("localhost:{port}"), Some("null"));
+    assert_eq!(status, 403, "{answer}");
+    let mut conn = db.connect();
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let rules = diesel::sql_query("SELECT count(*) AS n FROM unlink_rule")
+        .get_result::<Count>(&mut conn)
+        .expect("rules");
+    assert_eq!(rules.n, 0, "a refused request wrote a rule");
+    // The loopback names, with or without the console's own origin, are served.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "[::1]".to_owned(),
+    ] {
+        assert_eq!(get(&host).0, 404, "{host}: an unknown contact, but served");
+    }
+    let (status, answer) = post(
+        &format!("localhost:{port}"),
+        Some(&format!("http://localhost:{port}")),
+    );
+    assert_eq!(status, 201, "{answer}");
+}
+
+#[test]
+fn answers_carry_nosniff_and_no_store_and_the_docs_a_content_security_policy() {
+    let db = TestDb::new();
+    let server = ServerProcess::start(db.url(), &[]);
+    let head = |path: &str| {
+        raw(
+            &server.base,
+            &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+        )
+        .1
+        .to_ascii_lowercase()
+    };
+    for path in ["/contacts/1", "/healthz", "/openapi.json", "/nowhere"] {
+        let answer = head(path);
+        assert!(
+            answer.contains("x-content-type-options: nosniff"),
+            "{path}: {answer}"
+        );
+        assert!(
+            answer.contains("cache-control: no-store"),
+            "{path}: {answer}"
+        );
+    }
+    let docs = head("/docs/");
+    assert!(docs.contains("content-security-policy:"), "{docs}");
+    assert!(docs.contains("frame-ancestors 'none'"), "{docs}");
+}
+
+#[test]
+fn bearer_is_case_insensitive_and_other_charsets_are_refused() {
+    let db = TestDb::new();
+    let key = "idk_hardening_case_0123456789abcdef";
+    let app = crate::helpers::TestApp::spawn_on(db, |_| {}).with_key(key, "identify,read");
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let answer = crate::helpers::agent()
+            .get(format!("{}/contacts/1", app.address))
+            .header("Authorization", format!("{scheme} {key}"))
+            .call()
+            .expect("answers");
+        assert_eq!(answer.status(), 404, "{scheme}: the key was taken");
+    }
+    let body = r#"{"email":"utf16@hillvalley.edu"}"#;
+    let reply = crate::helpers::into_reply(
+        crate::helpers::agent()
+            .post(format!("{}/identify", app.address))
+            .header("Authorization", format!("Bearer {key}"))
+            .header("Content-Type", "application/json; charset=utf-16")
+            .send(body),
+    );
+    reply.assert_problem(415, "unsupported-media-type");
+    assert!(app.rows().is_empty(), "nothing was written");
+    let reply = crate::helpers::into_reply(
+        crate::helpers::agent()
+            .post(format!("{}/identify", app.address))
+            .header("Authorization", format!("Bearer {key}"))
+            .header("Content-Type", "application/json; charset=UTF-8")
+            .send(body),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+#[test]
+fn only_canonical_ids_reach_the_erasure_routes() {
+    let app = crate::helpers::TestApp::spawn_with(|s| s.admin.erasure_enabled = true);
+    let customer = app.identify_ok(serde_json::json!({"email": "keep.me@hillvalley.edu"}));
+    let id = customer["primaryContactId"].as_i64().expect("an id");
+    for path in [
+        format!("/customers/+{id}"),
+        format!("/customers/0{id}"),
+        format!("/customers/%20{id}"),
+        format!("/customers/{id}%20"),
+        format!("/contacts/+{id}"),
+        format!("/contacts/00{id}"),
+    ] {
+        let reply = app.request("DELETE", &path);
+        assert_eq!(reply.status, 400, "{path}: {reply:?}");
+    }
+    assert_eq!(app.rows().len(), 1, "nothing was erased");
+    assert_eq!(app.get(&format!("/contacts/{id}")).status, 200);
+}
+
+#[test]
+fn the_history_stores_the_services_own_request_id_never_the_callers() {
+    let app = crate::helpers::TestApp::spawn();
+    let answer = crate::helpers::agent()
+        .post(format!("{}/identify", app.address))
+        .header("Content-Type", "application/json")
+        .header("X-Request-Id", "erase.me@victim.io")
+        .send(r#"{"email":"someone@hillvalley.edu"}"#)
+        .expect("answers");
+    assert_ne!(
+        answer.headers().get("x-request-id").map(|v| v.as_bytes()),
+        Some(&b"erase.me@victim.io"[..]),
+        "not a bounded token: not echoed"
+    );
+    let history = app.get("/contacts/1/history");
+    assert_eq!(history.status, 200, "{history:?}");
+    let cause = history.body["events"][0]["cause"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(cause.starts_with("request:"), "{cause}");
+    assert!(!cause.contains("victim"), "{cause}");
+    // A bounded token is echoed (for the caller's correlation) but still not stored.
+    let answer = crate::helpers::agent()
+        .post(format!("{}/identify", app.address))
+        .header("Content-Type", "application/json")
+        .header("X-Request-Id", "order-4711")
+        .send(r#"{"email":"other@hillvalley.edu"}"#)
+        .expect("answers");
+    assert_eq!(
+        answer.headers().get("x-request-id").map(|v| v.as_bytes()),
+        Some(&b"order-4711"[..])
+    );
+    let history = app.get("/contacts/2/history");
+    let cause = history.body["events"][0]["cause"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!cause.contains("order-4711"), "{cause}");
+}
+
+#[test]
+fn an_unlink_split_tells_every_customer_whose_membership_changed() {
+    let app = crate::helpers::TestApp::spawn().with_key(
+        "idk_hardening_unlink_0123456789abcdef",
+        "identify,read,admin",
+    );
+    let mom =
+        app.identify_ok(serde_json::json!({"email": "mom@family.io", "phoneNumber": "5550001"}));
+    let mom = mom["primaryContactId"].as_i64().expect("an id");
+    let kid =
+        app.identify_ok(serde_json::json!({"email": "kid@family.io", "phoneNumber": "5550100"}));
+    let kid = kid["primaryContactId"].as_i64().expect("an id");
+    // An order with mom's email and the family phone joins the two, creating no contact.
+    let joined =
+        app.identify_ok(serde_json::json!({"email": "mom@family.io", "phoneNumber": "5550100"}));
+    assert_eq!(joined["secondaryContactIds"], serde_json::json!([kid]));
+    let made = app.post(
+        "/blocked-identifiers",
+        Some("application/json"),
+        r#"{"phoneNumber":"5550100","reason":"the family phone"}"#,
+    );
+    assert_eq!(made.status, 201, "{made:?}");
+    let rule = made.body["rule"]["id"].as_i64().expect("a rule id");
+    #[derive(QueryableByName, Debug)]
+    struct Event {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        customer_id: i64,
+    }
+    let mut conn = app.db.connect();
+    let updated: BTreeSet<i64> = diesel::sql_query(
+        "SELECT customer_id FROM outbox WHERE kind = 'customer.updated' AND payload::jsonb ->> 'reason' = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(format!("unlink:{rule}"))
+    .load::<Event>(&mut conn)
+    .expect("the outbox")
+    .into_iter()
+    .map(|e| e.customer_id)
+    .collect();
+    assert_eq!(
+        updated,
+        BTreeSet::from([mom, kid]),
+        "both customers changed"
+    );
+}
+
+#[test]
+fn sqlite_files_are_private_and_an_erasure_leaves_nothing_in_the_wal() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("private-sqlite");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a working directory");
+    let server =
+        ServerProcess::start_embedded(&dir, &[("IDENTITY__ADMIN__ERASURE_ENABLED", "true")]);
+    let agent = crate::helpers::agent();
+    let mut id = 0;
+    for email in ["filler@hillvalley.edu", "erase.me.please@hillvalley.edu"] {
+        let mut answer = agent
+            .post(format!("{}/identify", server.base))
+            .header("Content-Type", "application/json")
+            .send(format!(r#"{{"email":"{email}"}}"#))
+            .expect("answers");
+        let body: serde_json::Value = answer.body_mut().read_json().expect("JSON");
+        id = body["contact"]["primaryContactId"].as_i64().expect("an id");
+    }
+    let data = dir.join("data");
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_default()
+    };
+    assert_eq!(mode(&data), 0o700, "the directory");
+    for file in ["identity.db", "identity.db-wal", "identity.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    let erased = agent
+        .delete(format!("{}/contacts/{id}", server.base))
+        .call()
+        .expect("answers");
+    assert_eq!(erased.status(), 200);
+    // While the service still runs: neither the database nor its write-ahead log holds it.
+    let needle = b"erase.me.please";
+    for file in ["identity.db", "identity.db-wal"] {
+        let bytes = std::fs::read(data.join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the erased email is still in {file}"
+        );
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_rejects_file_is_made_new_and_import_refuses_dates_before_1970() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new();
+    let file = scratch("hostile.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"email": "ancient@hillvalley.edu", "createdAt": "0001-01-01T00:00:00Z"}"#,
+            "\n",
+            r#"{"email": "modern@hillvalley.edu", "createdAt": "2020-01-01T00:00:00Z", "#,
+            r#""\u001b[31mred\u001b[0m": 1}"#,
+            "\n",
+            "not json\n",
+        ),
+    )
+    .expect("the file");
+    // The rejects path is a symbolic link to a file of someone else's.
+    let victim = scratch("victim.txt");
+    std::fs::write(&victim, "precious\n").expect("the victim");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).expect("mode");
+    let rejects = scratch("hostile-rejects.jsonl");
+    let _ = std::fs::remove_file(&rejects);
+    std::os::unix::fs::symlink(&victim, &rejects).expect("a link");
+    let output = run_cli(
+        db.url(),
+        &[
+            "import",
+            &file.to_string_lossy(),
+            "--rejects",
+            &rejects.to_string_lossy(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("the victim"),
+        "precious\n",
+        "the link was followed"
+    );
+    let meta = std::fs::symlink_metadata(&rejects).expect("the rejects file");
+    assert!(meta.is_file(), "a file of its own, not the link");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let rejected = std::fs::read_to_string(&rejects).expect("the rejects");
+    assert!(rejected.contains("before 1970"), "{rejected}");
+    assert!(
+        text(&output).contains("1 contacts created"),
+        "{}",
+        text(&output)
+    );
+    // The unknown field is named, escaped: no raw escape character reaches the terminal.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown fields"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    assert!(stderr.contains("\\u{1b}[31mred"), "{stderr:?}");
+}
+
+/// Pages of this database (tables, their TOAST and indexes) that hold `needle`, read
+/// through `pageinspect`.
+fn pages_holding(conn: &mut PgConnection, needle: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        .execute(conn)
+        .expect("pageinspect (PostgreSQL's contrib)");
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         CROSS JOIN LATERAL generate_series(0, (pg_relation_size(c.oid) / 8192)::int - 1) AS b \
+         WHERE n.nspname IN ('public', 'pg_toast') AND c.relkind IN ('r', 'i', 't') \
+           AND position(convert_to($1, 'UTF8') IN get_raw_page(c.oid::regclass::text, b)) > 0",
+    )
+    .bind::<diesel::sql_types::Text, _>(needle)
+    .get_result::<Count>(conn)
+    .expect("pages")
+    .n
+}
+
+#[test]
+fn after_an_erasure_and_the_readmes_vacuum_full_the_value_is_in_no_page() {
+    let app = crate::helpers::TestApp::spawn_with(|s| s.admin.erasure_enabled = true);
+    let secret = "erase.me.please@hillvalley.edu";
+    // The secret email in a contact, in an index, and in the evidence of a joining request.
+    app.identify_ok(serde_json::json!({"email": secret, "phoneNumber": "5550111"}));
+    app.identify_ok(serde_json::json!({"email": "other@hillvalley.edu", "phoneNumber": "5550222"}));
+    let joined = app.identify_ok(serde_json::json!({"email": secret, "phoneNumber": "5550222"}));
+    let primary = joined["primaryContactId"].as_i64().expect("an id");
+    let mut conn = app.db.connect();
+    assert!(pages_holding(&mut conn, secret) > 0, "the value is stored");
+    let erased = app.request("DELETE", &format!("/customers/{primary}"));
+    assert_eq!(erased.status, 200, "{erased:?}");
+    assert!(
+        pages_holding(&mut conn, secret) > 0,
+        "an erasure alone leaves the old row versions on disk (as the README says)"
+    );
+    // The README's commands.
+    diesel::sql_query("VACUUM FULL contact, contact_event, outbox, link_evidence")
+        .execute(&mut conn)
+        .expect("vacuum full");
+    assert_eq!(
+        pages_holding(&mut conn, secret),
+        0,
+        "the value is in no page"
+    );
 }
