@@ -638,3 +638,45 @@ fn after_an_erasure_and_the_readmes_vacuum_full_the_value_is_in_no_page() {
         "the value is in no page"
     );
 }
+
+#[test]
+fn a_contact_that_loses_a_value_and_changes_link_records_both() {
+    let app = crate::helpers::TestApp::spawn().with_key(
+        "idk_hardening_history_0123456789abcdef",
+        "identify,read,admin",
+    );
+    app.identify_ok(serde_json::json!({"email": "doc@hillvalley.edu", "phoneNumber": "5550100"}));
+    let marty = app.identify_ok(
+        serde_json::json!({"email": "marty@hillvalley.edu", "phoneNumber": "5550100"}),
+    );
+    let marty = crate::helpers::ids(&marty["secondaryContactIds"])[0];
+    let made = app.post(
+        "/blocked-identifiers",
+        Some("application/json"),
+        r#"{"phoneNumber":"5550100","reason":"the lab's phone"}"#,
+    );
+    assert_eq!(made.status, 201, "{made:?}");
+    let rule = made.body["rule"]["id"].as_i64().expect("a rule id");
+    let history = app.get(&format!("/contacts/{marty}/history"));
+    assert_eq!(history.status, 200, "{history:?}");
+    let by_rule: Vec<(String, i64)> = history.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["cause"] == format!("unlink:{rule}"))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or_default().to_owned(),
+                e["contactId"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_rule,
+        [
+            ("contact.unlinked".to_owned(), marty),
+            ("primary.promoted".to_owned(), marty)
+        ],
+        "{history:?}"
+    );
+}
