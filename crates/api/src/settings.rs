@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use identity_domain::{BlockList, CustomerLimits, IdentifierPolicy, Region};
+use identity_domain::{BlockList, CustomerLimits, IdentifierPolicy, IdentifierPriority, Region};
 use identity_persistence::{
     DatabaseUrl, PersistenceError, PoolSettings, RetryPolicy, StoreSettings,
 };
@@ -101,6 +101,8 @@ pub struct IdentifierSettings {
     pub blocked_phones: Vec<String>,
     pub block_repeated_digit_phones: bool,
     pub repeated_digit_min_digits: NonZeroUsize,
+    /// The request's fields, highest priority first: the merge guard drops the last first.
+    pub priority: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -234,6 +236,7 @@ impl Settings {
                     .with_list_parse_key("identifiers.blocked_emails")
                     .with_list_parse_key("identifiers.blocked_email_patterns")
                     .with_list_parse_key("identifiers.blocked_phones")
+                    .with_list_parse_key("identifiers.priority")
                     .with_list_parse_key("auth.bootstrap_scopes")
                     .source(Some(identity_vars)),
             )
@@ -289,6 +292,7 @@ impl Settings {
             );
         }
         self.identifier_policy()?;
+        self.identifier_priority()?;
         if self
             .admin
             .token
@@ -384,6 +388,19 @@ impl Settings {
             problem,
         })?;
         Ok(IdentifierPolicy { region, blocked })
+    }
+
+    /// Which identifier the merge guard drops first.
+    ///
+    /// # Errors
+    /// A list that does not name `email` and `phoneNumber` once each.
+    pub fn identifier_priority(&self) -> Result<IdentifierPriority, SettingsError> {
+        IdentifierPriority::parse(&self.identifiers.priority).map_err(|problem| {
+            SettingsError::Invalid {
+                key: "identifiers.priority",
+                problem,
+            }
+        })
     }
 
     /// The scopes of the bootstrap key.
@@ -524,6 +541,8 @@ mod tests {
         assert!(guard.contains("merge_guard.max_emails"), "{guard}");
         let blocked = message(&[("IDENTITY__IDENTIFIERS__BLOCKED_PHONES", "12ab")]);
         assert!(blocked.contains("identifiers.blocked"), "{blocked}");
+        let priority = message(&[("IDENTITY__IDENTIFIERS__PRIORITY", "phoneNumber")]);
+        assert!(priority.contains("identifiers.priority"), "{priority}");
         let admin = message(&[("IDENTITY__ADMIN__TOKEN", "s3cret")]);
         assert!(
             admin.contains("admin.token") && admin.contains("keys create"),

@@ -72,7 +72,8 @@ impl Application {
         let dispatcher = (!settings.events.webhook_url.is_empty())
             .then(|| Dispatcher::new(Arc::clone(&store.outbox), &settings.events));
         let gate = open_gate(settings, &store.keys)?;
-        let service = IdentityService::new(store.repository, settings.customer_limits());
+        let service = IdentityService::new(store.repository, settings.customer_limits())
+            .with_priority(settings.identifier_priority()?);
         let policy = settings.identifier_policy()?;
         // Ready when the database answers and the keys are loaded (they could not be if the
         // database was down at start-up: the probe loads them then, rather than wait for

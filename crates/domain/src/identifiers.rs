@@ -205,12 +205,76 @@ impl Ignored {
         email
             .into_iter()
             .chain(phone)
-            .map(|(field, value)| Self {
-                field,
-                value: value.to_owned(),
-                reason: "merge_guard",
-            })
+            .map(|(field, value)| Self::merge_guard(field, value))
             .collect()
+    }
+
+    fn merge_guard(field: &'static str, value: &str) -> Self {
+        Self {
+            field,
+            value: value.to_owned(),
+            reason: "merge_guard",
+        }
+    }
+}
+
+/// Which identifier of a request the merge guard drops first when storing the whole request
+/// would grow a customer past a limit (rule 6): the last in this order. Setting
+/// `identifiers.priority`; email before phone by default, since a phone is the value
+/// households, offices and placeholders share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IdentifierPriority {
+    #[default]
+    EmailFirst,
+    PhoneFirst,
+}
+
+impl IdentifierPriority {
+    /// From the setting's list of field names, highest priority first: `["email",
+    /// "phoneNumber"]` or `["phoneNumber", "email"]`.
+    ///
+    /// # Errors
+    /// Any other list, saying what is expected.
+    pub fn parse(fields: &[String]) -> Result<Self, String> {
+        match fields
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["email", "phoneNumber"] => Ok(Self::EmailFirst),
+            ["phoneNumber", "email"] => Ok(Self::PhoneFirst),
+            _ => Err(
+                "must name email and phoneNumber once each, highest priority first \
+                 (e.g. [\"email\", \"phoneNumber\"])"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+impl Admitted {
+    /// This request without its lowest-priority identifier, which joins `ignored` with the
+    /// merge guard as its reason; `None` when it holds one identifier only.
+    #[must_use]
+    pub fn without_lowest(&self, priority: IdentifierPriority) -> Option<Self> {
+        let (email, phone) = (self.identifiers.email()?, self.identifiers.phone()?);
+        let mut ignored = self.ignored.clone();
+        let identifiers = match priority {
+            IdentifierPriority::EmailFirst => {
+                ignored.push(Ignored::merge_guard("phoneNumber", phone.as_str()));
+                Identifiers::new(Some(email.clone()), None)
+            }
+            IdentifierPriority::PhoneFirst => {
+                ignored.push(Ignored::merge_guard("email", email.as_str()));
+                Identifiers::new(None, Some(phone.clone()))
+            }
+        }
+        .ok()?;
+        Some(Self {
+            identifiers,
+            ignored,
+        })
     }
 }
 

@@ -28,7 +28,9 @@ pub use contact::{
     Contact, ContactId, Email, Identifiers, InvalidRequest, Link, PhoneNumber, Region,
 };
 pub use customer::{Customer, InconsistentGraph};
-pub use identifiers::{Admitted, BlockList, IdentifierPolicy, Ignored, RawPhone};
+pub use identifiers::{
+    Admitted, BlockList, IdentifierPolicy, IdentifierPriority, Ignored, RawPhone,
+};
 pub use reconcile::{
     reconcile, reconcile_record, CustomerLimits, LinkTo, NewContact, Plan, Refusal, Relink,
 };

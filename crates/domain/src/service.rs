@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::contact::{Contact, ContactId, Identifiers, InvalidRequest};
 use crate::customer::{Customer, InconsistentGraph};
-use crate::identifiers::{Admitted, Ignored};
+use crate::identifiers::{Admitted, IdentifierPriority, Ignored};
 use crate::reconcile::{reconcile, CustomerLimits, Refusal};
 use crate::renormalize::{plan_erasure, Evidence, Rewrite};
 use crate::repository::{ContactRepository, HistoryEntry, RepositoryError};
@@ -71,11 +71,22 @@ pub struct Unlinked {
 pub struct IdentityService {
     repository: Arc<dyn ContactRepository>,
     limits: CustomerLimits,
+    priority: IdentifierPriority,
 }
 
 impl IdentityService {
     pub fn new(repository: Arc<dyn ContactRepository>, limits: CustomerLimits) -> Self {
-        Self { repository, limits }
+        Self {
+            repository,
+            limits,
+            priority: IdentifierPriority::default(),
+        }
+    }
+
+    /// This service, dropping identifiers in the merge guard's way in this order.
+    #[must_use]
+    pub fn with_priority(self, priority: IdentifierPriority) -> Self {
+        Self { priority, ..self }
     }
 
     /// Finds (creating or merging as the rules say) the customer that the `admitted`
@@ -90,6 +101,11 @@ impl IdentityService {
     /// check: no contact holds an unlinked value, so a request that brings one always has
     /// something to write, or is refused by the merge guard, and goes the guarded way.)
     ///
+    /// When the merge guard refuses to store the whole request (rule 6), its
+    /// lowest-priority identifier is dropped and the rest is run again, so the order still
+    /// lands on a customer; what was dropped is in `ignored`. A request of one identifier
+    /// never grows a customer past a limit (it is new, or it brings nothing new).
+    ///
     /// # Errors
     /// See [`IdentifyError`]; [`IdentifyError::Invalid`] when every value is unlinked.
     pub fn identify(
@@ -97,6 +113,7 @@ impl IdentityService {
         mut admitted: Admitted,
         cause: &str,
     ) -> Result<Identified, IdentifyError> {
+        let mut first_refusal = None;
         loop {
             match self.identify_admitted(&admitted.identifiers, cause) {
                 Err(IdentifyError::Repository(RepositoryError::Unlinked(values))) => {
@@ -112,18 +129,28 @@ impl IdentityService {
                     }
                 }
                 Err(other) => return Err(other),
-                Ok((customer, refused)) => {
-                    let mut ignored = admitted.ignored;
-                    if refused.is_some() {
-                        ignored.extend(Ignored::refused_by_merge_guard(
-                            &admitted.identifiers,
-                            &customer,
-                        ));
+                Ok((customer, Some(refusal))) => {
+                    first_refusal = first_refusal.or(Some(refusal));
+                    if let Some(fewer) = admitted.without_lowest(self.priority) {
+                        admitted = fewer;
+                        continue;
                     }
+                    let mut ignored = admitted.ignored;
+                    ignored.extend(Ignored::refused_by_merge_guard(
+                        &admitted.identifiers,
+                        &customer,
+                    ));
                     return Ok(Identified {
                         customer,
-                        refused,
+                        refused: first_refusal,
                         ignored,
+                    });
+                }
+                Ok((customer, None)) => {
+                    return Ok(Identified {
+                        customer,
+                        refused: first_refusal,
+                        ignored: admitted.ignored,
                     });
                 }
             }
@@ -571,18 +598,31 @@ mod tests {
             contact(1, Some("george@hillvalley.edu"), Some("919191"), None, 0),
             contact(2, Some("biffsucks@hillvalley.edu"), Some("717171"), None, 1),
         ];
+        // The store answers with the customers that hold the request's values.
+        let matching = |ids: &Identifiers, known: &[Contact]| -> Vec<Contact> {
+            known
+                .iter()
+                .filter(|c| {
+                    (ids.email().is_some() && c.email.as_ref() == ids.email())
+                        || (ids.phone().is_some() && c.phone.as_ref() == ids.phone())
+                })
+                .cloned()
+                .collect()
+        };
         let mut repo = MockContactRepository::new();
         let read = known.clone();
         repo.expect_find_customers()
-            .returning(move |_| Ok(read.clone()));
+            .returning(move |ids| Ok(matching(ids, &read)));
         // The refusal is confirmed under the guard (where the rules are checked), and
-        // nothing is written.
+        // nothing is written; the email alone then brings nothing new (answered from the
+        // lock-free read).
         repo.expect_apply_atomically()
             .times(1)
-            .returning(move |_, decide, _| {
-                let plan = decide.decide(&known)?;
+            .returning(move |ids, decide, _| {
+                let current = matching(ids, &known);
+                let plan = decide.decide(&current)?;
                 assert!(plan.is_empty() && plan.refused.is_some(), "{plan:?}");
-                Ok(known.clone())
+                Ok(current)
             });
         let limits = CustomerLimits {
             max_contacts: 1,
@@ -608,6 +648,123 @@ mod tests {
                 reason: "merge_guard",
             }]
         );
+    }
+
+    /// A customer of two contacts sharing phone 5550100, and a mock store that answers
+    /// reads by the request's phone: that customer when the request holds the phone,
+    /// nothing otherwise; a write creating a contact returns it as contact 3.
+    fn full_household(plans: Arc<Mutex<Vec<Plan>>>) -> MockContactRepository {
+        let household = vec![
+            contact(1, Some("mom@family.io"), Some("5550100"), None, 0),
+            contact(2, Some("dad@family.io"), Some("5550100"), Some(1), 1),
+        ];
+        let seen = |ids: &Identifiers, household: &[Contact]| {
+            if ids.phone().is_some() {
+                household.to_vec()
+            } else {
+                Vec::new()
+            }
+        };
+        let mut repo = MockContactRepository::new();
+        let read = household.clone();
+        repo.expect_find_customers()
+            .returning(move |ids| Ok(seen(ids, &read)));
+        repo.expect_apply_atomically()
+            .returning(move |ids, decide, _| {
+                let current = seen(ids, &household);
+                let plan = decide.decide(&current)?;
+                plans.lock().expect("not poisoned").push(plan.clone());
+                let mut after = current;
+                if let Some(new) = plan.insert {
+                    after.push(Contact {
+                        id: id(3),
+                        email: new.email,
+                        phone: new.phone,
+                        link: new.link,
+                        created_at: chrono::Utc::now(),
+                    });
+                }
+                Ok(after)
+            });
+        repo
+    }
+
+    #[test]
+    fn a_new_email_with_the_phone_of_a_full_customer_becomes_a_customer_of_its_own() {
+        let plans = Arc::new(Mutex::new(Vec::new()));
+        let limits = CustomerLimits {
+            max_contacts: 2,
+            ..CustomerLimits::UNLIMITED
+        };
+        let service = IdentityService::new(Arc::new(full_household(Arc::clone(&plans))), limits);
+        let identified = service
+            .identify(
+                Admitted::from(request(Some("lodger@family.io"), Some("5550100"))),
+                "test",
+            )
+            .expect("identified");
+        // The phone would have made the household three contacts: it is dropped, and the
+        // email alone lands on a customer of its own.
+        assert_eq!(identified.customer.primary_id, id(3));
+        assert_eq!(identified.customer.emails.len(), 1);
+        assert!(identified.customer.phone_numbers.is_empty());
+        assert!(
+            identified.refused.is_some(),
+            "the refusal is still reported"
+        );
+        assert_eq!(
+            identified.ignored,
+            vec![Ignored {
+                field: "phoneNumber",
+                value: "5550100".to_owned(),
+                reason: "merge_guard",
+            }]
+        );
+        let plans = plans.lock().expect("not poisoned");
+        assert_eq!(plans.len(), 2, "{plans:?}");
+        assert!(plans[0].is_empty() && plans[0].refused.is_some());
+        assert!(plans[1]
+            .insert
+            .as_ref()
+            .is_some_and(|c| c.phone.is_none() && c.link == Link::Primary));
+    }
+
+    #[test]
+    fn with_the_phone_first_the_email_is_dropped_and_the_phone_s_customer_answers() {
+        let plans = Arc::new(Mutex::new(Vec::new()));
+        let limits = CustomerLimits {
+            max_contacts: 2,
+            ..CustomerLimits::UNLIMITED
+        };
+        let service = IdentityService::new(Arc::new(full_household(Arc::clone(&plans))), limits)
+            .with_priority(IdentifierPriority::PhoneFirst);
+        let identified = service
+            .identify(
+                Admitted::from(request(Some("lodger@family.io"), Some("5550100"))),
+                "test",
+            )
+            .expect("identified");
+        assert_eq!(identified.customer.primary_id, id(1));
+        assert_eq!(identified.ignored.len(), 1);
+        assert_eq!(identified.ignored[0].field, "email");
+        assert_eq!(identified.ignored[0].reason, "merge_guard");
+    }
+
+    #[test]
+    fn without_a_limit_in_the_way_the_priority_changes_nothing() {
+        let plans = Arc::new(Mutex::new(Vec::new()));
+        let service = service_on(full_household(Arc::clone(&plans)));
+        let identified = service
+            .identify(
+                Admitted::from(request(Some("lodger@family.io"), Some("5550100"))),
+                "test",
+            )
+            .expect("identified");
+        assert_eq!(identified.customer.primary_id, id(1));
+        assert_eq!(identified.customer.secondary_ids, vec![id(2), id(3)]);
+        assert!(identified.ignored.is_empty());
+        assert_eq!(identified.refused, None);
+        assert_eq!(plans.lock().expect("not poisoned").len(), 1);
     }
 
     #[test]

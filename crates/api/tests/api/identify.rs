@@ -292,6 +292,20 @@ fn the_merge_guard_allows_a_merge_at_the_limit_and_refuses_one_past_it() {
     assert_eq!(refused["primaryContactId"], george["primaryContactId"]);
     assert_eq!(app.rows(), rows_before, "a refused merge writes nothing");
     assert_ne!(biff2["primaryContactId"], lone["primaryContactId"]);
+    // A new email with the phone of the full customer: the phone is dropped (email comes
+    // first), and the email lands on a customer of its own; no two customers share a value.
+    let reply = app.identify(json!({"email": "lodger@hillvalley.edu", "phoneNumber": "919191"}));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.body["contact"]["emails"],
+        json!(["lodger@hillvalley.edu"])
+    );
+    assert_eq!(reply.body["contact"]["phoneNumbers"], json!([]));
+    assert_eq!(
+        reply.body["ignored"],
+        json!([{"field": "phoneNumber", "value": "919191", "reason": "merge_guard"}])
+    );
+    assert_eq!(app.rows().len(), rows_before.len() + 1);
 }
 
 /// George, biffsucks and lorraine: three customers, by primary id.
