@@ -5,7 +5,8 @@
 
 use actix_web::{web, HttpResponse};
 use identity_domain::{
-    Contact, ContactId, Evidence, Graph, IdentifierPolicy, IdentityService, Link, Step,
+    Contact, ContactId, Evidence, Graph, IdentifierPolicy, IdentityService, Joins, Link, Step,
+    StoredLink,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -96,6 +97,16 @@ pub enum StepView {
         #[serde(rename = "phoneNumber")]
         phone_number: String,
     },
+    /// Support staff joined the contacts around it by hand (`POST /links`).
+    Manual {
+        #[serde(rename = "linkId")]
+        link_id: i64,
+        #[serde(rename = "createdBy")]
+        created_by: String,
+        reason: String,
+        /// In words: "joined by hand by <createdBy>: <reason>".
+        text: String,
+    },
 }
 
 /// Why two contacts are one customer.
@@ -122,6 +133,16 @@ impl From<Step> for StepView {
             Step::Request { email, phone } => Self::Request {
                 email: email.as_str().to_owned(),
                 phone_number: phone.as_str().to_owned(),
+            },
+            Step::Manual {
+                link_id,
+                created_by,
+                reason,
+            } => Self::Manual {
+                link_id,
+                text: format!("joined by hand by {created_by}: {reason}"),
+                created_by,
+                reason,
             },
         }
     }
@@ -251,13 +272,44 @@ pub struct EvidenceView {
     created_at: String,
 }
 
-impl From<Evidence> for EvidenceView {
-    fn from(evidence: Evidence) -> Self {
+impl EvidenceView {
+    /// The stored request `evidence` holds; `None` for a manual link.
+    fn of_request(evidence: &Evidence) -> Option<Self> {
+        match &evidence.joins {
+            Joins::Request { email, phone } => Some(Self {
+                id: evidence.id,
+                email: email.as_str().to_owned(),
+                phone_number: phone.as_str().to_owned(),
+                created_at: crate::wire_time(evidence.created_at),
+            }),
+            Joins::Manual(_) => None,
+        }
+    }
+}
+
+/// A link as stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkView {
+    id: i64,
+    /// The two contacts it joins, ascending.
+    contact_ids: [i64; 2],
+    reason: String,
+    /// The name of the API key that made it (`loopback` when the service ran without keys).
+    created_by: String,
+    created_at: String,
+}
+
+impl From<StoredLink> for LinkView {
+    fn from(stored: StoredLink) -> Self {
+        let mut contact_ids = stored.link.contacts.map(ContactId::get);
+        contact_ids.sort_unstable();
         Self {
-            id: evidence.id,
-            email: evidence.email.as_str().to_owned(),
-            phone_number: evidence.phone.as_str().to_owned(),
-            created_at: crate::wire_time(evidence.created_at),
+            id: stored.id,
+            contact_ids,
+            reason: stored.link.reason,
+            created_by: stored.link.created_by,
+            created_at: crate::wire_time(stored.created_at),
         }
     }
 }
@@ -269,7 +321,10 @@ pub struct GraphView {
     primary_contact_id: i64,
     /// Oldest first.
     contacts: Vec<ContactNodeView>,
+    /// The stored requests that joined parts of it.
     evidence: Vec<EvidenceView>,
+    /// The links support staff made by hand between its contacts.
+    links: Vec<LinkView>,
 }
 
 /// The graph of the customer of any contact: its contacts with their values and links, and
@@ -305,6 +360,20 @@ pub async fn graph(
     Ok(HttpResponse::Ok().json(GraphView {
         primary_contact_id: primary,
         contacts: contacts.into_iter().map(ContactNodeView::from).collect(),
-        evidence: evidence.into_iter().map(EvidenceView::from).collect(),
+        evidence: evidence
+            .iter()
+            .filter_map(EvidenceView::of_request)
+            .collect(),
+        links: evidence
+            .into_iter()
+            .filter_map(|e| match e.joins {
+                Joins::Manual(link) => Some(LinkView::from(StoredLink {
+                    id: e.id,
+                    link,
+                    created_at: e.created_at,
+                })),
+                Joins::Request { .. } => None,
+            })
+            .collect(),
     }))
 }

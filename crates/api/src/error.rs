@@ -3,7 +3,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use identity_domain::{IdentifyError, InvalidRequest, RepositoryError};
+use identity_domain::{IdentifyError, InvalidRequest, LinkRefused, RepositoryError};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -34,6 +34,8 @@ pub enum ApiError {
     CustomerNotFound(i64),
     #[error("there is no unlink rule with id {0}")]
     RuleNotFound(i64),
+    #[error("there is no manual link with id {0}")]
+    LinkNotFound(i64),
     /// No API key, or one that is not (or no longer) valid.
     #[error("send a valid API key as Authorization: Bearer <key>")]
     Unauthorized,
@@ -77,6 +79,13 @@ impl From<IdentifyError> for ApiError {
                 "{e}; nothing was erased: erase that customer if it is the one meant"
             )),
             IdentifyError::Invalid(e) => Self::InvalidRequest(e),
+            IdentifyError::LinkRefused(e @ LinkRefused::SameContact) => {
+                Self::InvalidBody(e.to_string())
+            }
+            IdentifyError::LinkRefused(LinkRefused::UnknownContact(id)) => {
+                Self::ContactNotFound(id.get())
+            }
+            IdentifyError::LinkRefused(e) => Self::Conflict(e.to_string()),
             e @ IdentifyError::RuleExists { .. } => Self::Conflict(format!(
                 "{e}: delete that rule first to make another (GET /blocked-identifiers lists them)"
             )),
@@ -105,6 +114,7 @@ impl ApiError {
             | Self::ContactNotFound(_)
             | Self::CustomerNotFound(_)
             | Self::RuleNotFound(_)
+            | Self::LinkNotFound(_)
             | Self::NotOneCustomer => "not-found",
             Self::Unauthorized => "unauthorized",
             Self::MissingScope(_) | Self::Forbidden(_) => "forbidden",
@@ -132,6 +142,7 @@ impl ApiError {
             | Self::ContactNotFound(_)
             | Self::CustomerNotFound(_)
             | Self::RuleNotFound(_)
+            | Self::LinkNotFound(_)
             | Self::NotOneCustomer => "Not found",
             Self::Unauthorized => "Unauthorized",
             Self::MissingScope(_) | Self::Forbidden(_) => "Forbidden",
@@ -169,6 +180,7 @@ impl ResponseError for ApiError {
             | Self::ContactNotFound(_)
             | Self::CustomerNotFound(_)
             | Self::RuleNotFound(_)
+            | Self::LinkNotFound(_)
             | Self::NotOneCustomer => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MissingScope(_) | Self::Forbidden(_) | Self::NotLoopback => StatusCode::FORBIDDEN,

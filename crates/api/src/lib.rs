@@ -12,6 +12,7 @@ mod error;
 mod health;
 mod identify;
 pub mod keys;
+mod links;
 pub mod metrics;
 pub mod openapi;
 pub mod settings;

@@ -170,6 +170,10 @@ impl utoipa::Modify for RequestSchema {
         crate::unlink::preview_rule,
         crate::unlink::list_rules,
         crate::unlink::delete_rule,
+        crate::links::create_link,
+        crate::links::preview_link,
+        crate::links::list_links,
+        crate::links::delete_link,
         crate::admin::history,
         crate::admin::erase_contact,
         crate::admin::erase_customer,
@@ -181,7 +185,7 @@ impl utoipa::Modify for RequestSchema {
     modifiers(&RequestSchema, &KeySecurity),
     tags(
         (name = "identity", description = "Identify customers and read them back"),
-        (name = "admin", description = "Erasure for privacy requests, and unlink rules (admin scope)"),
+        (name = "admin", description = "Erasure for privacy requests, unlink rules and manual links (admin scope)"),
         (name = "operations", description = "Probes and metrics")
     )
 )]

@@ -25,6 +25,7 @@ use crate::dispatcher::Dispatcher;
 use crate::error::ApiError;
 use crate::health::{healthz, readyz, ReadinessCheck};
 use crate::identify::identify;
+use crate::links::{create_link, delete_link, list_links, preview_link};
 use crate::metrics::{metrics, PoolProbe};
 use crate::openapi::ApiDoc;
 use crate::settings::Settings;
@@ -233,6 +234,22 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::S
             .service(
                 web::resource("/blocked-identifiers/{id}")
                     .route(web::delete().to(delete_rule))
+                    .default_service(web::to(|| method_not_allowed("DELETE"))),
+            )
+            .service(
+                web::resource("/links")
+                    .route(web::get().to(list_links))
+                    .route(web::post().to(create_link))
+                    .default_service(web::to(|| method_not_allowed("GET, POST"))),
+            )
+            .service(
+                web::resource("/links/preview")
+                    .route(web::post().to(preview_link))
+                    .default_service(web::to(|| method_not_allowed("POST"))),
+            )
+            .service(
+                web::resource("/links/{id}")
+                    .route(web::delete().to(delete_link))
                     .default_service(web::to(|| method_not_allowed("DELETE"))),
             )
             .configure(crate::console::routes)

@@ -63,17 +63,14 @@ impl RuleBody {
     }
 }
 
-/// The reason of a rule: a line of text, trimmed, of 1 to [`MAX_REASON_LEN`] characters,
-/// without control characters (the database may refuse some, and a reason is read in logs
-/// of the operator's own tools).
-fn reason(raw: Option<Value>) -> Result<String, ApiError> {
+/// The reason of a rule or a manual link: a line of text, trimmed, of 1 to
+/// [`MAX_REASON_LEN`] characters, without control characters (the database may refuse
+/// some, and a reason is read in logs of the operator's own tools). `missing` is the
+/// message when there is none.
+pub(crate) fn valid_reason(raw: Option<Value>, missing: &str) -> Result<String, ApiError> {
     let text = match raw {
         Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
-        _ => {
-            return Err(ApiError::InvalidBody(
-                "give a reason: a sentence that says why this value identifies no one".to_owned(),
-            ))
-        }
+        _ => return Err(ApiError::InvalidBody(missing.to_owned())),
     };
     if text.chars().count() > MAX_REASON_LEN {
         return Err(ApiError::InvalidBody(format!(
@@ -188,7 +185,10 @@ pub async fn create_rule(
     let (identifier, raw_reason) = body.into_inner().identifier(&policy)?;
     let rule = NewUnlinkRule {
         identifier,
-        reason: reason(raw_reason)?,
+        reason: valid_reason(
+            raw_reason,
+            "give a reason: a sentence that says why this value identifies no one",
+        )?,
         created_by: key.caller.name().to_owned(),
     };
     let service = service.into_inner();

@@ -196,8 +196,10 @@ pub(crate) mod tests {
     pub(crate) fn george_with_biffsucks_phone(id: i64) -> crate::renormalize::Evidence {
         crate::renormalize::Evidence {
             id,
-            email: Email::from_stored("george@hillvalley.edu".to_owned()),
-            phone: PhoneNumber::from_stored("717171".to_owned()),
+            joins: crate::renormalize::Joins::Request {
+                email: Email::from_stored("george@hillvalley.edu".to_owned()),
+                phone: PhoneNumber::from_stored("717171".to_owned()),
+            },
             created_at: contact(id, None, None, None, 3).created_at,
         }
     }

@@ -12,6 +12,7 @@ pub mod access;
 pub mod contact;
 pub mod customer;
 pub mod identifiers;
+pub mod links;
 pub mod reconcile;
 pub mod renormalize;
 pub mod repository;
@@ -31,18 +32,21 @@ pub use customer::{Customer, InconsistentGraph};
 pub use identifiers::{
     Admitted, BlockList, IdentifierPolicy, IdentifierPriority, Ignored, RawPhone,
 };
+pub use links::{check_link, link_cause, plan_relink, LinkRefused, ManualLink, StoredLink};
 pub use reconcile::{
     reconcile, reconcile_record, CustomerLimits, LinkTo, NewContact, Plan, Refusal, Relink,
 };
-pub use renormalize::{plan_erasure, renormalize, ContactChange, Evidence, Rewrite, ValueChange};
+pub use renormalize::{
+    plan_erasure, renormalize, ContactChange, Evidence, Joins, Rewrite, ValueChange,
+};
 pub use repository::{
-    AppliedRule, BatchOutcome, ContactMaintenance, ContactRepository, CustomerRewriter,
-    CustomerSize, Decide, DecideEach, HistoryEntry, RepositoryError, Rewriter, StoreStats,
-    Violation,
+    AppliedLink, AppliedRule, BatchOutcome, ContactMaintenance, ContactRepository,
+    CustomerRewriter, CustomerSize, Decide, DecideEach, HistoryEntry, LinkPlanner, RepositoryError,
+    Rewriter, StoreStats, Violation,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::{MockContactMaintenance, MockContactRepository};
-pub use service::{Graph, Identified, IdentifyError, IdentityService, Unlinked};
+pub use service::{Graph, Identified, IdentifyError, IdentityService, Linked, Unlinked};
 pub use unlink::{
     customers_after, plan_unlink, unlink_cause, Identifier, NewUnlinkRule, UnlinkRule,
 };

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::contact::{Contact, ContactId, Email, Link, PhoneNumber};
 use crate::identifiers::IdentifierPolicy;
+use crate::links::ManualLink;
 
 /// The state one contact must be brought to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,16 +26,27 @@ pub struct ContactChange {
     pub erased: bool,
 }
 
-/// A request that joined customers without creating a contact (rule 4: its email belonged
-/// to one customer, its phone to another): the two values belong together although no
-/// contact holds both.
+/// What joined parts of a customer besides the values its contacts share: kept in the
+/// store, so that a re-clustering (after an erasure, an unlink rule, or deleting a link)
+/// keeps together what belongs together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
+    /// The id of the stored request, or of the link.
     pub id: i64,
-    pub email: Email,
-    pub phone: PhoneNumber,
-    /// When the request came.
+    pub joins: Joins,
+    /// When the request came, or the link was made.
     pub created_at: DateTime<Utc>,
+}
+
+/// What a piece of [`Evidence`] joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joins {
+    /// A request that joined customers without creating a contact (rule 4: its email
+    /// belonged to one customer, its phone to another): the two values belong together
+    /// although no contact holds both.
+    Request { email: Email, phone: PhoneNumber },
+    /// Support staff joined the customers of two contacts by hand ([`crate::links`]).
+    Manual(ManualLink),
 }
 
 /// Why a rewrite changes the values of contacts it keeps.
@@ -62,7 +74,8 @@ pub struct Rewrite {
     pub contacts_erased: usize,
     /// Of those, contacts that held the same email and phone as an older one.
     pub duplicates_removed: usize,
-    /// Evidence to delete: it holds a value no remaining contact holds.
+    /// Stored requests to delete: they hold a value no remaining contact holds. (A manual
+    /// link goes with an erased contact of its own: the store deletes it with the contact.)
     pub evidence_erased: Vec<i64>,
 }
 
@@ -212,8 +225,9 @@ pub(crate) enum Duplicates {
 /// (`evidence`), stay one customer; the others fall apart. The oldest contact of each part
 /// is its primary. A contact left with no value is erased (its values blanked, its row
 /// deleted), and so, with [`Duplicates::Erase`], is one left with exactly the values of an
-/// older one (`/identify` would never have stored it). Evidence that holds a value no
-/// remaining contact holds is erased too. Never merges customers that were apart.
+/// older one (`/identify` would never have stored it). A stored request that holds a value
+/// no remaining contact holds is erased too, and so is a manual link to an erased contact.
+/// Merges customers that were apart only where a manual link among `evidence` joins them.
 pub(crate) fn recluster(
     contacts: &[Contact],
     evidence: &[Evidence],
@@ -250,12 +264,28 @@ pub(crate) fn recluster(
             sets.union(i, other);
         }
     }
+    let live: HashMap<ContactId, usize> = contacts
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| !erased[i])
+        .map(|(i, c)| (c.id, i))
+        .collect();
     for joined in evidence {
-        let email = first_with.get(&format!("email:{}", joined.email.as_str()));
-        let phone = first_with.get(&format!("phone:{}", joined.phone.as_str()));
-        match (email, phone) {
-            (Some(&a), Some(&b)) => sets.union(a, b),
-            _ => rewrite.evidence_erased.push(joined.id),
+        match &joined.joins {
+            Joins::Request { email, phone } => {
+                let email = first_with.get(&format!("email:{}", email.as_str()));
+                let phone = first_with.get(&format!("phone:{}", phone.as_str()));
+                match (email, phone) {
+                    (Some(&a), Some(&b)) => sets.union(a, b),
+                    _ => rewrite.evidence_erased.push(joined.id),
+                }
+            }
+            Joins::Manual(link) => {
+                let [a, b] = link.contacts;
+                if let (Some(&a), Some(&b)) = (live.get(&a), live.get(&b)) {
+                    sets.union(a, b);
+                }
+            }
         }
     }
     let mut oldest: HashMap<usize, usize> = HashMap::new();

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use crate::contact::{Contact, ContactId, Identifiers};
 use crate::customer::InconsistentGraph;
+use crate::links::{LinkRefused, ManualLink, StoredLink};
 use crate::reconcile::Plan;
 use crate::renormalize::{Evidence, Rewrite};
 use crate::unlink::{Identifier, NewUnlinkRule, UnlinkRule};
@@ -47,6 +48,10 @@ pub enum RepositoryError {
     /// admitted. Nothing was written; set them aside and try again.
     #[error("an unlink rule made meanwhile names a value of the request")]
     Unlinked(Vec<Identifier>),
+    /// The link cannot be made on the customers as they are under the guard. Nothing was
+    /// written.
+    #[error(transparent)]
+    LinkRefused(LinkRefused),
     /// Anything else: a bug, or a store that does not look as expected.
     #[error("unexpected storage failure")]
     Internal(#[source] BoxError),
@@ -154,6 +159,58 @@ pub trait ContactRepository: Send + Sync {
     /// # Errors
     /// As [`Self::find_customers`].
     fn delete_unlink_rule(&self, id: i64) -> Result<Option<UnlinkRule>, RepositoryError>;
+
+    /// Every manual link, oldest first.
+    ///
+    /// # Errors
+    /// As [`Self::find_customers`].
+    fn find_links(&self) -> Result<Vec<StoredLink>, RepositoryError>;
+
+    /// One unit of work: guards the customers of the link's two contacts and reads them,
+    /// lets `planner` check the link against them, stores it, and applies the changes
+    /// `planner` makes of the contacts and their evidence (the new link among it),
+    /// recording history and change events with the cause [`crate::link_cause`] of the new
+    /// link; commits.
+    ///
+    /// # Errors
+    /// [`RepositoryError::LinkRefused`] when the planner refuses (nothing written);
+    /// otherwise as [`Self::apply_atomically`].
+    fn create_link(
+        &self,
+        link: &ManualLink,
+        planner: &dyn LinkPlanner,
+    ) -> Result<AppliedLink, RepositoryError>;
+
+    /// One unit of work: deletes link `id` and applies what `rewriter` makes of the customer
+    /// it held and the evidence that remains, with the cause [`crate::link_cause`]. `None`
+    /// when there is no link `id`.
+    ///
+    /// # Errors
+    /// As [`Self::apply_atomically`].
+    fn delete_link(
+        &self,
+        id: i64,
+        rewriter: &dyn CustomerRewriter,
+    ) -> Result<Option<AppliedLink>, RepositoryError>;
+}
+
+/// Checks a manual link against the customers it would join and plans the re-clustering:
+/// the domain's rules, called by the store under its guard.
+pub trait LinkPlanner {
+    /// # Errors
+    /// Why the link cannot be made on `contacts` (every live contact of both customers).
+    fn check(&self, contacts: &[Contact], link: &ManualLink) -> Result<(), LinkRefused>;
+    /// The changes that make `contacts` one customer, given their `evidence`.
+    fn plan(&self, contacts: &[Contact], evidence: &[Evidence]) -> Rewrite;
+}
+
+/// A link as stored, and what making or deleting it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedLink {
+    pub link: StoredLink,
+    /// The contacts of the customers concerned, before.
+    pub before: Vec<Contact>,
+    pub rewrite: Rewrite,
 }
 
 /// A rule as stored, and what applying it changed.

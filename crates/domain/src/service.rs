@@ -8,9 +8,10 @@ use thiserror::Error;
 use crate::contact::{Contact, ContactId, Identifiers, InvalidRequest};
 use crate::customer::{Customer, InconsistentGraph};
 use crate::identifiers::{Admitted, IdentifierPriority, Ignored};
+use crate::links::{check_link, plan_relink, LinkRefused, ManualLink, StoredLink};
 use crate::reconcile::{reconcile, CustomerLimits, Refusal};
 use crate::renormalize::{plan_erasure, Evidence, Rewrite};
-use crate::repository::{ContactRepository, HistoryEntry, RepositoryError};
+use crate::repository::{ContactRepository, HistoryEntry, LinkPlanner, RepositoryError};
 use crate::unlink::{customers_after, plan_unlink, Identifier, NewUnlinkRule, UnlinkRule};
 
 /// Why a use case failed.
@@ -33,6 +34,9 @@ pub enum IdentifyError {
     /// An unlink rule for this value exists already.
     #[error("a rule already unlinks this {field}")]
     RuleExists { field: &'static str },
+    /// A manual link that cannot be made.
+    #[error(transparent)]
+    LinkRefused(#[from] LinkRefused),
 }
 
 /// The answer to one request.
@@ -64,6 +68,17 @@ pub struct Unlinked {
     pub customers: Vec<Customer>,
     /// The contacts erased: left with no value, or with an older contact's values.
     pub erased: Vec<ContactId>,
+}
+
+/// What making, previewing or deleting a manual link did (or would do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Linked {
+    /// The link; for a preview, as it would be stored (id 0).
+    pub link: StoredLink,
+    /// The customers the contacts of the customers concerned form now, by primary id: one
+    /// after a link is made; after one is deleted, two, or one when other evidence still
+    /// holds them together.
+    pub customers: Vec<Customer>,
 }
 
 /// Identifies customers.
@@ -366,6 +381,87 @@ impl IdentityService {
     /// See [`IdentifyError`].
     pub fn unlink_rules(&self) -> Result<Vec<UnlinkRule>, IdentifyError> {
         Ok(self.repository.find_unlink_rules()?)
+    }
+
+    /// What making `link` would do now, without doing it.
+    ///
+    /// # Errors
+    /// [`IdentifyError::LinkRefused`] as making it would; otherwise see [`IdentifyError`].
+    pub fn preview_link(&self, link: &ManualLink) -> Result<Linked, IdentifyError> {
+        let mut contacts = self.repository.find_customer_of(link.contacts[0])?;
+        if !contacts.iter().any(|c| c.id == link.contacts[1]) {
+            contacts.extend(self.repository.find_customer_of(link.contacts[1])?);
+        }
+        check_link(&contacts, link, &self.limits)?;
+        let would_be = StoredLink {
+            id: 0,
+            link: link.clone(),
+            created_at: chrono::Utc::now(),
+        };
+        let mut evidence = self.repository.find_evidence(&contacts)?;
+        evidence.push(would_be.as_evidence());
+        let (customers, _) = customers_after(&contacts, &plan_relink(&contacts, &evidence))?;
+        Ok(Linked {
+            link: would_be,
+            customers,
+        })
+    }
+
+    /// Joins the customers of the link's two contacts by hand, as a request that brought
+    /// both would (the older primary leads), within the merge guard.
+    ///
+    /// # Errors
+    /// [`IdentifyError::LinkRefused`]: the same contact twice, an unknown contact, contacts
+    /// of one customer already, or a customer past the merge guard; otherwise see
+    /// [`IdentifyError`].
+    pub fn link(&self, link: &ManualLink) -> Result<Linked, IdentifyError> {
+        struct Planner<'a>(&'a CustomerLimits);
+        impl LinkPlanner for Planner<'_> {
+            fn check(&self, contacts: &[Contact], link: &ManualLink) -> Result<(), LinkRefused> {
+                check_link(contacts, link, self.0)
+            }
+            fn plan(&self, contacts: &[Contact], evidence: &[Evidence]) -> Rewrite {
+                plan_relink(contacts, evidence)
+            }
+        }
+        let applied = self
+            .repository
+            .create_link(link, &Planner(&self.limits))
+            .map_err(|e| match e {
+                RepositoryError::LinkRefused(refused) => IdentifyError::LinkRefused(refused),
+                other => other.into(),
+            })?;
+        let (customers, _) = customers_after(&applied.before, &applied.rewrite)?;
+        Ok(Linked {
+            link: applied.link,
+            customers,
+        })
+    }
+
+    /// Every manual link, oldest first.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn links(&self) -> Result<Vec<StoredLink>, IdentifyError> {
+        Ok(self.repository.find_links()?)
+    }
+
+    /// Deletes link `id` and re-clusters the customer it held as if it had never been
+    /// made. `None` when there is no link `id`.
+    ///
+    /// # Errors
+    /// See [`IdentifyError`].
+    pub fn delete_link(&self, id: i64) -> Result<Option<Linked>, IdentifyError> {
+        let rewriter =
+            |contacts: &[Contact], evidence: &[Evidence]| plan_relink(contacts, evidence);
+        let Some(applied) = self.repository.delete_link(id, &rewriter)? else {
+            return Ok(None);
+        };
+        let (customers, _) = customers_after(&applied.before, &applied.rewrite)?;
+        Ok(Some(Linked {
+            link: applied.link,
+            customers,
+        }))
     }
 
     /// Deletes unlink rule `id`; `None` when there is none.

@@ -1,12 +1,12 @@
 //! Why are these two contacts one customer? The shortest chain of evidence that joins them:
-//! contact → a shared email or phone, or a stored request that brought an email of one and a
-//! phone of another → contact → … Support's most frequent question, answered from the same
-//! evidence the linking rules used.
+//! contact → a shared email or phone, a stored request that brought an email of one and a
+//! phone of another, or a link a person made by hand → contact → … Support's most frequent
+//! question, answered from the same evidence the linking rules used.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::contact::{Contact, ContactId, Email, PhoneNumber};
-use crate::renormalize::Evidence;
+use crate::renormalize::{Evidence, Joins};
 
 /// One step of a chain: contacts, and what joins each to the next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,13 @@ pub enum Step {
     Request {
         email: Email,
         phone: PhoneNumber,
+    },
+    /// A person joined the two contacts around it by hand: "joined by hand by
+    /// `created_by`: `reason`".
+    Manual {
+        link_id: i64,
+        created_by: String,
+        reason: String,
     },
 }
 
@@ -65,19 +72,46 @@ pub fn why(
             for &j in &by_email[email.as_str()] {
                 next.push((j, Step::SharedEmail(email.clone())));
             }
-            for joined in evidence.iter().filter(|e| &e.email == email) {
-                for &j in by_phone.get(joined.phone.as_str()).into_iter().flatten() {
-                    next.push((j, request(joined)));
-                }
-            }
         }
         if let Some(phone) = &contact.phone {
             for &j in &by_phone[phone.as_str()] {
                 next.push((j, Step::SharedPhone(phone.clone())));
             }
-            for joined in evidence.iter().filter(|e| &e.phone == phone) {
-                for &j in by_email.get(joined.email.as_str()).into_iter().flatten() {
-                    next.push((j, request(joined)));
+        }
+        for joined in evidence {
+            match &joined.joins {
+                Joins::Request { email, phone } => {
+                    let step = || Step::Request {
+                        email: email.clone(),
+                        phone: phone.clone(),
+                    };
+                    if contact.email.as_ref() == Some(email) {
+                        for &j in by_phone.get(phone.as_str()).into_iter().flatten() {
+                            next.push((j, step()));
+                        }
+                    }
+                    if contact.phone.as_ref() == Some(phone) {
+                        for &j in by_email.get(email.as_str()).into_iter().flatten() {
+                            next.push((j, step()));
+                        }
+                    }
+                }
+                Joins::Manual(link) => {
+                    let other = match link.contacts {
+                        [a, b] if a == contact.id => Some(b),
+                        [a, b] if b == contact.id => Some(a),
+                        _ => None,
+                    };
+                    if let Some(&j) = other.and_then(|other| index.get(&other)) {
+                        next.push((
+                            j,
+                            Step::Manual {
+                                link_id: joined.id,
+                                created_by: link.created_by.clone(),
+                                reason: link.reason.clone(),
+                            },
+                        ));
+                    }
                 }
             }
         }
@@ -102,13 +136,6 @@ pub fn why(
     }
     chain.reverse();
     Some(chain)
-}
-
-fn request(joined: &Evidence) -> Step {
-    Step::Request {
-        email: joined.email.clone(),
-        phone: joined.phone.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -150,6 +177,33 @@ mod tests {
         assert_eq!(
             why(&customer, &evidence, id(1), id(1)),
             Some(vec![Step::Contact(id(1))])
+        );
+    }
+
+    #[test]
+    fn the_chain_names_a_link_made_by_hand() {
+        let (customer, _) = george_and_biffsucks();
+        let link = crate::links::StoredLink {
+            id: 4,
+            link: crate::links::ManualLink {
+                contacts: [id(1), id(3)],
+                reason: "same person, says support".to_owned(),
+                created_by: "support".to_owned(),
+            },
+            created_at: customer[0].created_at,
+        };
+        let chain = why(&customer, &[link.as_evidence()], id(3), id(1)).expect("one customer");
+        assert_eq!(
+            chain,
+            vec![
+                Step::Contact(id(3)),
+                Step::Manual {
+                    link_id: 4,
+                    created_by: "support".to_owned(),
+                    reason: "same person, says support".to_owned(),
+                },
+                Step::Contact(id(1)),
+            ]
         );
     }
 

@@ -1,4 +1,4 @@
-//! The contact graph's invariants (docs/CONCURRENCY.md, 1 to 4 and 8) as SQL that both backends
+//! The contact graph's invariants (docs/CONCURRENCY.md, 1 to 4, 8 and 9) as SQL that both backends
 //! understand. Each query returns the offending items, one text column `item` per row; an
 //! empty result means the invariant holds. Used by `identity-api check` and by the tests.
 
@@ -66,6 +66,16 @@ pub const INVARIANT_CHECKS: &[InvariantCheck] = &[
                                    OR (r.kind = 'phone' AND r.value = c.phone_number)
                WHERE c.deleted_at IS NULL
                ORDER BY c.id",
+    },
+    InvariantCheck {
+        invariant: "9: a manual link joins two live contacts of one customer",
+        items: "links",
+        sql: "SELECT CAST(l.id AS TEXT) AS item FROM manual_link l
+                LEFT JOIN contact a ON a.id = l.contact_a AND a.deleted_at IS NULL
+                LEFT JOIN contact b ON b.id = l.contact_b AND b.deleted_at IS NULL
+               WHERE a.id IS NULL OR b.id IS NULL
+                  OR COALESCE(a.linked_id, a.id) <> COALESCE(b.linked_id, b.id)
+               ORDER BY l.id",
     },
 ];
 

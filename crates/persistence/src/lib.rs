@@ -16,6 +16,7 @@ mod error;
 mod history;
 mod invariants;
 mod keys;
+mod links;
 mod maintenance;
 mod migrate;
 mod models;

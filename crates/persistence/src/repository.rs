@@ -6,8 +6,9 @@
 //! concurrent one (`retry.rs`).
 
 use identity_domain::{
-    AppliedRule, Contact, ContactId, ContactRepository, CustomerRewriter, Decide, Evidence,
-    HistoryEntry, Identifiers, Link, NewUnlinkRule, Plan, RepositoryError, Rewrite, UnlinkRule,
+    AppliedLink, AppliedRule, Contact, ContactId, ContactRepository, CustomerRewriter, Decide,
+    Evidence, HistoryEntry, Identifiers, Link, LinkPlanner, ManualLink, NewUnlinkRule, Plan,
+    RepositoryError, Rewrite, StoredLink, UnlinkRule,
 };
 
 use crate::history;
@@ -76,7 +77,7 @@ impl ContactRepository for SqlContactRepository {
 
     fn find_evidence(&self, contacts: &[Contact]) -> Result<Vec<Evidence>, RepositoryError> {
         self.retry
-            .once(&self.pool, |db| Ok(read_evidence(db, contacts)?))
+            .once(&self.pool, |db| read_evidence(db, contacts))
     }
 
     fn find_history(&self, id: ContactId) -> Result<Option<Vec<HistoryEntry>>, RepositoryError> {
@@ -157,6 +158,31 @@ impl ContactRepository for SqlContactRepository {
 
     fn delete_unlink_rule(&self, id: i64) -> Result<Option<UnlinkRule>, RepositoryError> {
         self.retry.once(&self.pool, |db| delete_rule(db, id))
+    }
+
+    fn find_links(&self) -> Result<Vec<StoredLink>, RepositoryError> {
+        self.retry.once(&self.pool, crate::links::read_all_links)
+    }
+
+    fn create_link(
+        &self,
+        link: &ManualLink,
+        planner: &dyn LinkPlanner,
+    ) -> Result<AppliedLink, RepositoryError> {
+        self.retry.run(&self.pool, |db| {
+            write_transaction(db, |db| crate::links::create_link(db, link, planner))
+        })
+    }
+
+    fn delete_link(
+        &self,
+        id: i64,
+        rewriter: &dyn CustomerRewriter,
+    ) -> Result<Option<AppliedLink>, RepositoryError> {
+        let applied = self.retry.run(&self.pool, |db| {
+            write_transaction(db, |db| crate::links::delete_link(db, id, rewriter))
+        })?;
+        Ok(applied)
     }
 }
 

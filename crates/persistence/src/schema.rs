@@ -63,6 +63,20 @@ diesel::table! {
     use diesel::sql_types::{Int4, Int8, Nullable, Text};
     use crate::sql_types::Timestamptz;
 
+    manual_link (id) {
+        id -> Int8,
+        contact_a -> Int8,
+        contact_b -> Int8,
+        reason -> Text,
+        created_by -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Int4, Int8, Nullable, Text};
+    use crate::sql_types::Timestamptz;
+
     outbox (id) {
         id -> Int8,
         customer_id -> Int8,
@@ -97,6 +111,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     contact,
     contact_event,
     link_evidence,
+    manual_link,
     outbox,
     unlink_rule,
 );

@@ -4,7 +4,8 @@
 
 use diesel::prelude::*;
 use identity_domain::{
-    Contact, ContactChange, Email, Evidence, Identifiers, LinkTo, PhoneNumber, Plan, Rewrite,
+    Contact, ContactChange, Email, Evidence, Identifiers, Joins, LinkTo, PhoneNumber, Plan,
+    Rewrite, StoredLink,
 };
 
 use crate::history;
@@ -220,7 +221,8 @@ pub(crate) fn write_plan(
 const ID_CHUNK: usize = 10_000;
 
 /// Inside a write transaction: applies a rewrite of contacts read as `before`, with its
-/// history and change events, and deletes the evidence it names.
+/// history and change events, and deletes the evidence it names and the manual links of the
+/// contacts it erases.
 pub(crate) fn apply_rewrite(
     db: &mut Db<'_>,
     rewrite: &Rewrite,
@@ -237,6 +239,14 @@ pub(crate) fn apply_rewrite(
         )
         .execute(conn))?;
     }
+    // A manual link goes with either of its contacts (invariant 9).
+    let erased: Vec<i64> = rewrite
+        .changes
+        .iter()
+        .filter(|c| c.erased)
+        .map(|c| c.id.get())
+        .collect();
+    crate::links::delete_links_of(db, &erased)?;
     let (events, outbox) =
         history::of_changes(&rewrite.changes, rewrite.value_change, before, cause);
     history::record(db, events, outbox)?;
@@ -258,7 +268,10 @@ fn apply_change(db: &mut Db<'_>, change: &ContactChange, now: Instant) -> QueryR
 }
 
 /// The evidence stored for any of the identifiers of `contacts`.
-pub(crate) fn read_evidence(db: &mut Db<'_>, contacts: &[Contact]) -> QueryResult<Vec<Evidence>> {
+pub(crate) fn read_evidence(
+    db: &mut Db<'_>,
+    contacts: &[Contact],
+) -> Result<Vec<Evidence>, UnitError> {
     let emails: Vec<&str> = contacts
         .iter()
         .filter_map(|c| c.email.as_ref())
@@ -282,14 +295,20 @@ pub(crate) fn read_evidence(db: &mut Db<'_>, contacts: &[Contact]) -> QueryResul
             link_evidence::created_at,
         ))
         .load(conn))?;
-    Ok(rows
+    let requests = rows
         .into_iter()
         .map(|(id, email, phone, created_at)| Evidence {
             id,
-            email: Email::from_stored(email),
-            phone: PhoneNumber::from_stored(phone),
+            joins: Joins::Request {
+                email: Email::from_stored(email),
+                phone: PhoneNumber::from_stored(phone),
+            },
             created_at: created_at.0,
-        })
+        });
+    let ids: Vec<i64> = contacts.iter().map(|c| c.id.get()).collect();
+    let links = crate::links::read_links_of(db, &ids)?;
+    Ok(requests
+        .chain(links.iter().map(StoredLink::as_evidence))
         .collect())
 }
 

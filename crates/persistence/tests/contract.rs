@@ -108,11 +108,15 @@ contract!(
     erasing_the_bridge_splits_the_customer_and_leaves_no_personal_data,
     an_unlink_rule_splits_its_customer_and_guards_the_write_path,
     a_rule_made_while_requests_bring_its_value_leaves_no_contact_holding_it,
+    a_manual_link_joins_two_customers_and_deleting_it_restores_them,
+    a_link_outlives_an_unlink_rule_and_goes_with_an_erased_contact,
+    links_made_while_requests_merge_the_same_customers_keep_every_invariant,
 );
 
 mod cases {
     pub use super::batch_cases::*;
     pub use super::history_cases::*;
+    pub use super::link_cases::*;
     pub use super::more_cases::*;
     pub use super::unlink_cases::*;
     use super::*;
@@ -950,5 +954,179 @@ mod unlink_cases {
             ),
             0
         );
+    }
+}
+
+mod link_cases {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::thread;
+
+    use identity_domain::{
+        Customer, Evidence, IdentifyError, LinkRefused, ManualLink, NewUnlinkRule,
+    };
+
+    use super::*;
+
+    fn link(a: ContactId, b: ContactId) -> ManualLink {
+        ManualLink {
+            contacts: [a, b],
+            reason: "she wrote in from her work address".to_owned(),
+            created_by: "support".to_owned(),
+        }
+    }
+
+    fn primary(contacts: &[Contact]) -> ContactId {
+        contacts
+            .iter()
+            .find(|c| c.is_primary())
+            .map(|c| c.id)
+            .expect("a primary")
+    }
+
+    /// Every customer: its primary's id and its identifiers.
+    fn customers(db: &TestStore) -> std::collections::BTreeMap<i64, identity_test_support::Group> {
+        stored_groups(&mut db.connect()).into_iter().collect()
+    }
+
+    pub fn a_manual_link_joins_two_customers_and_deleting_it_restores_them(db: TestStore) {
+        let store = open_store(&db);
+        let service = service(&store);
+        let home = primary(&write(
+            &store,
+            &request(Some("jen@home.io"), Some("5550001")),
+        ));
+        write(&store, &request(Some("jen@home.io"), Some("5550002")));
+        let work = primary(&write(&store, &request(Some("jennifer@work.io"), None)));
+        let before = customers(&db);
+
+        let preview = service.preview_link(&link(work, home)).expect("previewed");
+        assert_eq!(customers(&db), before, "a preview writes nothing");
+        let linked = service.link(&link(work, home)).expect("linked");
+        assert_eq!(linked.customers, preview.customers);
+        let [joined]: [Customer; 1] = linked.customers.try_into().expect("one customer");
+        assert_eq!(joined.primary_id, home, "the older primary leads");
+        assert_eq!(joined.secondary_ids.len(), 2);
+        assert_eq!(service.links().expect("listed"), vec![linked.link.clone()]);
+        assert!(check_invariants(&mut db.connect()).is_empty());
+
+        // The why-chain names it.
+        let graph = service.graph(work).expect("read").expect("a customer");
+        assert!(graph
+            .evidence
+            .iter()
+            .any(|e: &Evidence| e.id == linked.link.id));
+
+        // Refused, writing nothing: the same customer, an unknown contact.
+        assert!(matches!(
+            service.link(&link(work, home)),
+            Err(IdentifyError::LinkRefused(LinkRefused::OneCustomer(..)))
+        ));
+        let unknown = ContactId::new(999_999).expect("an id");
+        assert!(matches!(
+            service.link(&link(work, unknown)),
+            Err(IdentifyError::LinkRefused(LinkRefused::UnknownContact(_)))
+        ));
+        assert_eq!(service.links().expect("listed").len(), 1);
+
+        // Deleted: exactly the customers before the link.
+        let deleted = service
+            .delete_link(linked.link.id)
+            .expect("deleted")
+            .expect("it existed");
+        assert_eq!(deleted.customers.len(), 2, "{deleted:?}");
+        assert_eq!(customers(&db), before);
+        assert!(service.links().expect("listed").is_empty());
+        assert_eq!(service.delete_link(linked.link.id).expect("read"), None);
+        assert!(check_invariants(&mut db.connect()).is_empty());
+    }
+
+    pub fn a_link_outlives_an_unlink_rule_and_goes_with_an_erased_contact(db: TestStore) {
+        let store = open_store(&db);
+        let service = service(&store);
+        let doc = primary(&write(&store, &request(Some("doc@x.io"), Some("555000"))));
+        let marty = write(&store, &request(Some("marty@x.io"), Some("555000")));
+        let marty = marty
+            .iter()
+            .find(|c| !c.is_primary())
+            .map(|c| c.id)
+            .expect("marty");
+        // One customer by the phone; support also links the two by hand. Then the phone is
+        // unlinked: the link wins, they stay one customer.
+        assert!(matches!(
+            service.link(&link(doc, marty)),
+            Err(IdentifyError::LinkRefused(LinkRefused::OneCustomer(..)))
+        ));
+        let lorraine = primary(&write(&store, &request(Some("lorraine@x.io"), None)));
+        let linked = service.link(&link(marty, lorraine)).expect("linked");
+        service
+            .unlink(&NewUnlinkRule {
+                identifier: Identifier::Phone(PhoneNumber::from_stored("555000".to_owned())),
+                reason: "the lab's phone".to_owned(),
+                created_by: "test".to_owned(),
+            })
+            .expect("unlinked");
+        let lorraines = service.customer_of(lorraine).expect("read").expect("live");
+        assert!(
+            lorraines.primary_id == marty || lorraines.secondary_ids.contains(&marty),
+            "the link still joins marty and lorraine: {lorraines:?}"
+        );
+        assert!(check_invariants(&mut db.connect()).is_empty());
+
+        // Erasing marty takes the link with him.
+        service.erase_contact(marty, "test").expect("erased");
+        assert!(service.links().expect("listed").is_empty(), "{linked:?}");
+        assert!(check_invariants(&mut db.connect()).is_empty());
+    }
+
+    /// Links made (and deleted) while requests on 6 threads keep merging and growing the
+    /// same customers: every invariant holds afterwards.
+    pub fn links_made_while_requests_merge_the_same_customers_keep_every_invariant(db: TestStore) {
+        let store = open_store(&db);
+        let service = Arc::new(service(&store));
+        let ids: Vec<ContactId> = (0..6)
+            .map(|n| {
+                primary(&write(
+                    &store,
+                    &request(Some(&format!("p{n}@x.io")), Some(&format!("55500{n}"))),
+                ))
+            })
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..6)
+            .map(|t| {
+                let (service, stop) = (Arc::clone(&service), Arc::clone(&stop));
+                thread::spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) && n < 40 {
+                        let email = format!("p{}@x.io", (t + n) % 6);
+                        let phone = format!("55500{}", (t + 2 * n + 1) % 6);
+                        let _ = service.identify(
+                            request(Some(&format!("t{t}n{n}@x.io")), Some(&phone)).into(),
+                            "test",
+                        );
+                        let _ =
+                            service.identify(request(Some(&email), Some(&phone)).into(), "test");
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        for round in 0..30 {
+            let (a, b) = (ids[round % 6], ids[(round + 1) % 6]);
+            match service.link(&link(a, b)) {
+                Ok(linked) if round % 3 == 0 => {
+                    let _ = service.delete_link(linked.link.id);
+                }
+                Ok(_) | Err(IdentifyError::LinkRefused(LinkRefused::OneCustomer(..))) => {}
+                Err(other) => panic!("round {round}: {other:?}"),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for writer in writers {
+            writer.join().expect("a writer");
+        }
+        let violations = check_invariants(&mut db.connect());
+        assert!(violations.is_empty(), "{violations:?}");
     }
 }

@@ -177,8 +177,8 @@ function timeElement(iso, format = fullDate) {
   return html("time", { datetime: iso }, formatTime(iso, format));
 }
 
-function plural(count, word) {
-  return `${count} ${word}${count === 1 ? "" : "s"}`;
+function plural(count, word, many = `${word}s`) {
+  return `${count} ${count === 1 ? word : many}`;
 }
 
 function kindWord(kind) {
@@ -420,6 +420,7 @@ function summaryOf(graph, model, events) {
     plural(phones, "phone number"),
     plural(model.hubs.length, "shared value"),
     plural(requests, "joining request"),
+    plural((graph.links ?? []).length, "link by hand", "links by hand"),
     plural(events.length, "event"),
   ].join(" · ");
 }
@@ -470,10 +471,15 @@ function evidenceKey(email, phone) {
   return `request:${email}\n${phone}`;
 }
 
+function manualKey(linkId) {
+  return `link:${linkId}`;
+}
+
 /**
  * What the picture shows: one node per contact (primary first, then by id), one hub per
- * value that at least two contacts hold or that a stored request named, and one evidence
- * link per distinct (email, phone) pair of those requests.
+ * value that at least two contacts hold or that a stored request named, one evidence link
+ * per distinct (email, phone) pair of those requests, and the links support made by hand
+ * between two contacts (`manual`).
  */
 function buildModel(graph) {
   const primary = graph.primaryContactId;
@@ -509,10 +515,15 @@ function buildModel(graph) {
   const hubs = [...values.values()]
     .filter((hub) => hub.holders.length >= 2 || hub.requests.length > 0)
     .sort((a, b) => (a.kind === b.kind ? compareText(a.value, b.value) : a.kind === "email" ? -1 : 1));
+  const present = new Set(contacts.map((contact) => contact.id));
+  const manual = (graph.links ?? [])
+    .filter((link) => link.contactIds?.length === 2 && link.contactIds.every((id) => present.has(id)))
+    .map((link) => ({ ...link, key: manualKey(link.id) }));
   return {
     contacts: contacts.map((contact) => ({ key: contactKey(contact.id), type: "contact", contact })),
     hubs,
     evidence: [...evidence.values()],
+    manual,
   };
 }
 
@@ -539,8 +550,16 @@ function placeNodes(model) {
   for (const link of model.evidence) links.push([index.get(link.email.key), index.get(link.phone.key)]);
   const spacing = isCompact(model) ? 34 : 100;
   const points = startingPoints(model, spacing);
-  forceLayout(points, [...links, ...tiesToFirst(nodes.length, links)], spacing);
+  // A link made by hand is a spring through a point of its own (where its label goes), as
+  // long as a path through a shared value, so that its two contacts do not overlap.
+  for (const link of model.manual) {
+    const [a, b] = link.contactIds.map((id) => index.get(contactKey(id)));
+    links.push([a, points.length], [points.length, b]);
+    points.push({ x: (points[a].x + points[b].x) / 2 + 1, y: (points[a].y + points[b].y) / 2 + 1 });
+  }
+  forceLayout(points, [...links, ...tiesToFirst(points.length, links)], spacing);
   nodes.forEach((node, i) => Object.assign(node, points[i]));
+  model.manual.forEach((link, i) => Object.assign(link, points[nodes.length + i]));
   placeLabels(model);
   return nodes;
 }
@@ -781,6 +800,13 @@ function drawGraph(model) {
     edges.set(link.key, { elements: [line, label], hubKey: null, contactId: null });
     edgeLayer.append(line, label);
   }
+  const manualLayer = svg("g", { class: "manual-links" });
+  for (const link of model.manual) {
+    const [a, b] = link.contactIds.map((id) => byKey.get(contactKey(id)));
+    const group = drawManualEdge(link, a, b);
+    edges.set(link.key, { elements: [group], hubKey: null, contactId: null });
+    manualLayer.append(group);
+  }
   const { fontSize, viewBox } = fitPicture(nodes, compact);
   const picture = svg("svg", {
     class: compact ? "picture compact" : "picture",
@@ -791,6 +817,7 @@ function drawGraph(model) {
     "aria-describedby": "graph-help",
   },
   edgeLayer,
+  manualLayer,
   svg("g", { class: "contacts" }, ...model.contacts.map((node) => drawContact(node, compact))),
   svg("g", { class: "values" }, ...model.hubs.map(drawHub)));
   byId("graph").replaceChildren(picture);
@@ -827,6 +854,32 @@ function drawEvidenceEdge(link) {
       "text-anchor": "middle",
     }, "request"),
   ];
+}
+
+/**
+ * A link made by hand: a thick line from one contact through the link's own point to the
+ * other, labelled "by hand" there. It is a button (click, Enter or Space) that offers to
+ * undo the link.
+ */
+function drawManualEdge(link, a, b) {
+  const words = `Linked by hand by ${link.createdBy}: ${link.reason} (link ${link.id}, ` +
+    `${formatTime(link.createdAt)}). Select to undo.`;
+  const points = [a, link, b].map((p) => `${round(p.x)},${round(p.y)}`).join(" ");
+  return svg("g", {
+    class: "manual-link",
+    "data-link-id": link.id,
+    tabindex: 0,
+    role: "button",
+    "aria-label": words,
+  },
+  svg("title", {}, words),
+  svg("polyline", { class: "edge manual", points, fill: "none" }),
+  svg("text", {
+    class: "edge-label",
+    x: round(link.x),
+    y: round(link.y - 8),
+    "text-anchor": "middle",
+  }, "by hand"));
 }
 
 function drawContact(node, compact) {
@@ -979,7 +1032,20 @@ function nearestInDirection(from, [ux, uy]) {
   return best;
 }
 
+/** The manual link whose edge `target` is part of, if any. */
+function manualLinkOf(target) {
+  const group = target instanceof Element ? target.closest("g.manual-link") : null;
+  const id = Number(group?.dataset.linkId);
+  return (state.graph?.links ?? []).find((link) => link.id === id) ?? null;
+}
+
 function onGraphKey(event) {
+  const link = manualLinkOf(event.target);
+  if (link && (event.key === "Enter" || event.key === " ")) {
+    event.preventDefault();
+    undoLink(link).catch(report);
+    return;
+  }
   const node = nodeOf(event.target);
   if (!node) return;
   if (event.key === "Enter" || event.key === " ") {
@@ -992,6 +1058,11 @@ function onGraphKey(event) {
 }
 
 function onGraphClick(event) {
+  const link = manualLinkOf(event.target);
+  if (link) {
+    undoLink(link).catch(report);
+    return;
+  }
   const node = nodeOf(event.target);
   if (node) choose(node);
 }
@@ -1117,6 +1188,8 @@ function chainPart(step) {
       return ` —shares phone ${step.phoneNumber}→ `;
     case "request":
       return ` —request brought ${step.email} and ${step.phoneNumber}→ `;
+    case "manual":
+      return ` —${step.text}→ `;
     default:
       return ` —${step.kind}→ `;
   }
@@ -1153,6 +1226,9 @@ function highlightChain(chain) {
       markNode(hubKey);
       neighbours.forEach((id) => markEdge(holdKey(hubKey, id)));
     }
+    if (step.kind === "manual") {
+      markEdge(manualKey(step.linkId));
+    }
     if (step.kind === "request") {
       markEdge(evidenceKey(step.email, step.phoneNumber));
     }
@@ -1179,7 +1255,7 @@ function eventWords(event) {
   return EVENT_WORDS.get(event.type)?.(event) ?? event.type;
 }
 
-/** A cause (`request:<id>`, `erasure:<id>`, `unlink:<rule id>`, `import`, `normalize`) in words. */
+/** A cause (`request:<id>`, `erasure:<id>`, `unlink:<rule id>`, `link:<link id>`, `import`, `normalize`) in words. */
 function causeWords(cause) {
   const [kind, ...rest] = String(cause).split(":");
   const id = rest.join(":");
@@ -1187,6 +1263,7 @@ function causeWords(cause) {
     case "request": return `request ${id}`;
     case "erasure": return `erasure ${id}`;
     case "unlink": return `unlink rule ${id}`;
+    case "link": return `link ${id}, made or undone by hand`;
     case "import": return "import";
     case "normalize": return "normalization";
     default: return String(cause);
@@ -1297,6 +1374,85 @@ async function afterUnlink(hub, answer) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Joining two customers by hand
+
+function openLinkDialog() {
+  state.linking = null;
+  byId("link-query").value = "";
+  byId("link-reason").value = "";
+  byId("link-found").replaceChildren();
+  byId("link-preview").textContent = "";
+  byId("link-confirm").disabled = true;
+  byId("link-title").textContent = `Link customer ${state.graph.primaryContactId} with another`;
+  byId("link-dialog").showModal();
+  byId("link-query").focus();
+}
+
+/** Finds the customers of an email, a phone or a contact id typed in the link dialog. */
+async function findForLink(event) {
+  event.preventDefault();
+  const query = byId("link-query").value.trim();
+  let customers;
+  if (/^[1-9]\d*$/.test(query)) {
+    customers = [(await api("GET", `/contacts/${query}`)).contact];
+  } else {
+    const kind = query.includes("@") ? "email" : "phoneNumber";
+    customers = (await api("POST", "/customers/search", valueBody(kind, query))).customers ?? [];
+  }
+  const others = customers.filter((c) => c.primaryContactId !== state.graph.primaryContactId);
+  byId("link-found").replaceChildren(...others.map((customer) => {
+    const button = html("button", {
+      type: "button",
+      class: "quiet",
+      "data-link-candidate": customer.primaryContactId,
+    }, customerLine(customer));
+    button.addEventListener("click", guarded(() => previewLink(customer)));
+    return html("li", {}, button);
+  }));
+  if (others.length === 0) {
+    byId("link-preview").textContent = customers.length
+      ? "That is this customer already."
+      : "No customer holds this value.";
+  }
+}
+
+async function previewLink(other) {
+  const contactIds = [state.graph.primaryContactId, other.primaryContactId];
+  const preview = await api("POST", "/links/preview", { contactIds });
+  state.linking = { contactIds };
+  byId("link-preview").textContent =
+    `Linking makes one customer: ${customerLine(preview.customer)}.`;
+  byId("link-confirm").disabled = false;
+  byId("link-reason").focus();
+}
+
+async function confirmLink(event) {
+  event.preventDefault();
+  const reason = byId("link-reason").value.trim();
+  if (!state.linking || !reason) return;
+  const answer = await api("POST", "/links", { ...state.linking, reason });
+  byId("link-dialog").close();
+  state.linking = null;
+  setStatus(`Linked by hand (link ${answer.link.id}): ${customerLine(answer.customer)}`);
+  await openCustomer(answer.customer.primaryContactId, { announce: false });
+}
+
+async function undoLink(link) {
+  const question = `Undo link ${link.id} (${link.reason})? The two customers come apart ` +
+    "unless something else joins them.";
+  if (!window.confirm(question)) return;
+  const answer = await api("DELETE", `/links/${link.id}`);
+  const customers = answer.customers ?? [];
+  showResults(`Customers after undoing link ${link.id}`, customers);
+  setStatus(answer.stillOneCustomer
+    ? `Undid link ${link.id}; something else still joins the contacts.`
+    : `Undid link ${link.id}: ${plural(customers.length, "customer")}`);
+  const reopen = customers.find((c) => c.primaryContactId === state.graph.primaryContactId)
+    ?? customers[0];
+  if (reopen) await openCustomer(reopen.primaryContactId, { announce: false });
+}
+
+// ---------------------------------------------------------------------------------------
 // Unlink rules
 
 async function loadRules() {
@@ -1362,6 +1518,10 @@ function wire() {
     if (byId("rules").open) loadRules().catch(report);
   });
   byId("rules-refresh").addEventListener("click", guarded(loadRules));
+  byId("link-open").addEventListener("click", openLinkDialog);
+  byId("link-search").addEventListener("submit", guarded(findForLink));
+  byId("link-form").addEventListener("submit", guarded(confirmLink));
+  byId("link-cancel").addEventListener("click", () => byId("link-dialog").close());
   window.addEventListener("hashchange", openFromAddress);
 }
 

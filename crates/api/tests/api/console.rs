@@ -1,7 +1,7 @@
 //! The support console in a real browser: headless Chromium driven through chromedriver
 //! (WebDriver). Finds a customer, counts its drawn contacts, asks why two of them are one
-//! customer, unlinks a shared phone and sees two customers, and saves a screenshot of the
-//! customer view.
+//! customer, unlinks a shared phone and sees two customers, links two customers by hand
+//! (the screenshot: the link drawn and named in the why-chain) and undoes it from its edge.
 //!
 //! Needs Chromium and its chromedriver: Debian's `chromium` and `chromium-driver` (`.ci/run`
 //! installs them), or any other pair named by `CHROMIUM` and `CHROMEDRIVER`. Without them
@@ -214,6 +214,11 @@ fn the_console_finds_draws_explains_and_unlinks_in_a_real_browser() {
         george_now.body["contact"]["secondaryContactIds"],
         json!([biff])
     );
+    assert_eq!(
+        app.get("/links").body["links"],
+        json!([]),
+        "the link was undone"
+    );
     let lorraine_now = app.get(&format!("/contacts/{mcfly_555}"));
     assert_eq!(lorraine_now.body["contact"]["primaryContactId"], lorraine);
     assert_eq!(
@@ -324,7 +329,6 @@ async fn drive(client: &Client, app: &TestApp, lorraine: i64, biff: i64) -> Vec<
     .await;
     assert_eq!(count(client, "#graph line.edge.evidence.why").await, 1);
     assert!(count(client, "#graph g.contact.why").await >= 4);
-    let shot = client.screenshot().await.expect("a screenshot");
 
     // The arrow keys move the focus from node to node (lorraine may sit at an edge of the
     // picture: at least one direction leads somewhere).
@@ -414,6 +418,117 @@ async fn drive(client: &Client, app: &TestApp, lorraine: i64, biff: i64) -> Vec<
              && document.querySelector(\"#graph g.contact[data-contact-id='{biff}']\") !== null \
              && document.querySelector(\"#graph g.value[data-value='555000']\") === null"
         ),
+    )
+    .await;
+    let shot = link_by_hand_and_undo(client, lorraine, biff).await;
+    shot
+}
+
+/// From biff's customer: finds lorraine's, previews, links the two with a reason, sees the
+/// link drawn and named in the why-chain (the screenshot), then undoes it from its edge.
+async fn link_by_hand_and_undo(client: &Client, lorraine: i64, biff: i64) -> Vec<u8> {
+    client
+        .find(Locator::Id("link-open"))
+        .await
+        .expect("the link action")
+        .click()
+        .await
+        .expect("clicked");
+    let query = client
+        .find(Locator::Id("link-query"))
+        .await
+        .expect("the search field");
+    query
+        .send_keys("lorraine@hillvalley.edu")
+        .await
+        .expect("typed");
+    query
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .expect("submitted");
+    client
+        .wait()
+        .for_element(Locator::Css(&format!(
+            "#link-found button[data-link-candidate='{lorraine}']"
+        )))
+        .await
+        .expect("lorraine's customer is found")
+        .click()
+        .await
+        .expect("chosen");
+    until(
+        client,
+        "the preview",
+        "return document.getElementById('link-preview').textContent.includes('one customer') \
+         && !document.getElementById('link-confirm').disabled",
+    )
+    .await;
+    client
+        .find(Locator::Id("link-reason"))
+        .await
+        .expect("the reason")
+        .send_keys("biff wrote in: lorraine's orders are his")
+        .await
+        .expect("typed");
+    client
+        .find(Locator::Id("link-confirm"))
+        .await
+        .expect("the link button")
+        .click()
+        .await
+        .expect("linked");
+    until(
+        client,
+        "the joined customer with its link drawn",
+        "return document.querySelectorAll('#graph g.manual-link').length === 1 \
+         && document.querySelectorAll('#graph g.contact[data-contact-id]').length === 5",
+    )
+    .await;
+    // The why-chain between the two sides names the link.
+    for id in [lorraine, biff] {
+        let node = contact_node(client, id).await;
+        client
+            .execute(
+                "arguments[0].focus()",
+                vec![serde_json::to_value(&node).expect("an element")],
+            )
+            .await
+            .expect("focused");
+        node.send_keys(&Key::Enter.to_string())
+            .await
+            .expect("selected");
+    }
+    until(
+        client,
+        "the chain through the link",
+        "return (document.querySelector('#why p.chain') || {}).textContent?.includes('joined by hand by test') === true \
+         && document.querySelectorAll('#graph g.manual-link.why').length === 1",
+    )
+    .await;
+    let shot = client.screenshot().await.expect("a screenshot");
+
+    // Undo from the edge, with the keyboard.
+    let edge = client
+        .find(Locator::Css("#graph g.manual-link"))
+        .await
+        .expect("the link's edge");
+    client
+        .execute(
+            "arguments[0].focus()",
+            vec![serde_json::to_value(&edge).expect("an element")],
+        )
+        .await
+        .expect("focused");
+    edge.send_keys(&Key::Enter.to_string())
+        .await
+        .expect("pressed");
+    client.accept_alert().await.expect("confirmed");
+    until(
+        client,
+        "the customers apart again",
+        "return document.getElementById('status').textContent.includes('Undid link') \
+         && document.querySelectorAll('#graph g.manual-link').length === 0 \
+         && document.querySelectorAll('#results-list button[data-customer-id]').length === 2",
     )
     .await;
     shot

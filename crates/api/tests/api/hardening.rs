@@ -587,28 +587,31 @@ fn the_rejects_file_is_made_new_and_import_refuses_dates_before_1970() {
     assert!(stderr.contains("\\u{1b}[31mred"), "{stderr:?}");
 }
 
-/// Pages of this database (tables, their TOAST and indexes) that hold `needle`, read
-/// through `pageinspect`.
-fn pages_holding(conn: &mut PgConnection, needle: &str) -> i64 {
+/// The relations of this database (tables, their TOAST and indexes) with a page that holds
+/// `needle`, read through `pageinspect`.
+fn relations_holding(conn: &mut PgConnection, needle: &str) -> Vec<String> {
     #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
+    struct Relation {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
     }
     diesel::sql_query("CREATE EXTENSION IF NOT EXISTS pageinspect")
         .execute(conn)
         .expect("pageinspect (PostgreSQL's contrib)");
     diesel::sql_query(
-        "SELECT count(*) AS n FROM pg_class c \
+        "SELECT DISTINCT c.relname::text AS name FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
          CROSS JOIN LATERAL generate_series(0, (pg_relation_size(c.oid) / 8192)::int - 1) AS b \
          WHERE n.nspname IN ('public', 'pg_toast') AND c.relkind IN ('r', 'i', 't') \
-           AND position(convert_to($1, 'UTF8') IN get_raw_page(c.oid::regclass::text, b)) > 0",
+           AND position(convert_to($1, 'UTF8') IN get_raw_page(c.oid::regclass::text, b)) > 0 \
+         ORDER BY 1",
     )
     .bind::<diesel::sql_types::Text, _>(needle)
-    .get_result::<Count>(conn)
+    .load::<Relation>(conn)
     .expect("pages")
-    .n
+    .into_iter()
+    .map(|r| r.name)
+    .collect()
 }
 
 #[test]
@@ -621,22 +624,32 @@ fn after_an_erasure_and_the_readmes_vacuum_full_the_value_is_in_no_page() {
     let joined = app.identify_ok(serde_json::json!({"email": secret, "phoneNumber": "5550222"}));
     let primary = joined["primaryContactId"].as_i64().expect("an id");
     let mut conn = app.db.connect();
-    assert!(pages_holding(&mut conn, secret) > 0, "the value is stored");
+    assert!(
+        !relations_holding(&mut conn, secret).is_empty(),
+        "the value is stored"
+    );
     let erased = app.request("DELETE", &format!("/customers/{primary}"));
     assert_eq!(erased.status, 200, "{erased:?}");
     assert!(
-        pages_holding(&mut conn, secret) > 0,
+        !relations_holding(&mut conn, secret).is_empty(),
         "an erasure alone leaves the old row versions on disk (as the README says)"
     );
-    // The README's commands.
-    diesel::sql_query("VACUUM FULL contact, contact_event, outbox, link_evidence")
-        .execute(&mut conn)
-        .expect("vacuum full");
-    assert_eq!(
-        pages_holding(&mut conn, secret),
-        0,
-        "the value is in no page"
-    );
+    // The README's commands. VACUUM FULL keeps a row version that a transaction begun
+    // before the erasure may still see (an autovacuum ANALYZE, a long report): once none
+    // is left, it is gone. So, as the README says: repeat it until it is (bounded here).
+    let started = Instant::now();
+    let mut holding = Vec::new();
+    while started.elapsed() < Duration::from_secs(20) {
+        diesel::sql_query("VACUUM FULL contact, contact_event, outbox, link_evidence")
+            .execute(&mut conn)
+            .expect("vacuum full");
+        holding = relations_holding(&mut conn, secret);
+        if holding.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(holding, Vec::<String>::new(), "the value is in no page");
 }
 
 #[test]

@@ -15,5 +15,6 @@ mod helpers;
 mod identify;
 mod import_live;
 mod import_statistics;
+mod links;
 mod operations;
 mod unlink;

@@ -1,0 +1,253 @@
+//! Manual links over HTTP (admin scope): `POST /links` joins the customers of two contacts
+//! by hand, `POST /links/preview` says what that would give, `GET /links` lists the links,
+//! `DELETE /links/{id}` removes one and re-clusters as if it had never been made. The rules
+//! are in `identity_domain::links`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use identity_domain::{ContactId, IdentityService, Linked, ManualLink};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::auth::{AdminScope, Authorized};
+use crate::contacts::{path_id, LinkView};
+use crate::error::ApiError;
+use crate::identify::ContactView;
+use crate::openapi::Problem;
+use crate::run_blocking;
+use crate::unlink::valid_reason;
+
+/// What a link did (or, previewed, would do).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkedView {
+    /// The link made (absent in a preview).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<LinkView>,
+    /// The customer the two contacts form.
+    customer: Option<ContactView>,
+}
+
+/// What deleting a link did.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnlinkedByHandView {
+    /// The link deleted.
+    link: LinkView,
+    /// The customers its two contacts belong to now, by primary id: two, or one when other
+    /// evidence (a shared value, a request, another link) still holds them together.
+    customers: Vec<ContactView>,
+    /// Whether the two contacts are still one customer.
+    still_one_customer: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinksView {
+    /// Oldest first.
+    links: Vec<LinkView>,
+}
+
+/// The request body of `POST /links` and `POST /links/preview`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct LinkRequest {
+    /// Two contacts of the two customers to join: any contact of each.
+    #[schema(min_items = 2, max_items = 2, example = json!([3, 7]))]
+    contact_ids: Vec<i64>,
+    /// Why they are one person (1 to 500 characters, one line). Required to make a link; a
+    /// preview ignores it.
+    #[schema(min_length = 1, max_length = 500)]
+    reason: Option<String>,
+}
+
+/// Reads `{"contactIds": [a, b], "reason": "…"}`: two different positive ids; the reason
+/// only when `reason_required`.
+fn read_body(
+    mut body: Map<String, Value>,
+    reason_required: bool,
+    created_by: &str,
+) -> Result<ManualLink, ApiError> {
+    let ids = match body.remove("contactIds") {
+        Some(Value::Array(ids)) if ids.len() == 2 => ids,
+        _ => {
+            return Err(ApiError::InvalidBody(
+                "give contactIds: an array of two contact ids, one of each customer to join"
+                    .to_owned(),
+            ))
+        }
+    };
+    let id = |value: &Value| {
+        value.as_i64().and_then(ContactId::new).ok_or_else(|| {
+            ApiError::InvalidBody("contactIds must be two positive whole numbers".to_owned())
+        })
+    };
+    let contacts = [id(&ids[0])?, id(&ids[1])?];
+    if contacts[0] == contacts[1] {
+        return Err(ApiError::InvalidBody(
+            "contactIds names the same contact twice: give one contact of each customer".to_owned(),
+        ));
+    }
+    let reason = if reason_required {
+        valid_reason(
+            body.remove("reason"),
+            "give a reason: a sentence that says why the two customers are one person",
+        )?
+    } else {
+        String::new()
+    };
+    Ok(ManualLink {
+        contacts,
+        reason,
+        created_by: created_by.to_owned(),
+    })
+}
+
+/// Joins the customers of two contacts by hand, as a request that brought a value of each
+/// would: the older primary leads, the other customer's contacts link to it; history (cause
+/// `link:<id>`) and change events record it. Within the merge guard.
+#[utoipa::path(
+    post,
+    path = "/links",
+    tag = "admin",
+    request_body(content = LinkRequest, content_type = "application/json"),
+    security(("api_key" = ["admin"])),
+    responses(
+        (status = 201, description = "The link, and the customer the two form now", body = LinkedView),
+        (status = 400, description = "Not two different contact ids, or no reason", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "A contact id names no live contact", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The two are one customer already, or joining them would pass a merge_guard limit (named)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_link(
+    key: Authorized<AdminScope>,
+    service: web::Data<IdentityService>,
+    body: web::Json<Map<String, Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let link = read_body(body.into_inner(), true, key.caller.name())?;
+    let service = service.into_inner();
+    let Linked { link, customers } = run_blocking(move || service.link(&link)).await??;
+    tracing::info!(
+        link = link.id,
+        by = %link.link.created_by,
+        "manual link made"
+    );
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/links/{}", link.id)))
+        .json(LinkedView {
+            link: Some(link.into()),
+            customer: customers.into_iter().next().map(ContactView::from),
+        }))
+}
+
+/// What linking the two contacts' customers would give now. Writes nothing.
+#[utoipa::path(
+    post,
+    path = "/links/preview",
+    tag = "admin",
+    request_body(content = LinkRequest, content_type = "application/json"),
+    security(("api_key" = ["admin"])),
+    responses(
+        (status = 200, description = "The customer that would result", body = LinkedView),
+        (status = 400, description = "Not two different contact ids", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "A contact id names no live contact", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The two are one customer already, or joining them would pass a merge_guard limit (named)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn preview_link(
+    key: Authorized<AdminScope>,
+    service: web::Data<IdentityService>,
+    body: web::Json<Map<String, Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let link = read_body(body.into_inner(), false, key.caller.name())?;
+    let service = service.into_inner();
+    let Linked { customers, .. } = run_blocking(move || service.preview_link(&link)).await??;
+    Ok(HttpResponse::Ok().json(LinkedView {
+        link: None,
+        customer: customers.into_iter().next().map(ContactView::from),
+    }))
+}
+
+/// Every manual link, oldest first.
+#[utoipa::path(
+    get,
+    path = "/links",
+    tag = "admin",
+    security(("api_key" = ["admin"])),
+    responses(
+        (status = 200, description = "The links", body = LinksView),
+        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_links(
+    _key: Authorized<AdminScope>,
+    service: web::Data<IdentityService>,
+) -> Result<HttpResponse, ApiError> {
+    let service = service.into_inner();
+    let links = run_blocking(move || service.links()).await??;
+    Ok(HttpResponse::Ok().json(LinksView {
+        links: links.into_iter().map(LinkView::from).collect(),
+    }))
+}
+
+/// Deletes a link and re-clusters its customer as if it had never been made: the two
+/// customers come apart unless other evidence still holds them together (the answer says
+/// which). History (cause `link:<id>`) and change events record it.
+#[utoipa::path(
+    delete,
+    path = "/links/{id}",
+    tag = "admin",
+    params(("id" = i64, Path, description = "The link's id", minimum = 1)),
+    security(("api_key" = ["admin"])),
+    responses(
+        (status = 200, description = "Deleted; the customers its contacts belong to now", body = UnlinkedByHandView),
+        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No link has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_link(
+    key: Authorized<AdminScope>,
+    service: web::Data<IdentityService>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id)?;
+    let service = service.into_inner();
+    let Linked { link, customers } = run_blocking(move || service.delete_link(id))
+        .await??
+        .ok_or(ApiError::LinkNotFound(id))?;
+    tracing::info!(link = link.id, by = %key.caller.name(), "manual link deleted");
+    let [a, b] = link.link.contacts;
+    let holds = |c: &identity_domain::Customer, id: ContactId| {
+        c.primary_id == id || c.secondary_ids.contains(&id)
+    };
+    let still_one_customer = customers.iter().any(|c| holds(c, a) && holds(c, b));
+    Ok(HttpResponse::Ok().json(UnlinkedByHandView {
+        link: link.into(),
+        customers: customers.into_iter().map(ContactView::from).collect(),
+        still_one_customer,
+    }))
+}
