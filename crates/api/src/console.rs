@@ -1,5 +1,6 @@
-//! The support console at `/console`: one page and its script and style, compiled into the
-//! binary (nothing is fetched at run time). The page holds no data and needs no key; it
+//! The support console at `/console`: one page, its ES modules (`console/*.js`, one job
+//! each, `main.js` first) and its style, compiled into the binary (nothing is fetched at run
+//! time, and there is no build step). The page holds no data and needs no key; it
 //! asks the operator for one and calls the API with it (`read` to look, `admin` to unlink).
 
 use actix_web::http::header;
@@ -8,8 +9,24 @@ use actix_web::{web, HttpResponse};
 use crate::error::ApiError;
 
 const PAGE: &str = include_str!("console/index.html");
-const SCRIPT: &str = include_str!("console/console.js");
 const STYLE: &str = include_str!("console/console.css");
+
+/// The modules, by name: each is served at `/console/<name>`.
+const MODULES: [(&str, &str); 13] = [
+    ("main.js", include_str!("console/main.js")),
+    ("api.js", include_str!("console/api.js")),
+    ("customer.js", include_str!("console/customer.js")),
+    ("dom.js", include_str!("console/dom.js")),
+    ("draw.js", include_str!("console/draw.js")),
+    ("layout.js", include_str!("console/layout.js")),
+    ("links.js", include_str!("console/links.js")),
+    ("model.js", include_str!("console/model.js")),
+    ("selection.js", include_str!("console/selection.js")),
+    ("state.js", include_str!("console/state.js")),
+    ("unlink.js", include_str!("console/unlink.js")),
+    ("why.js", include_str!("console/why.js")),
+    ("words.js", include_str!("console/words.js")),
+];
 
 /// Only this origin's script, style and API; no framing; no inline code (the page has none,
 /// so an injected value could never run).
@@ -30,18 +47,25 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
 
 /// Mounts the console's routes (GET only; anything else is a 405, as on every route).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let assets: [(&str, &str, &'static str); 3] = [
-        ("/console", "text/html; charset=utf-8", PAGE),
+    let page = [
+        ("/console".to_owned(), "text/html; charset=utf-8", PAGE),
         (
-            "/console/console.js",
-            "text/javascript; charset=utf-8",
-            SCRIPT,
+            "/console/console.css".to_owned(),
+            "text/css; charset=utf-8",
+            STYLE,
         ),
-        ("/console/console.css", "text/css; charset=utf-8", STYLE),
     ];
+    let modules = MODULES.map(|(name, body)| {
+        (
+            format!("/console/{name}"),
+            "text/javascript; charset=utf-8",
+            body,
+        )
+    });
+    let assets = page.into_iter().chain(modules);
     for (path, content_type, body) in assets {
         cfg.service(
-            web::resource(path)
+            web::resource(path.as_str())
                 .route(web::get().to(move || async move { asset(content_type, body) }))
                 .default_service(web::to(|| async {
                     Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "GET" })

@@ -537,11 +537,26 @@ async fn link_by_hand_and_undo(client: &Client, lorraine: i64, biff: i64) -> Vec
 #[test]
 fn the_console_is_served_from_the_binary_under_a_strict_policy() {
     let app = TestApp::spawn();
-    for (path, content_type) in [
-        ("/console", "text/html"),
-        ("/console/console.js", "text/javascript"),
-        ("/console/console.css", "text/css"),
-    ] {
+    // Every module in the console's folder is served (a module left out of the binary would
+    // break the page only in a browser).
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
+    let mut assets = vec![
+        ("/console".to_owned(), "text/html"),
+        ("/console/console.css".to_owned(), "text/css"),
+    ];
+    for entry in std::fs::read_dir(&folder).expect("the console's folder") {
+        let name = entry
+            .expect("an entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.ends_with(".js") {
+            assets.push((format!("/console/{name}"), "text/javascript"));
+        }
+    }
+    assert!(assets.len() > 10, "{assets:?}");
+    for (path, content_type) in &assets {
+        let path = path.as_str();
         let reply = app.get(path);
         assert_eq!(reply.status, 200, "{path}");
         assert!(reply.content_type.starts_with(content_type), "{reply:?}");
@@ -556,6 +571,34 @@ fn the_console_is_served_from_the_binary_under_a_strict_policy() {
         !html.contains("<script>") && !html.contains("style="),
         "no inline code"
     );
+    assert!(
+        html.contains(r#"<script type="module" src="/console/main.js">"#),
+        "the modules start at main.js"
+    );
     app.request("POST", "/console")
         .assert_problem(405, "method-not-allowed");
+}
+
+/// The console's logic (the model, the layout, why-chain highlighting, the selection, the
+/// words) passes its unit tests under Node's built-in runner, without a browser. Skipped
+/// without Node, except under CI.
+#[test]
+fn the_console_logic_passes_its_node_tests() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
+    let output = match std::process::Command::new("node")
+        .arg("--test")
+        .arg(&tests)
+        .output()
+    {
+        Ok(output) => output,
+        Err(error) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: node cannot run ({error}); install Node.js 20 or later");
+            return;
+        }
+        Err(error) => panic!("node cannot run under CI: {error}"),
+    };
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("# fail 0"), "{report}");
+    assert!(!report.contains("# pass 0"), "no test ran: {report}");
 }
