@@ -227,6 +227,49 @@ impl Identifiers {
     }
 }
 
+/// One email or one phone number, normalized.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Identifier {
+    Email(Email),
+    Phone(PhoneNumber),
+}
+
+impl Identifier {
+    /// The request field that carries it: `email` or `phoneNumber`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::Email(_) => "email",
+            Self::Phone(_) => "phoneNumber",
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Email(email) => email.as_str(),
+            Self::Phone(phone) => phone.as_str(),
+        }
+    }
+
+    /// A request that brings this value alone.
+    pub fn as_identifiers(&self) -> Identifiers {
+        let (email, phone) = match self {
+            Self::Email(email) => (Some(email.clone()), None),
+            Self::Phone(phone) => (None, Some(phone.clone())),
+        };
+        match Identifiers::new(email, phone) {
+            Ok(identifiers) => identifiers,
+            Err(_) => unreachable!("one of the two is always given"),
+        }
+    }
+
+    /// The values of `identifiers`, email first.
+    pub fn all_of(identifiers: &Identifiers) -> Vec<Self> {
+        let email = identifiers.email().cloned().map(Self::Email);
+        let phone = identifiers.phone().cloned().map(Self::Phone);
+        email.into_iter().chain(phone).collect()
+    }
+}
+
 /// How a contact hangs in its customer: the customer's primary, or a secondary pointing
 /// straight at the primary (never at another secondary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -193,10 +193,10 @@ pub(crate) mod tests {
     }
 
     /// The request that merged them: george's email with biffsucks' phone.
-    pub(crate) fn george_with_biffsucks_phone(id: i64) -> crate::renormalize::Evidence {
-        crate::renormalize::Evidence {
+    pub(crate) fn george_with_biffsucks_phone(id: i64) -> crate::cluster::Evidence {
+        crate::cluster::Evidence {
             id,
-            joins: crate::renormalize::Joins::Request {
+            joins: crate::cluster::Joins::Request {
                 email: Email::from_stored("george@hillvalley.edu".to_owned()),
                 phone: PhoneNumber::from_stored("717171".to_owned()),
             },

@@ -7,9 +7,8 @@ use std::collections::HashSet;
 
 use wildmatch::WildMatch;
 
-use crate::contact::{Email, Identifiers, InvalidRequest, PhoneNumber, Region};
+use crate::contact::{Email, Identifier, Identifiers, InvalidRequest, PhoneNumber, Region};
 use crate::customer::Customer;
-use crate::unlink::Identifier;
 
 /// Placeholder values that never link customers.
 #[derive(Debug, Clone, Default)]

@@ -9,6 +9,7 @@
 //! operator unlinked is in [`unlink`], who may call what in [`access`].
 
 pub mod access;
+pub mod cluster;
 pub mod contact;
 pub mod customer;
 pub mod identifiers;
@@ -25,20 +26,19 @@ pub use access::MockKeyRepository;
 pub use access::{
     valid_key_name, ActiveKey, ApiKey, KeyError, KeyRepository, Scope, Scopes, UnknownScope,
 };
+pub use cluster::{plan_erasure, ContactChange, Evidence, Joins, ManualLink, Rewrite, ValueChange};
 pub use contact::{
-    Contact, ContactId, Email, Identifiers, InvalidRequest, Link, PhoneNumber, Region,
+    Contact, ContactId, Email, Identifier, Identifiers, InvalidRequest, Link, PhoneNumber, Region,
 };
 pub use customer::{Customer, InconsistentGraph};
 pub use identifiers::{
     Admitted, BlockList, IdentifierPolicy, IdentifierPriority, Ignored, RawPhone,
 };
-pub use links::{check_link, link_cause, plan_relink, LinkRefused, ManualLink, StoredLink};
+pub use links::{check_link, link_cause, plan_relink, LinkRefused, StoredLink};
 pub use reconcile::{
     reconcile, reconcile_record, CustomerLimits, LinkTo, NewContact, Plan, Refusal, Relink,
 };
-pub use renormalize::{
-    plan_erasure, renormalize, ContactChange, Evidence, Joins, Rewrite, ValueChange,
-};
+pub use renormalize::renormalize;
 pub use repository::{
     AppliedLink, AppliedRule, BatchOutcome, ContactMaintenance, ContactRepository,
     CustomerRewriter, CustomerSize, Decide, DecideEach, HistoryEntry, LinkPlanner, RepositoryError,
@@ -47,7 +47,5 @@ pub use repository::{
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::{MockContactMaintenance, MockContactRepository};
 pub use service::{Graph, Identified, IdentifyError, IdentityService, Linked, Unlinked};
-pub use unlink::{
-    customers_after, plan_unlink, unlink_cause, Identifier, NewUnlinkRule, UnlinkRule,
-};
+pub use unlink::{customers_after, plan_unlink, unlink_cause, NewUnlinkRule, UnlinkRule};
 pub use why::{why, Step};

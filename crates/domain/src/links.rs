@@ -17,20 +17,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
+use crate::cluster::{recluster, Duplicates, Evidence, Joins, ManualLink, Rewrite, Together};
 use crate::contact::{Contact, ContactId};
 use crate::reconcile::CustomerLimits;
-use crate::renormalize::{recluster, Duplicates, Evidence, Joins, Rewrite};
-
-/// Two contacts a person joined by hand, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManualLink {
-    /// Ascending.
-    pub contacts: [ContactId; 2],
-    /// Why, in the words of whoever made it.
-    pub reason: String,
-    /// The name of the API key that made it.
-    pub created_by: String,
-}
 
 /// A link as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,9 +130,13 @@ pub fn check_link(
 /// the evidence) or deleting one (it is not any more) does. The oldest contact of each
 /// resulting customer is its primary.
 pub fn plan_relink(contacts: &[Contact], evidence: &[Evidence]) -> Rewrite {
-    recluster(contacts, evidence, Duplicates::Keep, |contact| {
-        (contact.email.clone(), contact.phone.clone())
-    })
+    recluster(
+        contacts,
+        evidence,
+        Duplicates::Keep,
+        Together::ByEvidence,
+        |contact| (contact.email.clone(), contact.phone.clone()),
+    )
 }
 
 #[cfg(test)]

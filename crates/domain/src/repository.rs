@@ -4,12 +4,12 @@ use std::error::Error as StdError;
 
 use thiserror::Error;
 
-use crate::contact::{Contact, ContactId, Identifiers};
+use crate::cluster::{Evidence, ManualLink, Rewrite};
+use crate::contact::{Contact, ContactId, Identifier, Identifiers};
 use crate::customer::InconsistentGraph;
-use crate::links::{LinkRefused, ManualLink, StoredLink};
+use crate::links::{LinkRefused, StoredLink};
 use crate::reconcile::Plan;
-use crate::renormalize::{Evidence, Rewrite};
-use crate::unlink::{Identifier, NewUnlinkRule, UnlinkRule};
+use crate::unlink::{NewUnlinkRule, UnlinkRule};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::contact::{Contact, ContactId, Identifiers, InvalidRequest};
+use crate::cluster::{plan_erasure, Evidence, ManualLink, Rewrite};
+use crate::contact::{Contact, ContactId, Identifier, Identifiers, InvalidRequest};
 use crate::customer::{Customer, InconsistentGraph};
 use crate::identifiers::{Admitted, IdentifierPriority, Ignored};
-use crate::links::{check_link, plan_relink, LinkRefused, ManualLink, StoredLink};
+use crate::links::{check_link, plan_relink, LinkRefused, StoredLink};
 use crate::reconcile::{reconcile, CustomerLimits, Refusal};
-use crate::renormalize::{plan_erasure, Evidence, Rewrite};
 use crate::repository::{ContactRepository, HistoryEntry, LinkPlanner, RepositoryError};
-use crate::unlink::{customers_after, plan_unlink, Identifier, NewUnlinkRule, UnlinkRule};
+use crate::unlink::{customers_after, plan_unlink, NewUnlinkRule, UnlinkRule};
 
 /// Why a use case failed.
 #[derive(Debug, Error)]
@@ -484,7 +484,6 @@ mod tests {
     use crate::reconcile::tests::request;
     use crate::reconcile::{LinkTo, NewContact, Plan, Relink};
     use crate::repository::MockContactRepository;
-    use crate::unlink::Identifier;
 
     fn service_on(repo: MockContactRepository) -> IdentityService {
         IdentityService::new(Arc::new(repo), CustomerLimits::UNLIMITED)

@@ -8,52 +8,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::contact::{Contact, ContactId, Email, Identifiers, PhoneNumber};
+use crate::cluster::{recluster, Duplicates, Evidence, Rewrite, Together, ValueChange};
+use crate::contact::{Contact, ContactId, Identifier};
 use crate::customer::{Customer, InconsistentGraph};
-use crate::renormalize::{recluster, Duplicates, Evidence, Rewrite, ValueChange};
-
-/// One email or one phone number, normalized.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Identifier {
-    Email(Email),
-    Phone(PhoneNumber),
-}
-
-impl Identifier {
-    /// The request field that carries it: `email` or `phoneNumber`.
-    pub fn field(&self) -> &'static str {
-        match self {
-            Self::Email(_) => "email",
-            Self::Phone(_) => "phoneNumber",
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Email(email) => email.as_str(),
-            Self::Phone(phone) => phone.as_str(),
-        }
-    }
-
-    /// A request that brings this value alone.
-    pub fn as_identifiers(&self) -> Identifiers {
-        let (email, phone) = match self {
-            Self::Email(email) => (Some(email.clone()), None),
-            Self::Phone(phone) => (None, Some(phone.clone())),
-        };
-        match Identifiers::new(email, phone) {
-            Ok(identifiers) => identifiers,
-            Err(_) => unreachable!("one of the two is always given"),
-        }
-    }
-
-    /// The values of `identifiers`, email first.
-    pub fn all_of(identifiers: &Identifiers) -> Vec<Self> {
-        let email = identifiers.email().cloned().map(Self::Email);
-        let phone = identifiers.phone().cloned().map(Self::Phone);
-        email.into_iter().chain(phone).collect()
-    }
-}
 
 /// A rule as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,17 +45,23 @@ pub fn unlink_cause(rule_id: i64) -> String {
 /// erasure ([`crate::plan_erasure`]): the customers the value alone held together fall
 /// apart, the oldest contact of each part its primary.
 pub fn plan_unlink(contacts: &[Contact], evidence: &[Evidence], value: &Identifier) -> Rewrite {
-    let mut rewrite = recluster(contacts, evidence, Duplicates::Erase, |contact| {
-        let email = contact
-            .email
-            .clone()
-            .filter(|email| !matches!(value, Identifier::Email(v) if v == email));
-        let phone = contact
-            .phone
-            .clone()
-            .filter(|phone| !matches!(value, Identifier::Phone(v) if v == phone));
-        (email, phone)
-    });
+    let mut rewrite = recluster(
+        contacts,
+        evidence,
+        Duplicates::Erase,
+        Together::ByEvidence,
+        |contact| {
+            let email = contact
+                .email
+                .clone()
+                .filter(|email| !matches!(value, Identifier::Email(v) if v == email));
+            let phone = contact
+                .phone
+                .clone()
+                .filter(|phone| !matches!(value, Identifier::Phone(v) if v == phone));
+            (email, phone)
+        },
+    );
     rewrite.value_change = ValueChange::Unlinked;
     rewrite
 }
@@ -137,6 +100,7 @@ pub fn customers_after(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contact::{Email, PhoneNumber};
     use crate::customer::tests::{
         contact, george_merged_with_biffsucks, george_with_biffsucks_phone, id,
     };

@@ -5,8 +5,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::cluster::{Evidence, Joins};
 use crate::contact::{Contact, ContactId, Email, PhoneNumber};
-use crate::renormalize::{Evidence, Joins};
 
 /// One step of a chain: contacts, and what joins each to the next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +185,7 @@ mod tests {
         let (customer, _) = george_and_biffsucks();
         let link = crate::links::StoredLink {
             id: 4,
-            link: crate::links::ManualLink {
+            link: crate::cluster::ManualLink {
                 contacts: [id(1), id(3)],
                 reason: "same person, says support".to_owned(),
                 created_by: "support".to_owned(),

@@ -1,6 +1,6 @@
-//! Manual links in the database (the `manual_link` table): reading the links of some
-//! contacts (they are evidence, read with the stored requests), and making or deleting one
-//! together with the re-clustering it causes, in one transaction.
+//! Manual links in the database (the `manual_link` table): listing them, and making or
+//! deleting one together with the re-clustering it causes, in one transaction. (The links of
+//! some contacts are evidence: `writes::read_evidence` reads them with the stored requests.)
 
 use diesel::prelude::*;
 use identity_domain::{
@@ -8,72 +8,12 @@ use identity_domain::{
     RepositoryError, StoredLink,
 };
 
+use crate::models::{LinkRow, NewLinkRow};
 use crate::pool::{on_backend, Db};
 use crate::retry::UnitError;
 use crate::schema::manual_link;
 use crate::sql_types::Instant;
 use crate::writes::{apply_rewrite, guarded_read_customer_of, read_evidence};
-
-/// Ids per statement when deleting many (bound as one list).
-const ID_CHUNK: usize = 10_000;
-
-/// A link as stored.
-#[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = manual_link)]
-#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-struct LinkRow {
-    id: i64,
-    contact_a: i64,
-    contact_b: i64,
-    reason: String,
-    created_by: String,
-    created_at: Instant,
-}
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = manual_link)]
-struct NewLinkRow<'a> {
-    contact_a: i64,
-    contact_b: i64,
-    reason: &'a str,
-    created_by: &'a str,
-    created_at: Instant,
-}
-
-impl LinkRow {
-    fn into_link(self) -> Result<StoredLink, UnitError> {
-        let id = |raw: i64| {
-            ContactId::new(raw).ok_or_else(|| {
-                UnitError::Final(RepositoryError::Internal(
-                    format!("manual link {} names contact id {raw}", self.id).into(),
-                ))
-            })
-        };
-        Ok(StoredLink {
-            id: self.id,
-            link: ManualLink {
-                contacts: [id(self.contact_a)?, id(self.contact_b)?],
-                reason: self.reason,
-                created_by: self.created_by,
-            },
-            created_at: self.created_at.0,
-        })
-    }
-}
-
-/// The links that name any of the contacts `ids`.
-pub(crate) fn read_links_of(db: &mut Db<'_>, ids: &[i64]) -> Result<Vec<StoredLink>, UnitError> {
-    let rows: Vec<LinkRow> = on_backend!(db, conn => manual_link::table
-        .filter(
-            manual_link::contact_a
-                .eq_any(ids)
-                .or(manual_link::contact_b.eq_any(ids)),
-        )
-        .order(manual_link::id)
-        .select(LinkRow::as_select())
-        .load(conn))?;
-    rows.into_iter().map(LinkRow::into_link).collect()
-}
 
 /// Every link, oldest first.
 pub(crate) fn read_all_links(db: &mut Db<'_>) -> Result<Vec<StoredLink>, UnitError> {
@@ -81,22 +21,10 @@ pub(crate) fn read_all_links(db: &mut Db<'_>) -> Result<Vec<StoredLink>, UnitErr
         .order(manual_link::id)
         .select(LinkRow::as_select())
         .load(conn))?;
-    rows.into_iter().map(LinkRow::into_link).collect()
-}
-
-/// Deletes the links that name any of the contacts `ids` (a rewrite erased them).
-pub(crate) fn delete_links_of(db: &mut Db<'_>, ids: &[i64]) -> QueryResult<()> {
-    for chunk in ids.chunks(ID_CHUNK) {
-        on_backend!(db, conn => diesel::delete(
-            manual_link::table.filter(
-                manual_link::contact_a
-                    .eq_any(chunk)
-                    .or(manual_link::contact_b.eq_any(chunk)),
-            ),
-        )
-        .execute(conn))?;
-    }
-    Ok(())
+    rows.into_iter()
+        .map(StoredLink::try_from)
+        .collect::<Result<_, _>>()
+        .map_err(UnitError::Malformed)
 }
 
 /// Guards and reads the customers of both contacts of `link` (the lower id's first, so that
@@ -133,7 +61,7 @@ pub(crate) fn create_link(
         .values(&row)
         .returning(LinkRow::as_returning())
         .get_result(conn))?;
-    let stored = stored.into_link()?;
+    let stored = StoredLink::try_from(stored).map_err(UnitError::Malformed)?;
     let evidence = read_evidence(db, &before)?;
     let rewrite = planner.plan(&before, &evidence);
     apply_rewrite(db, &rewrite, &before, &link_cause(stored.id))?;
@@ -160,7 +88,7 @@ pub(crate) fn delete_link(
     let Some(found) = found else {
         return Ok(None);
     };
-    let stored = found.into_link()?;
+    let stored = StoredLink::try_from(found).map_err(UnitError::Malformed)?;
     let before = guarded_read_both(db, &stored.link)?;
     on_backend!(db, conn => diesel::delete(manual_link::table.find(id)).execute(conn))?;
     let evidence = read_evidence(db, &before)?;

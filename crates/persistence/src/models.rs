@@ -3,9 +3,11 @@
 //! the domain's types happens here.
 
 use diesel::prelude::*;
-use identity_domain::{Contact, ContactId, Email, HistoryEntry, Link, PhoneNumber};
+use identity_domain::{
+    Contact, ContactId, Email, HistoryEntry, Link, ManualLink, PhoneNumber, StoredLink,
+};
 
-use crate::schema::{contact, contact_event, link_evidence, outbox};
+use crate::schema::{contact, contact_event, link_evidence, manual_link, outbox};
 use crate::sql_types::Instant;
 
 pub(crate) const PRIMARY: &str = "primary";
@@ -149,5 +151,50 @@ pub(crate) fn link_columns(link: Link) -> (&'static str, Option<i64>) {
     match link {
         Link::Primary => (PRIMARY, None),
         Link::Secondary(primary) => (SECONDARY, Some(primary.get())),
+    }
+}
+
+/// A link as stored.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = manual_link)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct LinkRow {
+    pub(crate) id: i64,
+    pub(crate) contact_a: i64,
+    pub(crate) contact_b: i64,
+    pub(crate) reason: String,
+    pub(crate) created_by: String,
+    pub(crate) created_at: Instant,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = manual_link)]
+pub(crate) struct NewLinkRow<'a> {
+    pub(crate) contact_a: i64,
+    pub(crate) contact_b: i64,
+    pub(crate) reason: &'a str,
+    pub(crate) created_by: &'a str,
+    pub(crate) created_at: Instant,
+}
+
+impl TryFrom<LinkRow> for StoredLink {
+    type Error = MalformedRow;
+
+    fn try_from(row: LinkRow) -> Result<Self, Self::Error> {
+        let id = |raw: i64| {
+            ContactId::new(raw).ok_or(MalformedRow {
+                id: row.id,
+                problem: "a link names a contact id that is not positive",
+            })
+        };
+        Ok(Self {
+            id: row.id,
+            link: ManualLink {
+                contacts: [id(row.contact_a)?, id(row.contact_b)?],
+                reason: row.reason,
+                created_by: row.created_by,
+            },
+            created_at: row.created_at.0,
+        })
     }
 }

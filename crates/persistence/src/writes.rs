@@ -9,12 +9,14 @@ use identity_domain::{
 };
 
 use crate::history;
-use crate::models::{into_contacts, link_columns, ContactRow, NewEvidenceRow, PRIMARY, SECONDARY};
+use crate::models::{
+    into_contacts, link_columns, ContactRow, LinkRow, NewEvidenceRow, PRIMARY, SECONDARY,
+};
 use crate::pool::{on_backend, Db};
 use crate::postgres::{self, LockCustomerOf, LockMatching};
 use crate::queries::{CustomerOf, CustomersMatching, InsertContact};
 use crate::retry::UnitError;
-use crate::schema::{contact, link_evidence, outbox};
+use crate::schema::{contact, link_evidence, manual_link, outbox};
 use crate::sql_types::Instant;
 
 /// What a write transaction holds once its guard returns.
@@ -246,7 +248,7 @@ pub(crate) fn apply_rewrite(
         .filter(|c| c.erased)
         .map(|c| c.id.get())
         .collect();
-    crate::links::delete_links_of(db, &erased)?;
+    delete_links_of(db, &erased)?;
     let (events, outbox) =
         history::of_changes(&rewrite.changes, rewrite.value_change, before, cause);
     history::record(db, events, outbox)?;
@@ -306,7 +308,7 @@ pub(crate) fn read_evidence(
             created_at: created_at.0,
         });
     let ids: Vec<i64> = contacts.iter().map(|c| c.id.get()).collect();
-    let links = crate::links::read_links_of(db, &ids)?;
+    let links = read_links_of(db, &ids)?;
     Ok(requests
         .chain(links.iter().map(StoredLink::as_evidence))
         .collect())
@@ -319,4 +321,36 @@ pub(crate) fn read_all(db: &mut Db<'_>) -> Result<Vec<Contact>, UnitError> {
         .select(ContactRow::as_select())
         .load(conn))?;
     into_contacts(rows).map_err(UnitError::Malformed)
+}
+
+/// The links that name any of the contacts `ids`.
+pub(crate) fn read_links_of(db: &mut Db<'_>, ids: &[i64]) -> Result<Vec<StoredLink>, UnitError> {
+    let rows: Vec<LinkRow> = on_backend!(db, conn => manual_link::table
+        .filter(
+            manual_link::contact_a
+                .eq_any(ids)
+                .or(manual_link::contact_b.eq_any(ids)),
+        )
+        .order(manual_link::id)
+        .select(LinkRow::as_select())
+        .load(conn))?;
+    rows.into_iter()
+        .map(StoredLink::try_from)
+        .collect::<Result<_, _>>()
+        .map_err(UnitError::Malformed)
+}
+
+/// Deletes the links that name any of the contacts `ids` (a rewrite erased them).
+pub(crate) fn delete_links_of(db: &mut Db<'_>, ids: &[i64]) -> QueryResult<()> {
+    for chunk in ids.chunks(ID_CHUNK) {
+        on_backend!(db, conn => diesel::delete(
+            manual_link::table.filter(
+                manual_link::contact_a
+                    .eq_any(chunk)
+                    .or(manual_link::contact_b.eq_any(chunk)),
+            ),
+        )
+        .execute(conn))?;
+    }
+    Ok(())
 }
