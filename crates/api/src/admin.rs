@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::contacts::contact_id;
 use crate::error::ApiError;
+use crate::error::Problem;
 use crate::identify::request_id;
-use crate::openapi::Problem;
 use crate::run_blocking;
 
 /// Whether erasure is on (`admin.erasure_enabled`).

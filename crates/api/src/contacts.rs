@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 
 use crate::auth::{Authorized, ReadScope};
 use crate::error::ApiError;
+use crate::error::Problem;
 use crate::identify::{ContactView, IdentifyBody, IdentifyResponse};
-use crate::openapi::Problem;
 use crate::run_blocking;
 
 /// An id from a path: a positive whole number written canonically (decimal digits, no sign,
@@ -52,13 +52,13 @@ pub(crate) fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
     responses(
         (status = 200, description = "The customer", body = IdentifyResponse,
          example = json!({"contact": {"primaryContactId": 1, "emails": ["lorraine@hillvalley.edu", "mcfly@hillvalley.edu"], "phoneNumbers": ["123456"], "secondaryContactIds": [23]}})),
-        (status = 400, description = "The id is not a positive whole number", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No live contact has this id", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the read scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The id is not a positive whole number", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No live contact has this id", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is not valid", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the read scope", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn contact(
@@ -161,13 +161,13 @@ impl From<Step> for StepView {
     security(("api_key" = ["read"])),
     responses(
         (status = 200, description = "The chain", body = WhyView),
-        (status = 400, description = "An id is not a positive whole number", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The two are not live contacts of one customer", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the read scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "An id is not a positive whole number", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The two are not live contacts of one customer", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No API key, or one that is not valid", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the read scope", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts from this client", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected error", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; retry", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn why(

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use identity_domain::{IdentifyError, InvalidRequest, LinkRefused, RepositoryError};
 use serde::Serialize;
 use thiserror::Error;
+use utoipa::ToSchema;
 
 use crate::telemetry::error_chain as chain;
 
@@ -101,96 +102,111 @@ impl From<RepositoryError> for ApiError {
 }
 
 impl ApiError {
-    /// A stable identifier of the kind of error, for clients to branch on.
-    fn kind(&self) -> &'static str {
+    /// The status, a stable identifier of the kind of error for clients to branch on (the
+    /// problem's `type` is `/problems/<kind>`), and its title: one table for every error.
+    fn class(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::InvalidBody(_) => "invalid-body",
-            Self::InvalidRequest(InvalidRequest::NoIdentifier) => "missing-identifier",
-            Self::InvalidRequest(InvalidRequest::OnlyBlocked(_)) => "blocked-identifier",
-            Self::InvalidRequest(_) => "invalid-identifier",
-            Self::UnsupportedMediaType => "unsupported-media-type",
-            Self::PayloadTooLarge { .. } => "payload-too-large",
+            Self::InvalidBody(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-body",
+                "The request body is not valid",
+            ),
+            Self::InvalidRequest(InvalidRequest::NoIdentifier) => (
+                StatusCode::BAD_REQUEST,
+                "missing-identifier",
+                "No identifier given",
+            ),
+            Self::InvalidRequest(InvalidRequest::OnlyBlocked(_)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "blocked-identifier",
+                "Only placeholder identifiers given",
+            ),
+            Self::InvalidRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-identifier",
+                "An identifier is not valid",
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Self::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+            ),
             Self::NotFound
             | Self::ContactNotFound(_)
             | Self::CustomerNotFound(_)
             | Self::RuleNotFound(_)
             | Self::LinkNotFound(_)
-            | Self::NotOneCustomer => "not-found",
-            Self::Unauthorized => "unauthorized",
-            Self::MissingScope(_) | Self::Forbidden(_) => "forbidden",
-            Self::NotLoopback => "not-loopback",
-            Self::TooManyAttempts { .. } => "too-many-attempts",
-            Self::InvalidPath(_) => "invalid-path",
-            Self::Conflict(_) => "conflict",
-            Self::MethodNotAllowed { .. } => "method-not-allowed",
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal",
-        }
-    }
-
-    fn title(&self) -> &'static str {
-        match self {
-            Self::InvalidBody(_) => "The request body is not valid",
-            Self::InvalidRequest(InvalidRequest::NoIdentifier) => "No identifier given",
-            Self::InvalidRequest(InvalidRequest::OnlyBlocked(_)) => {
-                "Only placeholder identifiers given"
+            | Self::NotOneCustomer => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::MissingScope(_) | Self::Forbidden(_) => {
+                (StatusCode::FORBIDDEN, "forbidden", "Forbidden")
             }
-            Self::InvalidRequest(_) => "An identifier is not valid",
-            Self::UnsupportedMediaType => "Unsupported media type",
-            Self::PayloadTooLarge { .. } => "Request body too large",
-            Self::NotFound
-            | Self::ContactNotFound(_)
-            | Self::CustomerNotFound(_)
-            | Self::RuleNotFound(_)
-            | Self::LinkNotFound(_)
-            | Self::NotOneCustomer => "Not found",
-            Self::Unauthorized => "Unauthorized",
-            Self::MissingScope(_) | Self::Forbidden(_) => "Forbidden",
-            Self::NotLoopback => "Not addressed to a loopback name",
-            Self::TooManyAttempts { .. } => "Too many failed attempts",
-            Self::InvalidPath(_) => "Invalid path parameter",
-            Self::Conflict(_) => "Conflict",
-            Self::MethodNotAllowed { .. } => "Method not allowed",
-            Self::Unavailable(_) => "Service unavailable",
-            Self::Internal(_) => "Internal error",
+            Self::NotLoopback => (
+                StatusCode::FORBIDDEN,
+                "not-loopback",
+                "Not addressed to a loopback name",
+            ),
+            Self::TooManyAttempts { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-attempts",
+                "Too many failed attempts",
+            ),
+            Self::InvalidPath(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-path",
+                "Invalid path parameter",
+            ),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
         }
     }
 }
 
-/// RFC 9457 problem details.
-#[derive(Serialize)]
-struct Problem<'a> {
+/// RFC 9457 problem details: every error answer has this shape, with
+/// `Content-Type: application/problem+json`. The one definition of the error body, for the
+/// answers and for the OpenAPI document.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"type": "/problems/missing-identifier", "title": "No identifier given", "status": 400, "detail": "give an email, a phoneNumber, or both: neither was given"}))]
+pub struct Problem {
+    /// A stable identifier of the kind of error, to branch on: `/problems/invalid-body`,
+    /// `/problems/missing-identifier`, `/problems/invalid-identifier`,
+    /// `/problems/blocked-identifier`, `/problems/unsupported-media-type`,
+    /// `/problems/payload-too-large`, `/problems/invalid-path`, `/problems/not-found`,
+    /// `/problems/method-not-allowed`, `/problems/unauthorized`, `/problems/forbidden`,
+    /// `/problems/not-loopback`, `/problems/too-many-attempts`, `/problems/conflict`,
+    /// `/problems/unavailable`, `/problems/internal`.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
+    pub kind: String,
+    /// A short summary of the kind of error.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, and what to do about it.
+    pub detail: String,
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::InvalidRequest(InvalidRequest::OnlyBlocked(_)) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            Self::InvalidBody(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotFound
-            | Self::ContactNotFound(_)
-            | Self::CustomerNotFound(_)
-            | Self::RuleNotFound(_)
-            | Self::LinkNotFound(_)
-            | Self::NotOneCustomer => StatusCode::NOT_FOUND,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::MissingScope(_) | Self::Forbidden(_) | Self::NotLoopback => StatusCode::FORBIDDEN,
-            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.class().0
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -200,9 +216,10 @@ impl ResponseError for ApiError {
             Self::Unavailable(_) => tracing::warn!(error = %chain(self), "request failed"),
             _ => {}
         }
+        let (_, kind, title) = self.class();
         let problem = Problem {
-            kind: format!("/problems/{}", self.kind()),
-            title: self.title(),
+            kind: format!("/problems/{kind}"),
+            title: title.to_owned(),
             status: status.as_u16(),
             detail: self.to_string(),
         };

@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 use crate::auth::{AdminScope, Authorized};
 use crate::contacts::{path_id, LinkView};
 use crate::error::ApiError;
+use crate::error::Problem;
 use crate::identify::ContactView;
-use crate::openapi::Problem;
 use crate::run_blocking;
 use crate::unlink::valid_reason;
 

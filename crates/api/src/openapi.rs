@@ -3,32 +3,10 @@
 
 use identity_domain::contact::{MAX_EMAIL_LEN, MAX_PHONE_LEN, MAX_PHONE_NUMBER};
 
+use crate::error::Problem;
 use crate::unlink::MAX_REASON_LEN;
-use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::{OpenApi, ToSchema};
-
-/// RFC 9457 problem details: every error answer has this shape, with
-/// `Content-Type: application/problem+json`.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"type": "/problems/missing-identifier", "title": "No identifier given", "status": 400, "detail": "give an email, a phoneNumber, or both: neither was given"}))]
-pub struct Problem {
-    /// A stable identifier of the kind of error, to branch on: `/problems/invalid-body`,
-    /// `/problems/missing-identifier`, `/problems/invalid-identifier`,
-    /// `/problems/blocked-identifier`, `/problems/unsupported-media-type`,
-    /// `/problems/payload-too-large`, `/problems/invalid-path`, `/problems/not-found`,
-    /// `/problems/method-not-allowed`, `/problems/unauthorized`, `/problems/forbidden`,
-    /// `/problems/too-many-attempts`, `/problems/conflict`, `/problems/unavailable`,
-    /// `/problems/internal`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// A short summary of the kind of error.
-    pub title: String,
-    /// The HTTP status code.
-    pub status: u16,
-    /// What went wrong with this request, and what to do about it.
-    pub detail: String,
-}
 
 /// The request body of `/identify` (and of `/customers/search`). Its JSON Schema is written
 /// out by hand (see [`RequestSchema`]) because the rules are sharper than a Rust type: a

@@ -16,8 +16,8 @@ use utoipa::ToSchema;
 use crate::auth::{AdminScope, Authorized};
 use crate::contacts::path_id;
 use crate::error::ApiError;
+use crate::error::Problem;
 use crate::identify::{ContactView, IdentifyBody};
-use crate::openapi::Problem;
 use crate::run_blocking;
 
 /// Longest reason accepted, in characters.
