@@ -29,12 +29,12 @@ pub struct HistoryEventView {
     /// `contact.normalized`, `contact.unlinked` (an unlink rule took a value off),
     /// `contact.erased`.
     #[serde(rename = "type")]
-    kind: String,
+    kind: &'static str,
     contact_id: i64,
     /// The customer (its primary's id) the event belonged to when it happened.
     customer_id: i64,
     /// What caused it: `request:<request id>` (a request to `/identify`),
-    /// `erasure:<request id>`, `import`, `normalize` or `unlink:<rule id>`. The request id is
+    /// `erasure:<request id>`, `import`, `normalize`, `unlink:<rule id>` or `link:<link id>`. The request id is
     /// the service's own (in its logs beside the caller's `X-Request-Id`), never a caller's.
     cause: String,
     /// The contact's link before the event (absent for a creation).
@@ -45,13 +45,22 @@ pub struct HistoryEventView {
 }
 
 /// Where a contact hung in its customer.
-#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkStateView {
     /// `primary` or `secondary`.
-    link_precedence: String,
+    link_precedence: &'static str,
     /// The primary a secondary links to; null for a primary.
     linked_id: Option<i64>,
+}
+
+impl From<Link> for LinkStateView {
+    fn from(link: Link) -> Self {
+        Self {
+            link_precedence: link.precedence(),
+            linked_id: link.linked_id().map(ContactId::get),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,19 +93,16 @@ pub async fn history(
     let events = run_blocking(move || service.history(id))
         .await??
         .ok_or(ApiError::ContactNotFound(id.get()))?;
-    let parse = |text: Option<String>| -> Option<LinkStateView> {
-        text.and_then(|t| serde_json::from_str(&t).ok())
-    };
     let events = events
         .into_iter()
         .map(|e| HistoryEventView {
             id: e.id,
-            kind: e.kind,
+            kind: e.kind.as_str(),
             contact_id: e.contact_id,
             customer_id: e.customer_id,
             cause: e.cause,
-            before: parse(e.before),
-            after: parse(e.after),
+            before: e.before.map(LinkStateView::from),
+            after: e.after.map(LinkStateView::from),
             occurred_at: crate::wire_time(e.occurred_at),
         })
         .collect();

@@ -278,6 +278,24 @@ pub enum Link {
     Secondary(ContactId),
 }
 
+impl Link {
+    /// How the store and the API name a link's kind: `primary` or `secondary`.
+    pub const fn precedence(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Secondary(_) => "secondary",
+        }
+    }
+
+    /// The primary a secondary links to; `None` for a primary.
+    pub const fn linked_id(self) -> Option<ContactId> {
+        match self {
+            Self::Primary => None,
+            Self::Secondary(primary) => Some(primary),
+        }
+    }
+}
+
 /// One stored contact: one order's email and phone, and where it hangs in its customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contact {

@@ -12,6 +12,7 @@ pub mod access;
 pub mod cluster;
 pub mod contact;
 pub mod customer;
+pub mod history;
 pub mod identifiers;
 pub mod links;
 pub mod reconcile;
@@ -31,6 +32,7 @@ pub use contact::{
     Contact, ContactId, Email, Identifier, Identifiers, InvalidRequest, Link, PhoneNumber, Region,
 };
 pub use customer::{Customer, InconsistentGraph};
+pub use history::{HistoryEntry, HistoryKind};
 pub use identifiers::{
     Admitted, BlockList, IdentifierPolicy, IdentifierPriority, Ignored, RawPhone,
 };
@@ -41,8 +43,8 @@ pub use reconcile::{
 pub use renormalize::renormalize;
 pub use repository::{
     AppliedLink, AppliedRule, BatchOutcome, ContactMaintenance, ContactRepository,
-    CustomerRewriter, CustomerSize, Decide, DecideEach, HistoryEntry, LinkPlanner, RepositoryError,
-    Rewriter, StoreStats, Violation,
+    CustomerRewriter, CustomerSize, Decide, DecideEach, LinkPlanner, RepositoryError, Rewriter,
+    StoreStats, Violation,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::{MockContactMaintenance, MockContactRepository};

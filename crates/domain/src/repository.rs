@@ -7,6 +7,7 @@ use thiserror::Error;
 use crate::cluster::{Evidence, ManualLink, Rewrite};
 use crate::contact::{Contact, ContactId, Identifier, Identifiers};
 use crate::customer::InconsistentGraph;
+use crate::history::HistoryEntry;
 use crate::links::{LinkRefused, StoredLink};
 use crate::reconcile::Plan;
 use crate::unlink::{NewUnlinkRule, UnlinkRule};
@@ -220,25 +221,6 @@ pub struct AppliedRule {
     /// The contacts of the customers that held the value, before.
     pub before: Vec<Contact>,
     pub rewrite: Rewrite,
-}
-
-/// One event of a customer's history. Holds ids and link states, never personal data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryEntry {
-    pub id: i64,
-    /// The customer (its primary) the event belonged to when it happened.
-    pub customer_id: i64,
-    pub contact_id: i64,
-    /// `contact.created`, `contact.linked`, `primary.demoted`, `primary.promoted`,
-    /// `contact.normalized`, `contact.unlinked`, `contact.erased`.
-    pub kind: String,
-    /// What caused it: `request:<request id>`, `import`, `normalize`, `erasure:<request id>`,
-    /// `unlink:<rule id>`.
-    pub cause: String,
-    /// The contact's link before and after, as JSON (`{"linkPrecedence":…,"linkedId":…}`).
-    pub before: Option<String>,
-    pub after: Option<String>,
-    pub occurred_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// What a one-customer rewrite applies: given every live contact of the customer and the

@@ -8,10 +8,11 @@ use thiserror::Error;
 use crate::cluster::{plan_erasure, Evidence, ManualLink, Rewrite};
 use crate::contact::{Contact, ContactId, Identifier, Identifiers, InvalidRequest};
 use crate::customer::{Customer, InconsistentGraph};
+use crate::history::HistoryEntry;
 use crate::identifiers::{Admitted, IdentifierPriority, Ignored};
 use crate::links::{check_link, plan_relink, LinkRefused, StoredLink};
 use crate::reconcile::{reconcile, CustomerLimits, Refusal};
-use crate::repository::{ContactRepository, HistoryEntry, LinkPlanner, RepositoryError};
+use crate::repository::{ContactRepository, LinkPlanner, RepositoryError};
 use crate::unlink::{customers_after, plan_unlink, NewUnlinkRule, UnlinkRule};
 
 /// Why a use case failed.

@@ -7,21 +7,58 @@ use std::collections::BTreeSet;
 
 use diesel::prelude::*;
 use identity_domain::{
-    Contact, ContactChange, ContactId, HistoryEntry, Link, LinkTo, Plan, ValueChange,
+    Contact, ContactChange, ContactId, HistoryEntry, HistoryKind, Link, LinkTo, Plan, ValueChange,
 };
 use serde_json::json;
 
-use crate::models::{HistoryRow, NewEventRow, NewOutboxRow};
+use crate::models::{HistoryRow, MalformedRow, NewEventRow, NewOutboxRow};
 use crate::pool::{on_backend, Db};
 use crate::postgres::RecordWrites;
+use crate::retry::UnitError;
 use crate::schema::{contact_event, outbox};
 
+/// How a link is stored in the history's `before` and `after` columns:
+/// `{"linkPrecedence": "primary" | "secondary", "linkedId": <id> | null}`.
 fn link_state(link: Link) -> String {
-    match link {
-        Link::Primary => json!({"linkPrecedence": "primary", "linkedId": null}),
-        Link::Secondary(p) => json!({"linkPrecedence": "secondary", "linkedId": p.get()}),
-    }
+    json!({
+        "linkPrecedence": link.precedence(),
+        "linkedId": link.linked_id().map(ContactId::get),
+    })
     .to_string()
+}
+
+/// A link as [`link_state`] stores it; `None` for anything else.
+fn read_link_state(text: &str) -> Option<Link> {
+    let state: serde_json::Value = serde_json::from_str(text).ok()?;
+    let linked = state.get("linkedId").and_then(serde_json::Value::as_i64);
+    let precedence = state.get("linkPrecedence")?.as_str()?;
+    let link = match linked {
+        None => Link::Primary,
+        Some(id) => Link::Secondary(ContactId::new(id)?),
+    };
+    (link.precedence() == precedence).then_some(link)
+}
+
+/// The event a stored row records.
+fn entry(row: HistoryRow) -> Result<HistoryEntry, MalformedRow> {
+    let malformed = |problem| MalformedRow::new(row.id, problem);
+    let link = |text: Option<&String>| match text {
+        None => Ok(None),
+        Some(text) => read_link_state(text)
+            .map(Some)
+            .ok_or_else(|| malformed("a history event's link is not a link state")),
+    };
+    Ok(HistoryEntry {
+        id: row.id,
+        customer_id: row.customer_id,
+        contact_id: row.contact_id,
+        kind: HistoryKind::parse(&row.kind)
+            .ok_or_else(|| malformed("a history event of an unknown kind"))?,
+        cause: row.cause.clone(),
+        before: link(row.before.as_ref())?,
+        after: link(row.after.as_ref())?,
+        occurred_at: row.occurred_at.0,
+    })
 }
 
 /// The rows that record what `plan` did: `inserted` is the contact it created, if any;
@@ -42,7 +79,7 @@ pub(crate) fn of_plan<'a>(
         events.push(NewEventRow {
             customer_id: customer,
             contact_id: id.get(),
-            kind: "contact.created",
+            kind: HistoryKind::ContactCreated.as_str(),
             cause,
             before: None,
             after: Some(link_state(contact.link)),
@@ -63,21 +100,20 @@ pub(crate) fn of_plan<'a>(
         let mut absorbed = Vec::new();
         for id in &relink.contacts {
             let before = current.iter().find(|c| c.id == *id).map(|c| c.link);
-            let was_primary = before == Some(Link::Primary);
-            if was_primary {
+            if before == Some(Link::Primary) {
                 absorbed.push(id.get());
             }
+            let after = Link::Secondary(survivor);
+            let Some(kind) = HistoryKind::of_link_change(before, after) else {
+                continue;
+            };
             events.push(NewEventRow {
                 customer_id: survivor.get(),
                 contact_id: id.get(),
-                kind: if was_primary {
-                    "primary.demoted"
-                } else {
-                    "contact.linked"
-                },
+                kind: kind.as_str(),
                 cause,
                 before: before.map(link_state),
-                after: Some(link_state(Link::Secondary(survivor))),
+                after: Some(link_state(after)),
             });
         }
         outbox.push(NewOutboxRow {
@@ -110,38 +146,27 @@ pub(crate) fn of_changes<'a>(
             .any(|c| c.id.get() == id && c.link == Link::Primary),
     };
     let value_kind = match value_change {
-        ValueChange::Normalized => "contact.normalized",
-        ValueChange::Unlinked => "contact.unlinked",
+        ValueChange::Normalized => HistoryKind::ContactNormalized,
+        ValueChange::Unlinked => HistoryKind::ContactUnlinked,
     };
     for change in changes {
         let old = before.iter().find(|c| c.id == change.id);
         let old_link = old.map(|c| c.link);
         let customer_before = old.map_or(change.id.get(), |c| c.primary_id().get());
-        let customer_after = match change.link {
-            Link::Primary => change.id.get(),
-            Link::Secondary(p) => p.get(),
-        };
+        let customer_after = change.link.linked_id().unwrap_or(change.id).get();
         let values_changed = old.is_some_and(|c| {
             c.email.as_ref() != change.email.as_ref() || c.phone.as_ref() != change.phone.as_ref()
         });
-        let link_kind = if change.erased {
-            Some("contact.erased")
-        } else if old_link != Some(Link::Primary) && change.link == Link::Primary {
-            Some("primary.promoted")
-        } else if old_link == Some(Link::Primary) && change.link != Link::Primary {
-            Some("primary.demoted")
-        } else if old_link != Some(change.link) {
-            Some("contact.linked")
-        } else {
-            None
-        };
         // A contact that lost (or had rewritten) a value and changed link gets both events:
         // the value's first, since it caused the link's.
-        let kinds = match link_kind {
-            Some("contact.erased") => vec!["contact.erased"],
-            Some(link) if values_changed => vec![value_kind, link],
-            Some(link) => vec![link],
-            None => vec![value_kind],
+        let kinds = if change.erased {
+            vec![HistoryKind::ContactErased]
+        } else {
+            match old_link.and_then(|old| HistoryKind::of_link_change(Some(old), change.link)) {
+                Some(link) if values_changed => vec![value_kind, link],
+                Some(link) => vec![link],
+                None => vec![value_kind],
+            }
         };
         for kind in kinds {
             events.push(NewEventRow {
@@ -151,7 +176,7 @@ pub(crate) fn of_changes<'a>(
                     customer_after
                 },
                 contact_id: change.id.get(),
-                kind,
+                kind: kind.as_str(),
                 cause,
                 before: old_link.map(link_state),
                 after: (!change.erased).then(|| link_state(change.link)),
@@ -210,7 +235,7 @@ pub(crate) fn record(
 
 /// Every history event of any of `contacts` (or of a customer led by one of them), oldest
 /// first.
-pub(crate) fn read(db: &mut Db<'_>, contacts: &[i64]) -> QueryResult<Vec<HistoryEntry>> {
+pub(crate) fn read(db: &mut Db<'_>, contacts: &[i64]) -> Result<Vec<HistoryEntry>, UnitError> {
     let rows: Vec<HistoryRow> = on_backend!(db, conn => contact_event::table
         .filter(
             contact_event::contact_id
@@ -220,5 +245,8 @@ pub(crate) fn read(db: &mut Db<'_>, contacts: &[i64]) -> QueryResult<Vec<History
         .order(contact_event::id)
         .select(HistoryRow::as_select())
         .load(conn))?;
-    Ok(rows.into_iter().map(HistoryEntry::from).collect())
+    rows.into_iter()
+        .map(entry)
+        .collect::<Result<_, _>>()
+        .map_err(UnitError::Malformed)
 }

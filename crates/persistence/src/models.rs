@@ -3,9 +3,7 @@
 //! the domain's types happens here.
 
 use diesel::prelude::*;
-use identity_domain::{
-    Contact, ContactId, Email, HistoryEntry, Link, ManualLink, PhoneNumber, StoredLink,
-};
+use identity_domain::{Contact, ContactId, Email, Link, ManualLink, PhoneNumber, StoredLink};
 
 use crate::schema::{contact, contact_event, link_evidence, manual_link, outbox};
 use crate::sql_types::Instant;
@@ -101,6 +99,12 @@ pub(crate) struct MalformedRow {
     problem: &'static str,
 }
 
+impl MalformedRow {
+    pub(crate) fn new(id: i64, problem: &'static str) -> Self {
+        Self { id, problem }
+    }
+}
+
 impl TryFrom<ContactRow> for Contact {
     type Error = MalformedRow;
 
@@ -129,21 +133,6 @@ impl TryFrom<ContactRow> for Contact {
 
 pub(crate) fn into_contacts(rows: Vec<ContactRow>) -> Result<Vec<Contact>, MalformedRow> {
     rows.into_iter().map(Contact::try_from).collect()
-}
-
-impl From<HistoryRow> for HistoryEntry {
-    fn from(row: HistoryRow) -> Self {
-        Self {
-            id: row.id,
-            customer_id: row.customer_id,
-            contact_id: row.contact_id,
-            kind: row.kind,
-            cause: row.cause,
-            before: row.before,
-            after: row.after,
-            occurred_at: row.occurred_at.0,
-        }
-    }
 }
 
 /// The `link_precedence` and `linked_id` columns of a link.

@@ -87,7 +87,7 @@ impl ContactRepository for SqlContactRepository {
         }
         let ids: Vec<i64> = customer.iter().map(|c| c.id.get()).collect();
         self.retry
-            .once(&self.pool, |db| Ok(history::read(db, &ids)?))
+            .once(&self.pool, |db| history::read(db, &ids))
             .map(Some)
     }
 
