@@ -77,11 +77,6 @@ pub struct HistoryView {
         (status = 200, description = "The customer's history", body = HistoryView),
         (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn history(
     _key: Authorized<ReadScope>,
@@ -164,12 +159,8 @@ fn ensure_enabled(access: &ErasureAccess) -> Result<(), ApiError> {
     responses(
         (status = 200, description = "Erased", body = ErasureView),
         (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the admin scope, or erasure is disabled", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn erase_contact(
     _key: Authorized<AdminScope>,
@@ -215,13 +206,9 @@ async fn erase(
     responses(
         (status = 200, description = "Erased", body = ErasureView),
         (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the admin scope, or erasure is disabled", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The contact does not lead a customer (it was merged into another); nothing erased", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn erase_customer(
     _key: Authorized<AdminScope>,

@@ -54,11 +54,6 @@ pub(crate) fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
          example = json!({"contact": {"primaryContactId": 1, "emails": ["lorraine@hillvalley.edu", "mcfly@hillvalley.edu"], "phoneNumbers": ["123456"], "secondaryContactIds": [23]}})),
         (status = 400, description = "The id is not a positive whole number", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No live contact has this id", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the read scope", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn contact(
@@ -163,11 +158,6 @@ impl From<Step> for StepView {
         (status = 200, description = "The chain", body = WhyView),
         (status = 400, description = "An id is not a positive whole number", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The two are not live contacts of one customer", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the read scope", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn why(
@@ -208,11 +198,6 @@ pub struct SearchView {
         (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Every identifier given is a blocked placeholder", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn search(
@@ -339,11 +324,6 @@ pub struct GraphView {
         (status = 200, description = "The customer's graph", body = GraphView),
         (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn graph(

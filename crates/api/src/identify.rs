@@ -200,10 +200,6 @@ impl From<Customer> for ContactView {
         (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Every identifier given is a blocked placeholder or an unlinked value", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the identify scope", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is unreachable or overloaded; repeating the request is safe", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -120,11 +120,6 @@ fn read_body(
         (status = 409, description = "The two are one customer already, or joining them would pass a merge_guard limit (named)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_link(
@@ -162,11 +157,6 @@ pub async fn create_link(
         (status = 409, description = "The two are one customer already, or joining them would pass a merge_guard limit (named)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn preview_link(
@@ -191,11 +181,6 @@ pub async fn preview_link(
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The links", body = LinksView),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_links(
@@ -222,11 +207,6 @@ pub async fn list_links(
         (status = 200, description = "Deleted; the customers its contacts belong to now", body = UnlinkedByHandView),
         (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No link has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_link(

@@ -34,6 +34,66 @@ pub struct PreviewRequest {
 /// Replaces the derived request schemas with the exact ones.
 struct RequestSchema;
 
+/// The answers every route that needs a key may give, declared here once instead of on
+/// each handler: 401 (no or a bad key), 403 (the key lacks the scope the operation's
+/// security names), 429 (too many failed attempts), 500 and 503 (the database). A handler
+/// that says more about one of them (erasure's 403, `/identify`'s 503) keeps its own words.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: String| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                // The scope of the operation's `api_key` requirement, if it needs a key.
+                let scope = operation
+                    .security
+                    .iter()
+                    .flatten()
+                    .filter_map(|requirement| serde_json::to_value(requirement).ok())
+                    .find_map(|requirement| requirement["api_key"][0].as_str().map(str::to_owned));
+                let Some(scope) = scope else {
+                    continue;
+                };
+                for (status, description) in [
+                    ("401", "No API key, or one that is not valid".to_owned()),
+                    ("403", format!("The key lacks the {scope} scope")),
+                    (
+                        "429",
+                        "Too many failed attempts from this client".to_owned(),
+                    ),
+                    ("500", "Unexpected error".to_owned()),
+                    ("503", "The database is unreachable; retry".to_owned()),
+                ] {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                }
+            }
+        }
+    }
+}
+
 /// The security scheme: an API key sent as a bearer token. Each route names the scope it
 /// needs (`identify`, `read`, `admin`).
 struct KeySecurity;
@@ -160,7 +220,7 @@ impl utoipa::Modify for RequestSchema {
         crate::metrics::metrics,
     ),
     components(schemas(Problem, IdentifyRequest, RuleRequest, PreviewRequest)),
-    modifiers(&RequestSchema, &KeySecurity),
+    modifiers(&RequestSchema, &KeySecurity, &CommonResponses),
     tags(
         (name = "identity", description = "Identify customers and read them back"),
         (name = "admin", description = "Erasure for privacy requests, unlink rules and manual links (admin scope)"),
@@ -168,3 +228,42 @@ impl utoipa::Modify for RequestSchema {
     )
 )]
 pub struct ApiDoc;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route that needs a key documents the common answers once added by
+    /// `CommonResponses`, its 403 naming the route's own scope; a handler's own words win.
+    #[test]
+    fn routes_that_need_a_key_document_the_common_answers() {
+        let document = serde_json::to_value(ApiDoc::openapi()).expect("a JSON document");
+        let mut secured = 0;
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("operations") {
+                let Some(scope) = operation["security"][0]["api_key"][0].as_str() else {
+                    continue;
+                };
+                secured += 1;
+                let responses = &operation["responses"];
+                for status in ["401", "403", "429", "500", "503"] {
+                    assert_eq!(
+                        responses[status]["content"]["application/problem+json"]["schema"]["$ref"],
+                        "#/components/schemas/Problem",
+                        "{method} {path} {status}"
+                    );
+                }
+                let forbidden = responses["403"]["description"].as_str().unwrap_or_default();
+                assert!(forbidden.contains(scope), "{method} {path}: {forbidden}");
+            }
+        }
+        assert!(secured >= 15, "{secured} routes need a key");
+        let erasure = &document["paths"]["/customers/{primaryId}"]["delete"]["responses"]["403"];
+        assert!(
+            erasure["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("erasure is disabled")),
+            "{erasure}"
+        );
+    }
+}

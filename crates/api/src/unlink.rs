@@ -169,11 +169,6 @@ pub struct RulesView {
         (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The value is a configured placeholder already", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_rule(
@@ -230,11 +225,6 @@ pub async fn create_rule(
         (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The value is a configured placeholder already", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn preview_rule(
@@ -257,11 +247,6 @@ pub async fn preview_rule(
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The rules", body = RulesView),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_rules(
@@ -287,11 +272,6 @@ pub async fn list_rules(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No rule has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No API key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed attempts from this client", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete_rule(

@@ -158,6 +158,18 @@ async fn contact_node(client: &Client, id: i64) -> Element {
         .expect("the contact is drawn")
 }
 
+/// Focuses `element` (as Tab would) and presses `key` on it: the keyboard alone.
+async fn press(client: &Client, element: &Element, key: Key) {
+    client
+        .execute(
+            "arguments[0].focus()",
+            vec![serde_json::to_value(element).expect("an element")],
+        )
+        .await
+        .expect("focused");
+    element.send_keys(&key.to_string()).await.expect("pressed");
+}
+
 /// One customer of five contacts whose picture has every kind of edge: lorraine and mcfly
 /// share a phone, mcfly's two orders an email, george and biff a phone, and a request
 /// that brought george's email with mcfly's second phone joined the two customers.
@@ -309,17 +321,7 @@ async fn drive(client: &Client, app: &TestApp, lorraine: i64, biff: i64) -> Vec<
 
     // Why are lorraine and biff one customer? Picked with the keyboard only.
     for id in [lorraine, biff] {
-        let node = contact_node(client, id).await;
-        client
-            .execute(
-                "arguments[0].focus()",
-                vec![serde_json::to_value(&node).expect("an element")],
-            )
-            .await
-            .expect("focused");
-        node.send_keys(&Key::Enter.to_string())
-            .await
-            .expect("selected");
+        press(client, &contact_node(client, id).await, Key::Enter).await;
     }
     until(
         client,
@@ -339,14 +341,7 @@ async fn drive(client: &Client, app: &TestApp, lorraine: i64, biff: i64) -> Vec<
             .find(Locator::Css(&from))
             .await
             .expect("lorraine is drawn");
-        client
-            .execute(
-                "arguments[0].focus()",
-                vec![serde_json::to_value(&node).expect("an element")],
-            )
-            .await
-            .expect("focused");
-        node.send_keys(&arrow.to_string()).await.expect("pressed");
+        press(client, &node, arrow).await;
         let now = client
             .execute(
                 &format!(
@@ -486,17 +481,7 @@ async fn link_by_hand_and_undo(client: &Client, lorraine: i64, biff: i64) -> Vec
     .await;
     // The why-chain between the two sides names the link.
     for id in [lorraine, biff] {
-        let node = contact_node(client, id).await;
-        client
-            .execute(
-                "arguments[0].focus()",
-                vec![serde_json::to_value(&node).expect("an element")],
-            )
-            .await
-            .expect("focused");
-        node.send_keys(&Key::Enter.to_string())
-            .await
-            .expect("selected");
+        press(client, &contact_node(client, id).await, Key::Enter).await;
     }
     until(
         client,
@@ -512,16 +497,7 @@ async fn link_by_hand_and_undo(client: &Client, lorraine: i64, biff: i64) -> Vec
         .find(Locator::Css("#graph g.manual-link"))
         .await
         .expect("the link's edge");
-    client
-        .execute(
-            "arguments[0].focus()",
-            vec![serde_json::to_value(&edge).expect("an element")],
-        )
-        .await
-        .expect("focused");
-    edge.send_keys(&Key::Enter.to_string())
-        .await
-        .expect("pressed");
+    press(client, &edge, Key::Enter).await;
     client.accept_alert().await.expect("confirmed");
     until(
         client,
