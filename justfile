@@ -4,7 +4,7 @@
 run:
     cargo run --release
 
-# Run every test (uses DATABASE_URL, or starts a throwaway PostgreSQL itself).
+# Run every test (uses TEST_DATABASE_URL, or starts a throwaway PostgreSQL itself).
 test:
     cargo test
 

@@ -7,8 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const HOW_TO: &str = "Tests need PostgreSQL. Either set DATABASE_URL to a server where they may \
-create databases (e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres), or install \
+const HOW_TO: &str = "Tests need PostgreSQL. Either set TEST_DATABASE_URL to a server where \
+they may create databases (e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres), or install \
 the PostgreSQL server binaries (Debian: apt-get install postgresql) so the tests can start a \
 throwaway cluster themselves, or run `just db`.";
 

@@ -113,12 +113,12 @@ fn server() -> &'static Server {
 }
 
 fn prepare_server() -> Result<Server, String> {
-    let admin_url = match std::env::var("DATABASE_URL") {
+    let admin_url = match std::env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => url,
         _ => cluster::start_throwaway()?,
     };
     let mut conn = PgConnection::establish(&admin_url)
-        .map_err(|e| format!("cannot connect to PostgreSQL at DATABASE_URL: {e}"))?;
+        .map_err(|e| format!("cannot connect to PostgreSQL at TEST_DATABASE_URL: {e}"))?;
     sweep_leftovers(&mut conn, &admin_url);
 
     let template = format!("{PREFIX}template_{}", std::process::id());

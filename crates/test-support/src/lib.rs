@@ -3,7 +3,8 @@
 //! when the test ends, and the checker of the contact graph's invariants.
 //!
 //! Where PostgreSQL comes from, in order:
-//! 1. `DATABASE_URL`, when set: a server the tests may create and drop databases on;
+//! 1. `TEST_DATABASE_URL`, when set: a server the tests may create and drop databases on
+//!    (a variable of the tests' own: the service's `DATABASE_URL` is never read by them);
 //! 2. otherwise a throwaway cluster under `target/test-postgres`, started with the server
 //!    binaries found on `PATH` or in `/usr/lib/postgresql/*/bin` (left running for the next
 //!    run: `just db-stop` stops it);
