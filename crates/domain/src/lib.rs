@@ -38,11 +38,11 @@ pub use identifiers::{
 };
 pub use links::{check_link, link_cause, plan_relink, LinkRefused, StoredLink};
 pub use reconcile::{
-    reconcile, reconcile_record, CustomerLimits, LinkTo, NewContact, Plan, Refusal, Relink,
+    reconcile, reconcile_record, CustomerLimits, LinkTo, NewContact, Outcome, Plan, Refusal, Relink,
 };
 pub use renormalize::renormalize;
 pub use repository::{
-    AppliedLink, AppliedRule, BatchOutcome, ContactMaintenance, ContactRepository,
+    Applied, AppliedLink, AppliedRule, BatchOutcome, ContactMaintenance, ContactRepository,
     CustomerRewriter, CustomerSize, Decide, DecideEach, LinkPlanner, RepositoryError, Rewriter,
     StoreStats, Violation,
 };

@@ -34,7 +34,31 @@ pub struct Plan {
     pub refused: Option<Refusal>,
 }
 
+/// What a plan comes to, said once for every adapter (the answer, the metrics, the import's
+/// summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to write: the request brought nothing new.
+    Unchanged,
+    /// Rule 6: the merge guard refused the write; nothing is written.
+    Refused(Refusal),
+    /// Something to write: a contact to create, customers to merge, or both.
+    Written { created: bool, merged: bool },
+}
+
 impl Plan {
+    /// What this plan comes to.
+    pub fn outcome(&self) -> Outcome {
+        match (self.refused, self.is_empty()) {
+            (Some(refusal), _) => Outcome::Refused(refusal),
+            (None, true) => Outcome::Unchanged,
+            (None, false) => Outcome::Written {
+                created: self.insert.is_some(),
+                merged: self.relink.is_some(),
+            },
+        }
+    }
+
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.relink.is_none() && self.insert.is_none()

@@ -90,7 +90,8 @@ pub trait ContactRepository: Send + Sync {
     /// A unit that collides with a concurrent one is rolled back and run again from the read,
     /// calling `decide` again, a bounded number of times.
     ///
-    /// Returns every live contact of the customer(s) after the write.
+    /// Returns what it applied: the plan decided under the guard, and every live contact of
+    /// the customer(s) after the write.
     ///
     /// # Errors
     /// [`RepositoryError::Contended`] when the retries ran out;
@@ -104,7 +105,7 @@ pub trait ContactRepository: Send + Sync {
         identifiers: &Identifiers,
         decide: &dyn Decide,
         cause: &str,
-    ) -> Result<Vec<Contact>, RepositoryError>;
+    ) -> Result<Applied, RepositoryError>;
 
     /// The evidence stored for any email or phone of `contacts`: requests that joined
     /// customers without creating a contact.
@@ -212,6 +213,16 @@ pub struct AppliedLink {
     /// The contacts of the customers concerned, before.
     pub before: Vec<Contact>,
     pub rewrite: Rewrite,
+}
+
+/// What a unit of work of [`ContactRepository::apply_atomically`] applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The plan decided on the guarded contacts: what was written, or why nothing was
+    /// ([`Plan::outcome`]).
+    pub plan: Plan,
+    /// Every live contact of the customer(s) after the write.
+    pub contacts: Vec<Contact>,
 }
 
 /// A rule as stored, and what applying it changed.

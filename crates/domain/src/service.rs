@@ -1,6 +1,5 @@
 //! The `/identify` use case: applies the rules of [`crate::reconcile`] through the port.
 
-use std::cell::Cell;
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -11,7 +10,7 @@ use crate::customer::{Customer, InconsistentGraph};
 use crate::history::HistoryEntry;
 use crate::identifiers::{Admitted, IdentifierPriority, Ignored};
 use crate::links::{check_link, plan_relink, LinkRefused, StoredLink};
-use crate::reconcile::{reconcile, CustomerLimits, Refusal};
+use crate::reconcile::{reconcile, CustomerLimits, Outcome, Refusal};
 use crate::repository::{ContactRepository, LinkPlanner, RepositoryError};
 use crate::unlink::{customers_after, plan_unlink, NewUnlinkRule, UnlinkRule};
 
@@ -186,17 +185,16 @@ impl IdentityService {
                 return Ok((Customer::for_request(&known, request)?, None));
             }
         }
-        let refused = Cell::new(None);
-        let after = self.repository.apply_atomically(
+        let applied = self.repository.apply_atomically(
             request,
-            &|current: &[Contact]| {
-                let plan = reconcile(request, current, &self.limits)?;
-                refused.set(plan.refused);
-                Ok(plan)
-            },
+            &|current: &[Contact]| reconcile(request, current, &self.limits),
             cause,
         )?;
-        Ok((Customer::for_request(&after, request)?, refused.get()))
+        let refused = match applied.plan.outcome() {
+            Outcome::Refused(refusal) => Some(refusal),
+            Outcome::Unchanged | Outcome::Written { .. } => None,
+        };
+        Ok((Customer::for_request(&applied.contacts, request)?, refused))
     }
 }
 
@@ -484,7 +482,7 @@ mod tests {
     use crate::customer::tests::{contact, george_merged_with_biffsucks, id};
     use crate::reconcile::tests::request;
     use crate::reconcile::{LinkTo, NewContact, Plan, Relink};
-    use crate::repository::MockContactRepository;
+    use crate::repository::{Applied, MockContactRepository};
 
     fn service_on(repo: MockContactRepository) -> IdentityService {
         IdentityService::new(Arc::new(repo), CustomerLimits::UNLIMITED)
@@ -506,8 +504,11 @@ mod tests {
             .times(1)
             .returning(move |_, decide, _| {
                 let plan = decide.decide(&current)?;
-                applied.lock().expect("not poisoned").push(plan);
-                Ok(after.clone())
+                applied.lock().expect("not poisoned").push(plan.clone());
+                Ok(Applied {
+                    plan,
+                    contacts: after.clone(),
+                })
             });
         repo
     }
@@ -718,7 +719,10 @@ mod tests {
                 let current = matching(ids, &known);
                 let plan = decide.decide(&current)?;
                 assert!(plan.is_empty() && plan.refused.is_some(), "{plan:?}");
-                Ok(current)
+                Ok(Applied {
+                    plan,
+                    contacts: current,
+                })
             });
         let limits = CustomerLimits {
             max_contacts: 1,
@@ -771,7 +775,7 @@ mod tests {
                 let plan = decide.decide(&current)?;
                 plans.lock().expect("not poisoned").push(plan.clone());
                 let mut after = current;
-                if let Some(new) = plan.insert {
+                if let Some(new) = plan.insert.clone() {
                     after.push(Contact {
                         id: id(3),
                         email: new.email,
@@ -780,7 +784,10 @@ mod tests {
                         created_at: chrono::Utc::now(),
                     });
                 }
-                Ok(after)
+                Ok(Applied {
+                    plan,
+                    contacts: after,
+                })
             });
         repo
     }
@@ -876,8 +883,11 @@ mod tests {
         repo.expect_apply_atomically()
             .returning(move |_, decide, _| {
                 let plan = decide.decide(&current)?;
-                seen.lock().expect("not poisoned").push(plan);
-                Ok(current.clone())
+                seen.lock().expect("not poisoned").push(plan.clone());
+                Ok(Applied {
+                    plan,
+                    contacts: current.clone(),
+                })
             });
         let service = service_on(repo);
 
@@ -940,14 +950,15 @@ mod tests {
                     return Err(RepositoryError::Unlinked(named));
                 }
                 let plan = decide.decide(&[])?;
-                let created = plan.insert.expect("a new primary");
-                Ok(vec![Contact {
+                let created = plan.insert.clone().expect("a new primary");
+                let contacts = vec![Contact {
                     id: id(1),
                     email: created.email,
                     phone: created.phone,
                     link: created.link,
                     created_at: contact(1, None, None, None, 0).created_at,
-                }])
+                }];
+                Ok(Applied { plan, contacts })
             });
         repo
     }

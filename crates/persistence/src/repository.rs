@@ -6,9 +6,9 @@
 //! concurrent one (`retry.rs`).
 
 use identity_domain::{
-    AppliedLink, AppliedRule, Contact, ContactId, ContactRepository, CustomerRewriter, Decide,
-    Evidence, HistoryEntry, Identifiers, Link, LinkPlanner, ManualLink, NewUnlinkRule, Plan,
-    RepositoryError, Rewrite, StoredLink, UnlinkRule,
+    Applied, AppliedLink, AppliedRule, Contact, ContactId, ContactRepository, CustomerRewriter,
+    Decide, Evidence, HistoryEntry, Identifiers, LinkPlanner, ManualLink, NewUnlinkRule, Outcome,
+    Plan, RepositoryError, Rewrite, StoredLink, UnlinkRule,
 };
 
 use crate::history;
@@ -120,7 +120,7 @@ impl ContactRepository for SqlContactRepository {
         identifiers: &Identifiers,
         decide: &dyn Decide,
         cause: &str,
-    ) -> Result<Vec<Contact>, RepositoryError> {
+    ) -> Result<Applied, RepositoryError> {
         let (contacts, plan) = self.retry.run(&self.pool, |db| {
             write_transaction(db, |db| {
                 let current = guarded_read(db, identifiers)?;
@@ -139,7 +139,7 @@ impl ContactRepository for SqlContactRepository {
             })
         })?;
         record_committed(&plan);
-        Ok(contacts)
+        Ok(Applied { plan, contacts })
     }
 
     fn find_unlink_rules(&self) -> Result<Vec<UnlinkRule>, RepositoryError> {
@@ -188,15 +188,14 @@ impl ContactRepository for SqlContactRepository {
 
 /// Counts what a committed unit of work wrote.
 pub(crate) fn record_committed(plan: &Plan) {
-    if let Some(contact) = &plan.insert {
-        let precedence = match contact.link {
-            Link::Primary => "primary",
-            Link::Secondary(_) => "secondary",
-        };
-        metrics::counter!("identity_contacts_created_total", "precedence" => precedence)
+    let Outcome::Written { created, merged } = plan.outcome() else {
+        return;
+    };
+    if let Some(contact) = plan.insert.as_ref().filter(|_| created) {
+        metrics::counter!("identity_contacts_created_total", "precedence" => contact.link.precedence())
             .increment(1);
     }
-    if plan.relink.is_some() {
+    if merged {
         metrics::counter!("identity_merges_total").increment(1);
     }
 }

@@ -70,6 +70,7 @@ fn write(store: &Store, identifiers: &Identifiers) -> Vec<Contact> {
             "test",
         )
         .expect("written")
+        .contacts
 }
 
 fn count(store: &TestStore) -> i64 {
