@@ -136,6 +136,7 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     pub statement_timeout_ms: u64,
     pub lock_timeout_ms: u64,
+    pub deadline_ms: u64,
     pub max_attempts: u32,
 }
 
@@ -274,6 +275,7 @@ impl Settings {
             ("database.acquire_timeout_ms", db.acquire_timeout_ms),
             ("database.statement_timeout_ms", db.statement_timeout_ms),
             ("database.lock_timeout_ms", db.lock_timeout_ms),
+            ("database.deadline_ms", db.deadline_ms),
         ] {
             if value == 0 {
                 return invalid(key, "must be more than 0");
@@ -461,6 +463,7 @@ impl Settings {
                 acquire_timeout: Duration::from_millis(db.acquire_timeout_ms),
                 statement_timeout: Duration::from_millis(db.statement_timeout_ms),
                 lock_timeout: Duration::from_millis(db.lock_timeout_ms),
+                deadline: Duration::from_millis(db.deadline_ms),
             },
             retry: RetryPolicy {
                 max_attempts: db.max_attempts,

@@ -47,7 +47,10 @@ impl SqlContactRepository {
             .map_err(|e| RepositoryError::Unavailable(Box::new(e)))?;
         conn.ping().map_err(|e| {
             conn.discard();
-            RepositoryError::Unavailable(Box::new(e))
+            match conn.timed_out() {
+                Some(timed_out) => RepositoryError::Unavailable(Box::new(timed_out)),
+                None => RepositoryError::Unavailable(Box::new(e)),
+            }
         })
     }
 

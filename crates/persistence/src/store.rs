@@ -11,7 +11,7 @@ use crate::migrate::{
     run_migrations,
 };
 use crate::outbox::Outbox;
-use crate::pool::{with_connect_timeout, Pool, PoolSettings};
+use crate::pool::{with_timeouts, Pool, PoolSettings};
 use crate::repository::{PoolStats, SqlContactRepository};
 use crate::retry::RetryPolicy;
 use crate::url::DatabaseUrl;
@@ -156,7 +156,7 @@ fn connect(settings: &StoreSettings, access: Access) -> Store {
         DatabaseUrl::Postgres(url) => {
             check_message_language(url);
             Pool::postgres(
-                with_connect_timeout(url, settings.pool.connect_timeout),
+                with_timeouts(url, &settings.pool),
                 &settings.pool,
                 postgres::session_sql(
                     settings.pool.statement_timeout.as_millis(),

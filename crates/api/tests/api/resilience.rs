@@ -1,0 +1,207 @@
+//! Keeps serving when the database hangs: a server of the test's own, frozen with SIGSTOP
+//! while connections are open and busy, must cost every request at most the deadline (503
+//! with `Retry-After`), and the service must serve again by itself once the server runs.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use identity_test_support::PrivateCluster;
+use serde_json::json;
+
+use crate::helpers::{agent, into_reply, Reply, ServerProcess};
+
+/// `database.deadline_ms` in these tests.
+const DEADLINE: Duration = Duration::from_secs(2);
+/// What a client may see on top of the deadline: the watchdog's tick, the way back.
+const SLACK: Duration = Duration::from_millis(900);
+
+/// One request of a client and what came back.
+#[derive(Debug)]
+struct Exchange {
+    sent: Instant,
+    took: Duration,
+    reply: Reply,
+}
+
+fn post(agent: &ureq::Agent, base: &str, body: &serde_json::Value) -> Exchange {
+    let sent = Instant::now();
+    let reply = into_reply(
+        agent
+            .post(format!("{base}/identify"))
+            .header("Content-Type", "application/json")
+            .send(body.to_string()),
+    );
+    Exchange {
+        sent,
+        took: sent.elapsed(),
+        reply,
+    }
+}
+
+fn get(agent: &ureq::Agent, base: &str, path: &str) -> Exchange {
+    let sent = Instant::now();
+    let reply = into_reply(agent.get(format!("{base}{path}")).call());
+    Exchange {
+        sent,
+        took: sent.elapsed(),
+        reply,
+    }
+}
+
+/// Connections the service holds checked out now, from its metrics.
+fn in_use(agent: &ureq::Agent, base: &str) -> Option<f64> {
+    let text = agent
+        .get(format!("{base}/metrics"))
+        .call()
+        .ok()?
+        .body_mut()
+        .read_to_string()
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with("identity_db_pool_connections{state=\"in_use\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[track_caller]
+fn assert_unavailable_in_time(exchange: &Exchange, what: &str) {
+    assert!(
+        exchange.took <= DEADLINE + SLACK,
+        "{what} took {:?}, more than the deadline {DEADLINE:?}: {:?}",
+        exchange.took,
+        exchange.reply
+    );
+    if exchange.reply.status != 200 {
+        exchange.reply.assert_problem(503, "unavailable");
+        assert!(
+            exchange.reply.header("Retry-After").is_some(),
+            "{what}: {:?}",
+            exchange.reply
+        );
+    }
+}
+
+#[test]
+fn a_frozen_database_costs_a_request_at_most_the_deadline_and_serving_resumes_by_itself() {
+    let cluster = PrivateCluster::primary("frozen", &[]);
+    let deadline_ms = DEADLINE.as_millis().to_string();
+    let server = ServerProcess::start(
+        &cluster.url("identity"),
+        &[
+            ("IDENTITY__DATABASE__DEADLINE_MS", &deadline_ms),
+            ("IDENTITY__DATABASE__POOL_SIZE", "8"),
+            ("IDENTITY__SERVER__WORKERS", "2"),
+            ("IDENTITY__LOG__LEVEL", "warn"),
+        ],
+    );
+    let base = server.base.clone();
+    let http = agent();
+    let seeded: Vec<serde_json::Value> = (0..20)
+        .map(|i| json!({"email": format!("seed{i}@frozen.test"), "phoneNumber": format!("5550{i:03}")}))
+        .collect();
+    for body in &seeded {
+        assert_eq!(post(&http, &base, body).reply.status, 200);
+    }
+
+    // 16 clients keep every connection busy: returning customers and new ones.
+    let stop = Arc::new(AtomicBool::new(false));
+    let exchanges = Arc::new(Mutex::new(Vec::new()));
+    let counter = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let (stop, exchanges, counter, base, seeded) = (
+                Arc::clone(&stop),
+                Arc::clone(&exchanges),
+                Arc::clone(&counter),
+                base.clone(),
+                seeded.clone(),
+            );
+            thread::spawn(move || {
+                let http = agent();
+                while !stop.load(Ordering::Relaxed) {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let body = if n % 2 == 0 {
+                        seeded[n % seeded.len()].clone()
+                    } else {
+                        json!({"email": format!("new{client}-{n}@frozen.test")})
+                    };
+                    let exchange = post(&http, &base, &body);
+                    exchanges.lock().expect("not poisoned").push(exchange);
+                }
+            })
+        })
+        .collect();
+
+    thread::sleep(Duration::from_millis(1500));
+    cluster.freeze();
+    let frozen = Instant::now();
+    // While frozen: the readiness probe says so in time, and every connection that waited
+    // is given back (dropped), not left hanging.
+    thread::sleep(Duration::from_millis(300));
+    let probe = get(&http, &base, "/readyz");
+    assert_eq!(probe.reply.status, 503, "{probe:?}");
+    assert_unavailable_in_time(&probe, "/readyz");
+    thread::sleep((DEADLINE * 2).saturating_sub(frozen.elapsed()));
+    let held = in_use(&http, &base);
+    let during: Vec<Exchange> = (0..2).map(|_| get(&http, &base, "/contacts/1")).collect();
+    cluster.thaw();
+    let thawed = Instant::now();
+
+    // Serving again by itself: a new customer is answered 200.
+    let mut recovered = None;
+    while thawed.elapsed() < Duration::from_secs(10) {
+        let probe = post(
+            &http,
+            &base,
+            &json!({"email": format!("back{}@frozen.test", thawed.elapsed().as_micros())}),
+        );
+        if probe.reply.status == 200 {
+            recovered = Some(thawed.elapsed());
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().expect("a client thread");
+    }
+
+    let exchanges = exchanges.lock().expect("not poisoned");
+    let hit: Vec<&Exchange> = exchanges
+        .iter()
+        .filter(|e| e.sent + e.took > frozen && e.sent < thawed)
+        .collect();
+    let unavailable = hit.iter().filter(|e| e.reply.status == 503).count();
+    let slowest = hit.iter().map(|e| e.took).max().unwrap_or_default();
+    println!(
+        "frozen for {:?}: {} requests met the frozen server, {unavailable} answered 503, \
+         the slowest in {slowest:?}; serving again {recovered:?} after the thaw; \
+         connections in use after 2 deadlines: {held:?}",
+        thawed - frozen,
+        hit.len(),
+    );
+    for exchange in &hit {
+        assert_unavailable_in_time(exchange, "a request while frozen");
+    }
+    for exchange in &during {
+        assert_unavailable_in_time(exchange, "a read while frozen");
+    }
+    assert!(
+        unavailable >= 16,
+        "only {unavailable} requests were answered 503"
+    );
+    assert_eq!(held, Some(0.0), "connections still held by waiting threads");
+    let recovered = recovered.expect("serving again within 10 s of the thaw");
+    assert!(
+        recovered <= Duration::from_secs(5),
+        "serving again only after {recovered:?}"
+    );
+    for exchange in exchanges
+        .iter()
+        .filter(|e| e.sent > thawed + Duration::from_secs(5))
+    {
+        assert_eq!(exchange.reply.status, 200, "{exchange:?}");
+    }
+    assert!(get(&http, &base, "/readyz").reply.status == 200);
+}
