@@ -452,19 +452,20 @@ impl Settings {
     /// When `database.url` names no supported backend (already refused by loading).
     pub fn store_settings(&self) -> Result<StoreSettings, PersistenceError> {
         let db = &self.database;
+        let pool = PoolSettings {
+            max_size: db.pool_size,
+            min_idle: db.min_idle,
+            connect_timeout: Duration::from_millis(db.connect_timeout_ms),
+            acquire_timeout: Duration::from_millis(db.acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(db.statement_timeout_ms),
+            lock_timeout: Duration::from_millis(db.lock_timeout_ms),
+            deadline: Duration::from_millis(db.deadline_ms),
+        };
         Ok(StoreSettings {
-            url: DatabaseUrl::parse(db.url.expose_secret())?,
+            url: DatabaseUrl::parse(db.url.expose_secret())?.with_timeouts(&pool),
             create_if_missing: db.create_if_missing,
             run_migrations: db.run_migrations,
-            pool: PoolSettings {
-                max_size: db.pool_size,
-                min_idle: db.min_idle,
-                connect_timeout: Duration::from_millis(db.connect_timeout_ms),
-                acquire_timeout: Duration::from_millis(db.acquire_timeout_ms),
-                statement_timeout: Duration::from_millis(db.statement_timeout_ms),
-                lock_timeout: Duration::from_millis(db.lock_timeout_ms),
-                deadline: Duration::from_millis(db.deadline_ms),
-            },
+            pool,
             retry: RetryPolicy {
                 max_attempts: db.max_attempts,
                 ..RetryPolicy::default()

@@ -290,8 +290,16 @@ impl<C: R2D2Connection + ClientPort + Send + 'static> ManageConnection for Manag
 /// packets). A server that is frozen while its kernel acknowledges is `deadline.rs`'s job.
 pub(crate) fn with_timeouts(url: &str, settings: &PoolSettings) -> String {
     let deadline_s = settings.deadline.as_secs().max(2);
+    // Whole seconds, per host of a multi-host URL, at least 2 (libpq's floor). libpq counts
+    // them on a clock of whole seconds, so an attempt may last one second more: one second
+    // under the deadline keeps a connection attempt within it.
+    let connect_s = settings
+        .connect_timeout
+        .min(settings.deadline.saturating_sub(Duration::from_secs(1)))
+        .as_secs()
+        .max(2);
     let options = [
-        ("connect_timeout", settings.connect_timeout.as_secs().max(1)),
+        ("connect_timeout", connect_s),
         ("keepalives", 1),
         ("keepalives_idle", (deadline_s / 2).max(1)),
         ("keepalives_interval", (deadline_s / 6).max(1)),
@@ -310,6 +318,19 @@ pub(crate) fn with_timeouts(url: &str, settings: &PoolSettings) -> String {
         url = format!("{url}{separator}{name}={value}");
     }
     url
+}
+
+impl crate::DatabaseUrl {
+    /// This URL with libpq's timeouts (see [`with_timeouts`]) for every connection made to
+    /// it, the pool's and the one-off connections that create, migrate or check the
+    /// database before the pool exists.
+    #[must_use]
+    pub fn with_timeouts(&self, settings: &PoolSettings) -> Self {
+        match self {
+            Self::Postgres(url) => Self::Postgres(with_timeouts(url, settings)),
+            Self::Sqlite(_) => self.clone(),
+        }
+    }
 }
 
 /// r2d2 reports failed connection attempts here; they go to the log as warnings.

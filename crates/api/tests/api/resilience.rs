@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::helpers::{agent, into_reply, Reply, ServerProcess};
 
 /// `database.deadline_ms` in these tests.
-const DEADLINE: Duration = Duration::from_secs(2);
+const DEADLINE: Duration = Duration::from_secs(3);
 /// What a client may see on top of the deadline: the watchdog's tick, the way back.
 const SLACK: Duration = Duration::from_millis(900);
 
@@ -142,6 +142,24 @@ fn a_frozen_database_costs_a_request_at_most_the_deadline_and_serving_resumes_by
     let probe = get(&http, &base, "/readyz");
     assert_eq!(probe.reply.status, 503, "{probe:?}");
     assert_unavailable_in_time(&probe, "/readyz");
+    // An operator command keeps the same bound, and says why it gave up.
+    let started = Instant::now();
+    let command = std::process::Command::new(ServerProcess::BINARY)
+        .arg("stats")
+        .env("DATABASE_URL", cluster.url("identity"))
+        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+        .env("IDENTITY__DATABASE__DEADLINE_MS", &deadline_ms)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the binary runs");
+    let command_took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&command.stderr);
+    assert!(!command.status.success(), "{stderr}");
+    assert!(
+        command_took <= DEADLINE + SLACK,
+        "stats took {command_took:?}: {stderr}"
+    );
+    println!("identity-api stats on the frozen server: {command_took:?}, {stderr}");
     thread::sleep((DEADLINE * 2).saturating_sub(frozen.elapsed()));
     let held = in_use(&http, &base);
     let during: Vec<Exchange> = (0..2).map(|_| get(&http, &base, "/contacts/1")).collect();
