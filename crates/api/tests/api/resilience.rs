@@ -223,3 +223,172 @@ fn a_frozen_database_costs_a_request_at_most_the_deadline_and_serving_resumes_by
     }
     assert!(get(&http, &base, "/readyz").reply.status == 200);
 }
+
+/// A primary and its synchronous streaming standby, each a server of the test's own.
+pub(crate) fn replicated_pair(name: &str) -> (PrivateCluster, PrivateCluster) {
+    let primary = PrivateCluster::primary(&format!("{name}-primary"), &[]);
+    let standby = PrivateCluster::standby_of(&primary, "standby1", &[]);
+    primary.psql(
+        "postgres",
+        "ALTER SYSTEM SET synchronous_standby_names = 'standby1'",
+    );
+    primary.psql("postgres", "SELECT pg_reload_conf()");
+    let started = Instant::now();
+    while primary.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
+    ) != "1"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the standby never became synchronous"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    (primary, standby)
+}
+
+/// libpq's multi-host URL of a pair: the one that accepts writes.
+fn multi_host_url(a: &PrivateCluster, b: &PrivateCluster, database: &str) -> String {
+    format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{database}?target_session_attrs=read-write",
+        a.port(),
+        b.port()
+    )
+}
+
+#[test]
+fn a_failover_under_load_loses_no_acknowledged_write_and_needs_no_restart() {
+    let (primary, standby) = replicated_pair("failover");
+    let url = multi_host_url(&primary, &standby, "identity");
+    let deadline_ms = DEADLINE.as_millis().to_string();
+    let server = ServerProcess::start(
+        &url,
+        &[
+            ("IDENTITY__DATABASE__DEADLINE_MS", &deadline_ms),
+            ("IDENTITY__DATABASE__POOL_SIZE", "8"),
+            ("IDENTITY__SERVER__WORKERS", "2"),
+            ("IDENTITY__LOG__LEVEL", "warn"),
+        ],
+    );
+    let base = server.base.clone();
+
+    // 16 clients write new customers, each also joining the previous one by phone (a new
+    // secondary) now and then; every 200 is a write the service acknowledged.
+    let stop = Arc::new(AtomicBool::new(false));
+    let exchanges = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let (stop, exchanges, base) = (Arc::clone(&stop), Arc::clone(&exchanges), base.clone());
+            thread::spawn(move || {
+                let http = agent();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let email = format!("c{client}-{n}@failover.test");
+                    let body =
+                        json!({"email": email, "phoneNumber": format!("7{client:02}{:06}", n / 3)});
+                    let exchange = post(&http, &base, &body);
+                    exchanges
+                        .lock()
+                        .expect("not poisoned")
+                        .push((email, exchange));
+                }
+            })
+        })
+        .collect();
+
+    thread::sleep(Duration::from_millis(2000));
+    primary.crash();
+    let crashed = Instant::now();
+    standby.promote();
+    let promoted = Instant::now();
+    // Served again: the first write acknowledged after the promotion.
+    let http = agent();
+    let mut served = None;
+    while promoted.elapsed() < Duration::from_secs(20) {
+        let probe = post(
+            &http,
+            &base,
+            &json!({"email": format!("probe{}@failover.test", promoted.elapsed().as_micros())}),
+        );
+        if probe.reply.status == 200 {
+            served = Some(promoted.elapsed());
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().expect("a client thread");
+    }
+
+    let exchanges = exchanges.lock().expect("not poisoned");
+    let acknowledged: Vec<&String> = exchanges
+        .iter()
+        .filter(|(_, e)| e.reply.status == 200)
+        .map(|(email, _)| email)
+        .collect();
+    let unavailable = exchanges
+        .iter()
+        .filter(|(_, e)| e.reply.status == 503)
+        .count();
+    for (_, exchange) in exchanges.iter() {
+        match exchange.reply.status {
+            200 => {}
+            503 => {
+                exchange.reply.assert_problem(503, "unavailable");
+                assert!(
+                    exchange.reply.header("Retry-After").is_some(),
+                    "{exchange:?}"
+                );
+            }
+            _ => panic!("neither 200 nor 503: {exchange:?}"),
+        }
+    }
+    let stored: std::collections::HashSet<String> = standby
+        .psql(
+            "identity",
+            "SELECT email FROM contact WHERE email IS NOT NULL",
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let lost: Vec<&&String> = acknowledged
+        .iter()
+        .filter(|e| !stored.contains(**e))
+        .collect();
+    println!(
+        "failover: {} writes acknowledged, {} lost, {unavailable} answered 503; promoted {:?} \
+         after the crash, serving again {served:?} after the promotion",
+        acknowledged.len(),
+        lost.len(),
+        promoted - crashed,
+    );
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    assert!(
+        acknowledged.len() > 100,
+        "too little load: {}",
+        acknowledged.len()
+    );
+    let served = served.expect("serving again within 20 s of the promotion");
+    assert!(
+        served <= Duration::from_secs(5),
+        "serving again only after {served:?}"
+    );
+    let check = std::process::Command::new(ServerProcess::BINARY)
+        .arg("check")
+        .env("DATABASE_URL", &url)
+        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+        .env("IDENTITY__LOG__LEVEL", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the binary runs");
+    assert!(
+        check.status.success(),
+        "identity-api check: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
