@@ -25,6 +25,7 @@ mod outbox;
 mod pool;
 mod postgres;
 mod queries;
+mod replica;
 mod repository;
 mod retry;
 mod schema;

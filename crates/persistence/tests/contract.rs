@@ -30,6 +30,7 @@ fn settings(url: &str) -> StoreSettings {
             deadline: Duration::from_secs(60),
         },
         retry: RetryPolicy::default(),
+        read_url: None,
     }
 }
 

@@ -309,7 +309,12 @@ impl PrivateCluster {
     fn signal(&self, signal: &str) {
         let pids: Vec<String> = self.processes().iter().map(u32::to_string).collect();
         if !pids.is_empty() {
-            let _ = Command::new("kill").arg(signal).args(&pids).status();
+            // A process may have exited meanwhile: that is no failure.
+            let _ = Command::new("kill")
+                .arg(signal)
+                .args(&pids)
+                .stderr(std::process::Stdio::null())
+                .status();
         }
     }
 
@@ -332,6 +337,20 @@ impl PrivateCluster {
                 .args(["stop", "-m", "immediate", "-D"])
                 .arg(self.data()),
         );
+    }
+
+    /// Stops the server cleanly (`pg_ctl stop -m fast`).
+    pub fn stop(&self) {
+        let _ = self.run(
+            self.tool("pg_ctl")
+                .args(["stop", "-m", "fast", "-D"])
+                .arg(self.data()),
+        );
+    }
+
+    /// Starts a stopped server again, with the settings it first had plus `settings`.
+    pub fn restart(&self, settings: &[&str]) {
+        self.start(settings);
     }
 
     /// Promotes a standby to primary, waiting until it accepts writes.

@@ -392,3 +392,234 @@ fn a_failover_under_load_loses_no_acknowledged_write_and_needs_no_restart() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+/// A metric's value in a `/metrics` text (the sum over its label sets matching `labels`).
+fn metric(agent: &ureq::Agent, base: &str, name: &str, labels: &str) -> f64 {
+    let text = agent
+        .get(format!("{base}/metrics"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name).is_some_and(|rest| {
+                rest.starts_with(' ') || rest.starts_with(&format!("{{{labels}"))
+            })
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Transactions committed in the `identity` database of a server so far. A backend reports
+/// its counts about once a second while busy and up to 10 s after it went idle, so the
+/// service's connections are ended first (a backend reports when it exits; the pool
+/// replaces them).
+fn commits(cluster: &PrivateCluster) -> i64 {
+    cluster.psql(
+        "postgres",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = 'identity' AND pid <> pg_backend_pid()",
+    );
+    thread::sleep(Duration::from_millis(300));
+    cluster
+        .psql(
+            "postgres",
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = 'identity'",
+        )
+        .parse()
+        .expect("a count")
+}
+
+#[track_caller]
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn reads_from_a_synchronous_standby_are_never_older_than_an_answer_given() {
+    // The primary at PostgreSQL's defaults (synchronous_commit = on) plus a synchronous
+    // standby: the service itself makes its commits wait for the standby to apply them.
+    let (primary, standby) = replicated_pair("replica");
+    let env = [
+        ("IDENTITY__DATABASE__READ_URL", standby.url("identity")),
+        ("IDENTITY__DATABASE__POOL_SIZE", "6".to_owned()),
+        ("IDENTITY__SERVER__WORKERS", "2".to_owned()),
+        ("IDENTITY__LOG__LEVEL", "warn".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let servers = [
+        ServerProcess::start(&primary.url("identity"), &env),
+        ServerProcess::start(&primary.url("identity"), &env),
+    ];
+    let http = agent();
+    for server in &servers {
+        wait_for("reads on the standby", Duration::from_secs(20), || {
+            metric(&http, &server.base, "identity_db_standby_up", "") == 1.0
+        });
+    }
+
+    // Hundreds of merges, each followed at once, on the other process, by a read of the
+    // absorbed customer's email: the answer is never the customer before the merge.
+    let stale = Arc::new(Mutex::new(Vec::new()));
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (bases, stale) = (bases.clone(), Arc::clone(&stale));
+            thread::spawn(move || {
+                let http = agent();
+                for i in 0..60 {
+                    let (writer, reader) = (&bases[i % 2], &bases[(i + 1) % 2]);
+                    let old = json!({"email": format!("old{worker}-{i}@replica.test"), "phoneNumber": format!("31{worker}{i:04}")});
+                    let new = json!({"email": format!("new{worker}-{i}@replica.test"), "phoneNumber": format!("32{worker}{i:04}")});
+                    let survivor = post(&http, writer, &old).reply.body["contact"]["primaryContactId"].clone();
+                    post(&http, writer, &new);
+                    let merged = post(&http, writer, &json!({"email": old["email"], "phoneNumber": new["phoneNumber"]}));
+                    assert_eq!(merged.reply.status, 200, "{merged:?}");
+                    assert_eq!(merged.reply.body["contact"]["primaryContactId"], survivor);
+                    let read = post(&http, reader, &json!({"email": new["email"]}));
+                    assert_eq!(read.reply.status, 200, "{read:?}");
+                    if read.reply.body["contact"]["primaryContactId"] != survivor {
+                        stale.lock().expect("not poisoned").push(read.reply.body.clone());
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("a worker");
+    }
+    let stale = stale.lock().expect("not poisoned");
+    assert!(
+        stale.is_empty(),
+        "{} reads answered the customer before its merge: {:?}",
+        stale.len(),
+        stale.first()
+    );
+    let standby_reads: f64 = servers
+        .iter()
+        .map(|s| {
+            metric(
+                &http,
+                &s.base,
+                "identity_db_reads_total",
+                "target=\"standby\"",
+            )
+        })
+        .sum();
+    assert!(
+        standby_reads >= 240.0,
+        "only {standby_reads} reads on the standby"
+    );
+
+    // Returning customers: the standby runs most of the database's transactions.
+    let returning: Vec<serde_json::Value> = (0..40)
+        .map(|i| json!({"email": format!("old{}-{i}@replica.test", i % 4)}))
+        .collect();
+    let (on_primary, on_standby) = (commits(&primary), commits(&standby));
+    // Ending the standby's connections made each process's next read there fail (it ran
+    // on the primary) and the standby be set aside until its next check.
+    for base in &bases {
+        assert_eq!(post(&http, base, &returning[0]).reply.status, 200);
+        wait_for(
+            "reads on the standby again",
+            Duration::from_secs(10),
+            || metric(&http, base, "identity_db_standby_up", "") == 1.0,
+        );
+    }
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let (base, returning) = (bases[client % 2].clone(), returning.clone());
+            thread::spawn(move || {
+                let http = agent();
+                for n in 0..200 {
+                    let reply =
+                        post(&http, &base, &returning[(client * 7 + n) % returning.len()]).reply;
+                    assert_eq!(reply.status, 200, "{reply:?}");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client");
+    }
+    let primary_xacts = commits(&primary) - on_primary;
+    let standby_xacts = commits(&standby) - on_standby;
+    let share = standby_xacts as f64 / (primary_xacts + standby_xacts).max(1) as f64;
+    println!(
+        "returning customers: {standby_xacts} transactions on the standby, {primary_xacts} on \
+         the primary ({:.1}% on the standby)",
+        share * 100.0
+    );
+    assert!(
+        share >= 0.8,
+        "only {:.1}% of transactions on the standby",
+        share * 100.0
+    );
+
+    // A standby that goes away is skipped: reads fall back to the primary, and go back to
+    // the standby once it is back.
+    let fallbacks_before = metric(&http, &bases[0], "identity_db_read_fallbacks_total", "");
+    standby.stop();
+    let known = &returning[0];
+    let down_for = Instant::now();
+    for _ in 0..10 {
+        let reply = post(&http, &bases[0], known).reply;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    assert!(
+        metric(&http, &bases[0], "identity_db_read_fallbacks_total", "") >= fallbacks_before + 10.0,
+        "reads did not fall back to the primary"
+    );
+    assert!(
+        down_for.elapsed() < DEADLINE * 2,
+        "falling back took {:?}",
+        down_for.elapsed()
+    );
+    standby.restart(&[]);
+    let back = wait_for(
+        "reads on the standby again",
+        Duration::from_secs(20),
+        || metric(&http, &bases[0], "identity_db_standby_up", "") == 1.0,
+    );
+    let standby_reads = metric(
+        &http,
+        &bases[0],
+        "identity_db_reads_total",
+        "target=\"standby\"",
+    );
+    assert_eq!(post(&http, &bases[0], known).reply.status, 200);
+    assert!(
+        metric(
+            &http,
+            &bases[0],
+            "identity_db_reads_total",
+            "target=\"standby\""
+        ) > standby_reads
+    );
+    println!("reads back on the standby {back:?} after it restarted");
+    assert!(servers[0]
+        .log_text()
+        .contains("the standby cannot serve reads"));
+}
+
+#[test]
+fn a_read_url_without_a_synchronous_standby_is_refused_at_start_up() {
+    let primary = PrivateCluster::primary("nosync", &[]);
+    let output = std::process::Command::new(ServerProcess::BINARY)
+        .env("DATABASE_URL", primary.url("identity"))
+        .env("IDENTITY__DATABASE__READ_URL", primary.url("identity"))
+        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+        .env("PORT", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("synchronous_standby_names"), "{stderr}");
+}
