@@ -225,9 +225,13 @@ fn a_frozen_database_costs_a_request_at_most_the_deadline_and_serving_resumes_by
 }
 
 /// A primary and its synchronous streaming standby, each a server of the test's own.
-pub(crate) fn replicated_pair(name: &str) -> (PrivateCluster, PrivateCluster) {
+/// `standby_settings` are extra server settings of the standby.
+pub(crate) fn replicated_pair(
+    name: &str,
+    standby_settings: &[&str],
+) -> (PrivateCluster, PrivateCluster) {
     let primary = PrivateCluster::primary(&format!("{name}-primary"), &[]);
-    let standby = PrivateCluster::standby_of(&primary, "standby1", &[]);
+    let standby = PrivateCluster::standby_of(&primary, "standby1", standby_settings);
     primary.psql(
         "postgres",
         "ALTER SYSTEM SET synchronous_standby_names = 'standby1'",
@@ -259,7 +263,7 @@ fn multi_host_url(a: &PrivateCluster, b: &PrivateCluster, database: &str) -> Str
 
 #[test]
 fn a_failover_under_load_loses_no_acknowledged_write_and_needs_no_restart() {
-    let (primary, standby) = replicated_pair("failover");
+    let (primary, standby) = replicated_pair("failover", &[]);
     let url = multi_host_url(&primary, &standby, "identity");
     let deadline_ms = DEADLINE.as_millis().to_string();
     let server = ServerProcess::start(
@@ -445,7 +449,10 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Dura
 fn reads_from_a_synchronous_standby_are_never_older_than_an_answer_given() {
     // The primary at PostgreSQL's defaults (synchronous_commit = on) plus a synchronous
     // standby: the service itself makes its commits wait for the standby to apply them.
-    let (primary, standby) = replicated_pair("replica");
+    // The standby applies each commit 30 ms after the primary made it: a read there right
+    // after an answer would see the state before it, were commits not waiting for the
+    // apply (without remote_apply this test fails).
+    let (primary, standby) = replicated_pair("replica", &["recovery_min_apply_delay=30ms"]);
     let env = [
         ("IDENTITY__DATABASE__READ_URL", standby.url("identity")),
         ("IDENTITY__DATABASE__POOL_SIZE", "6".to_owned()),
