@@ -29,6 +29,23 @@ use diesel::connection::{Instrumentation, InstrumentationEvent};
 
 thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    static LIFTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `work` without the client-side deadline on its statements: for the whole-table
+/// operations of the operator commands (`normalize`, an `import` batch), which lift
+/// `statement_timeout` too and wait up to 30 s for their table lock. TCP keepalives and
+/// `tcp_user_timeout` still end them if the server's host goes away.
+pub(crate) fn lifted<T>(work: impl FnOnce() -> T) -> T {
+    /// Puts the flag back, even when `work` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LIFTED.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(LIFTED.with(|l| l.replace(true)));
+    work()
 }
 
 /// Runs `work` with every wait for the database in it bounded by `deadline`: no statement,
@@ -78,6 +95,9 @@ pub(crate) struct Watched {
 
 impl Watched {
     fn arm(&self) {
+        if LIFTED.with(Cell::get) {
+            return;
+        }
         let own = Instant::now() + self.bound;
         let deadline = current().map_or(own, |d| d.min(own));
         *lock(&self.deadline) = Some(deadline);
