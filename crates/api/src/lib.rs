@@ -31,11 +31,25 @@ pub(crate) fn wire_time(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-tokio::task_local! {
-    /// The request being served: when its waits for the database must end, and the bound
-    /// that deadline came from (`database.deadline_ms`).
-    static DB_DEADLINE: (std::time::Instant, std::time::Duration);
+/// The database deadline of the request being served.
+#[derive(Debug, Clone, Copy)]
+struct DbDeadline {
+    /// When every wait for the database must have ended: a little before `answer_by`, so
+    /// that the watchdog's tick and the way back fit in the bound.
+    waits_end: std::time::Instant,
+    /// The request's arrival plus the bound: the answer is sent by then, whatever happens.
+    answer_by: std::time::Instant,
+    /// `database.deadline_ms`.
+    bound: std::time::Duration,
 }
+
+tokio::task_local! {
+    static DB_DEADLINE: DbDeadline;
+}
+
+/// What a request's bound keeps for answering after its last wait for the database: the
+/// watchdog's tick (50 ms) and the way back from the blocking thread.
+const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// Middleware: no request waits for the database longer than `bound` from its arrival.
 pub(crate) async fn with_db_deadline(
@@ -43,16 +57,14 @@ pub(crate) async fn with_db_deadline(
     request: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let deadline = std::time::Instant::now() + bound;
-    DB_DEADLINE
-        .scope((deadline, bound), next.call(request))
-        .await
+    let answer_by = std::time::Instant::now() + bound;
+    let deadline = DbDeadline {
+        waits_end: answer_by - ANSWER_MARGIN.min(bound / 2),
+        answer_by,
+        bound,
+    };
+    DB_DEADLINE.scope(deadline, next.call(request)).await
 }
-
-/// How long after its deadline blocking work is given up on without its answer: the
-/// watchdog cuts a late statement well within this (`identity_persistence::deadline`), so
-/// this only guards against a wait the watchdog cannot see.
-const BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Runs blocking work (Diesel) on the blocking thread pool, never on an async worker, inside
 /// the caller's tracing span and under the request's database deadline.
@@ -62,18 +74,22 @@ where
     T: Send + 'static,
 {
     let span = tracing::Span::current();
-    let Ok((deadline, bound)) = DB_DEADLINE.try_with(|d| *d) else {
+    let Ok(deadline) = DB_DEADLINE.try_with(|d| *d) else {
         return actix_web::web::block(move || span.in_scope(work))
             .await
             .map_err(|e| ApiError::Internal(Box::new(e)));
     };
     let blocked = actix_web::web::block(move || {
-        span.in_scope(|| identity_persistence::deadline::within(deadline, work))
+        span.in_scope(|| identity_persistence::deadline::within(deadline.waits_end, work))
     });
-    match tokio::time::timeout_at((deadline + BLOCKING_GRACE).into(), blocked).await {
+    // The watchdog cuts a late statement before this (`identity_persistence::deadline`):
+    // this only guards against a wait it cannot see (no socket found for a connection).
+    match tokio::time::timeout_at(deadline.answer_by.into(), blocked).await {
         Ok(done) => done.map_err(|e| ApiError::Internal(Box::new(e))),
         Err(_) => Err(ApiError::Unavailable(Box::new(
-            identity_persistence::deadline::DeadlineExceeded { bound },
+            identity_persistence::deadline::DeadlineExceeded {
+                bound: deadline.bound,
+            },
         ))),
     }
 }
