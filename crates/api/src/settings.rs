@@ -128,6 +128,8 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     /// Holds credentials: never printed.
     pub url: SecretString,
+    /// Standbys for the lock-free reads; empty: none. Holds credentials: never printed.
+    pub read_url: SecretString,
     pub create_if_missing: bool,
     pub run_migrations: bool,
     pub pool_size: u32,
@@ -136,6 +138,7 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     pub statement_timeout_ms: u64,
     pub lock_timeout_ms: u64,
+    pub deadline_ms: u64,
     pub max_attempts: u32,
 }
 
@@ -274,6 +277,7 @@ impl Settings {
             ("database.acquire_timeout_ms", db.acquire_timeout_ms),
             ("database.statement_timeout_ms", db.statement_timeout_ms),
             ("database.lock_timeout_ms", db.lock_timeout_ms),
+            ("database.deadline_ms", db.deadline_ms),
         ] {
             if value == 0 {
                 return invalid(key, "must be more than 0");
@@ -284,6 +288,26 @@ impl Settings {
                 key: "database.url",
                 problem: e.to_string(),
             });
+        }
+        let read_url = db.read_url.expose_secret().trim();
+        if !read_url.is_empty() {
+            match (DatabaseUrl::parse(db.url.expose_secret()), DatabaseUrl::parse(read_url)) {
+                (Ok(DatabaseUrl::Sqlite(_)), _) => {
+                    return invalid(
+                        "database.read_url",
+                        "needs PostgreSQL: database.url is a SQLite file, which has no standbys \
+                         (unset database.read_url, or move to PostgreSQL with streaming replication)",
+                    )
+                }
+                (_, Ok(DatabaseUrl::Postgres(_))) => {}
+                _ => {
+                    return invalid(
+                        "database.read_url",
+                        "must be a postgres:// URL naming one or more standbys \
+                         (postgres://user@standby1:5432,standby2:5432/identity)",
+                    )
+                }
+            }
         }
         if db.lock_timeout_ms >= db.statement_timeout_ms {
             return invalid(
@@ -450,18 +474,24 @@ impl Settings {
     /// When `database.url` names no supported backend (already refused by loading).
     pub fn store_settings(&self) -> Result<StoreSettings, PersistenceError> {
         let db = &self.database;
+        let pool = PoolSettings {
+            max_size: db.pool_size,
+            min_idle: db.min_idle,
+            connect_timeout: Duration::from_millis(db.connect_timeout_ms),
+            acquire_timeout: Duration::from_millis(db.acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(db.statement_timeout_ms),
+            lock_timeout: Duration::from_millis(db.lock_timeout_ms),
+            deadline: Duration::from_millis(db.deadline_ms),
+        };
         Ok(StoreSettings {
-            url: DatabaseUrl::parse(db.url.expose_secret())?,
+            url: DatabaseUrl::parse(db.url.expose_secret())?.with_timeouts(&pool),
             create_if_missing: db.create_if_missing,
             run_migrations: db.run_migrations,
-            pool: PoolSettings {
-                max_size: db.pool_size,
-                min_idle: db.min_idle,
-                connect_timeout: Duration::from_millis(db.connect_timeout_ms),
-                acquire_timeout: Duration::from_millis(db.acquire_timeout_ms),
-                statement_timeout: Duration::from_millis(db.statement_timeout_ms),
-                lock_timeout: Duration::from_millis(db.lock_timeout_ms),
+            read_url: match db.read_url.expose_secret().trim() {
+                "" => None,
+                url => Some(DatabaseUrl::parse(url)?.with_timeouts(&pool)),
             },
+            pool,
             retry: RetryPolicy {
                 max_attempts: db.max_attempts,
                 ..RetryPolicy::default()
@@ -560,6 +590,24 @@ mod tests {
         assert!(url.contains("database.url"), "{url}");
         let level = message(&[("IDENTITY__LOG__LEVEL", "loud=[")]);
         assert!(level.contains("log.level"), "{level}");
+        let standbys = message(&[("IDENTITY__DATABASE__READ_URL", "postgres://u@standby/x")]);
+        assert!(
+            standbys.contains("database.read_url") && standbys.contains("SQLite"),
+            "{standbys}"
+        );
+        let standbys = message(&[
+            ("DATABASE_URL", "postgres://u@primary/x"),
+            ("IDENTITY__DATABASE__READ_URL", "sqlite://x.db"),
+        ]);
+        assert!(standbys.contains("database.read_url"), "{standbys}");
+        assert!(load(&[
+            ("DATABASE_URL", "postgres://u@primary/x"),
+            (
+                "IDENTITY__DATABASE__READ_URL",
+                "postgres://u@s1:5432,s2:5432/x"
+            ),
+        ])
+        .is_ok_and(|s| s.store_settings().is_ok_and(|s| s.read_url.is_some())));
         for m in [port, pool, url, level] {
             assert!(!m.contains('\n'), "{m}");
         }

@@ -3,6 +3,7 @@
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
@@ -112,8 +113,12 @@ impl Application {
             gate: web::Data::from(Arc::clone(&gate)),
         };
         crate::metrics::handle();
+        let deadline = Duration::from_millis(settings.database.deadline_ms);
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(move |request, next| {
+                    crate::with_db_deadline(deadline, request, next)
+                }))
                 .wrap(from_fn(utf8_bodies_only))
                 .wrap(from_fn(security_headers))
                 .wrap(from_fn(observe_request))

@@ -38,6 +38,13 @@ pub enum PersistenceError {
     SchemaBehind { pending: Vec<String> },
     #[error("{} is not a SQLite database", path.display())]
     NotADatabase { path: PathBuf },
+    #[error(
+        "database.read_url is set but the primary has no synchronous standby \
+         (synchronous_standby_names is empty), so a standby could answer with data older \
+         than what clients were already told: name the standbys in synchronous_standby_names \
+         on the primary, or unset database.read_url"
+    )]
+    NoSynchronousStandby,
     #[error("a database query failed")]
     Query(#[source] diesel::result::Error),
     #[error("applying migrations failed")]

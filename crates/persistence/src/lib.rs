@@ -12,6 +12,7 @@
 //! and `sqlite.rs`; how concurrent units of work are kept apart is explained in
 //! `docs/CONCURRENCY.md`.
 
+pub mod deadline;
 mod error;
 mod history;
 mod invariants;
@@ -24,6 +25,7 @@ mod outbox;
 mod pool;
 mod postgres;
 mod queries;
+mod replica;
 mod repository;
 mod retry;
 mod schema;

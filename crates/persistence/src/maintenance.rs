@@ -11,6 +11,7 @@ use identity_domain::{
     RepositoryError, Rewrite, Rewriter, StoreStats, Violation,
 };
 
+use crate::deadline;
 use crate::invariants::{stats, INVARIANT_CHECKS};
 use crate::models::{into_contacts, PRIMARY};
 use crate::pool::{on_backend, Db};
@@ -29,14 +30,17 @@ impl ContactMaintenance for SqlContactRepository {
         rewriter: &dyn Rewriter,
         cause: &str,
     ) -> Result<Rewrite, RepositoryError> {
-        // Not run again when it collides: it waited for every other writer already.
-        self.retry.once(&self.pool, |db| {
-            write_transaction(db, |db| {
-                lock_all(db)?;
-                let contacts = read_all(db)?;
-                let rewrite = rewriter.rewrite(&contacts, &read_unlinked(db)?);
-                apply_rewrite(db, &rewrite, &contacts, cause)?;
-                Ok(rewrite)
+        // Not run again when it collides: it waited for every other writer already. Takes
+        // long on a large table: no statement time limit, no client-side deadline.
+        deadline::lifted(|| {
+            self.retry.once(&self.pool, |db| {
+                write_transaction(db, |db| {
+                    lock_all(db)?;
+                    let contacts = read_all(db)?;
+                    let rewrite = rewriter.rewrite(&contacts, &read_unlinked(db)?);
+                    apply_rewrite(db, &rewrite, &contacts, cause)?;
+                    Ok(rewrite)
+                })
             })
         })
     }
@@ -47,45 +51,49 @@ impl ContactMaintenance for SqlContactRepository {
         decide: &dyn DecideEach,
         cause: &str,
     ) -> Result<BatchOutcome, RepositoryError> {
-        let (outcome, plans) = self.retry.run(&self.pool, |db| {
-            write_transaction(db, |db| {
-                // One lock, taken first: the whole table for writers, for the batch. A
-                // batch guarding record by record would take identifier locks while holding
-                // row locks of earlier records (the opposite of /identify's order), and the
-                // two could deadlock. Readers go on; writers wait for the batch's commit.
-                lock_all(db)?;
-                // The batch was admitted with the rules of its start: one made since then
-                // is committed by now (it waits for the lock too, or went before it).
-                let rules: HashSet<Identifier> = read_unlinked(db)?.into_iter().collect();
-                let unlinked: Vec<Identifier> = requests
-                    .iter()
-                    .flat_map(Identifier::all_of)
-                    .filter(|value| rules.contains(value))
-                    .collect();
-                if !unlinked.is_empty() {
-                    return Err(UnitError::Final(RepositoryError::Unlinked(unlinked)));
-                }
-                let mut outcome = BatchOutcome::default();
-                let mut plans = Vec::with_capacity(requests.len());
-                for (index, identifiers) in requests.iter().enumerate() {
-                    let current = into_contacts(read_customers(db, identifiers)?)
-                        .map_err(UnitError::Malformed)?;
-                    let plan = decide
-                        .decide(index, &current)
-                        .map_err(UnitError::Inconsistent)?;
-                    if plan.refused.is_some() {
-                        outcome.refused += 1;
-                    } else if plan.is_empty() {
-                        outcome.unchanged += 1;
+        // Waits up to 30 s for the table lock: no client-side deadline.
+        let (outcome, plans) = deadline::lifted(|| {
+            self.retry.run(&self.pool, |db| {
+                write_transaction(db, |db| {
+                    // One lock, taken first: the whole table for writers, for the batch. A
+                    // batch guarding record by record would take identifier locks while holding
+                    // row locks of earlier records (the opposite of /identify's order), and the
+                    // two could deadlock. Readers go on; writers wait for the batch's commit.
+                    lock_all(db)?;
+                    // The batch was admitted with the rules of its start: one made since then
+                    // is committed by now (it waits for the lock too, or went before it).
+                    let rules: HashSet<Identifier> = read_unlinked(db)?.into_iter().collect();
+                    let unlinked: Vec<Identifier> = requests
+                        .iter()
+                        .flat_map(Identifier::all_of)
+                        .filter(|value| rules.contains(value))
+                        .collect();
+                    if !unlinked.is_empty() {
+                        return Err(UnitError::Final(RepositoryError::Unlinked(unlinked)));
                     }
-                    outcome.created += usize::from(plan.insert.is_some());
-                    outcome.merged += usize::from(plan.relink.is_some() && plan.insert.is_none());
-                    if !plan.is_empty() {
-                        write_plan(db, &plan, identifiers, current, cause)?;
+                    let mut outcome = BatchOutcome::default();
+                    let mut plans = Vec::with_capacity(requests.len());
+                    for (index, identifiers) in requests.iter().enumerate() {
+                        let current = into_contacts(read_customers(db, identifiers)?)
+                            .map_err(UnitError::Malformed)?;
+                        let plan = decide
+                            .decide(index, &current)
+                            .map_err(UnitError::Inconsistent)?;
+                        if plan.refused.is_some() {
+                            outcome.refused += 1;
+                        } else if plan.is_empty() {
+                            outcome.unchanged += 1;
+                        }
+                        outcome.created += usize::from(plan.insert.is_some());
+                        outcome.merged +=
+                            usize::from(plan.relink.is_some() && plan.insert.is_none());
+                        if !plan.is_empty() {
+                            write_plan(db, &plan, identifiers, current, cause)?;
+                        }
+                        plans.push(plan);
                     }
-                    plans.push(plan);
-                }
-                Ok((outcome, plans))
+                    Ok((outcome, plans))
+                })
             })
         })?;
         plans.iter().for_each(record_committed);

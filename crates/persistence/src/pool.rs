@@ -10,11 +10,14 @@
 //! A connection found broken by a statement (see `retry.rs`) is marked so, and r2d2
 //! drops it instead of taking it back ([`Manager::has_broken`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, HandleError, ManageConnection, R2D2Connection};
-use diesel::{PgConnection, SqliteConnection};
+use diesel::{PgConnection, RunQueryDsl, SqliteConnection};
+
+use crate::deadline::{self, Armer, Watchdog, Watched};
 
 /// How many connections to keep and how patient to be with the database.
 #[derive(Debug, Clone)]
@@ -32,6 +35,9 @@ pub struct PoolSettings {
     /// Longest any one statement may wait for a lock (PostgreSQL `lock_timeout`, SQLite
     /// `busy_timeout`).
     pub lock_timeout: Duration,
+    /// Longest any wait for the database may last, whatever the server or the network does
+    /// (`deadline.rs`): a statement still unanswered then has its connection cut.
+    pub deadline: Duration,
 }
 
 /// A connection of either backend, borrowed for some statements.
@@ -74,21 +80,29 @@ impl Pool {
     /// Builds a pool without connecting: the service starts, and reports itself not ready,
     /// while the database is down, and connects as soon as it is back. Every new connection
     /// runs `session_sql` first.
+    /// Every statement on its connections runs under the deadline (`deadline.rs`).
     pub(crate) fn postgres(url: String, settings: &PoolSettings, session_sql: String) -> Self {
-        Self::Pg(build(url, settings, session_sql))
+        let watchdog = Watchdog::start(settings.deadline);
+        Self::Pg(build(url, settings, session_sql, Some(watchdog)))
     }
 
-    /// As [`Pool::postgres`], on a SQLite file.
+    /// As [`Pool::postgres`], on a SQLite file (no network, no watchdog: waits for its lock
+    /// are bounded by `busy_timeout`).
     pub(crate) fn sqlite(path: String, settings: &PoolSettings, session_sql: String) -> Self {
-        Self::Sqlite(build(path, settings, session_sql))
+        Self::Sqlite(build(path, settings, session_sql, None))
     }
 
-    /// A connection, waiting at most the acquire timeout.
+    /// A connection, waiting at most the acquire timeout, and never past the deadline of
+    /// [`deadline::within`].
     pub(crate) fn get(&self) -> Result<Checkout, r2d2::Error> {
         let started = std::time::Instant::now();
         let conn = match self {
-            Self::Pg(pool) => pool.get().map(Checkout::Pg),
-            Self::Sqlite(pool) => pool.get().map(Checkout::Sqlite),
+            Self::Pg(pool) => pool
+                .get_timeout(timeout(pool.connection_timeout()))
+                .map(Checkout::Pg),
+            Self::Sqlite(pool) => pool
+                .get_timeout(timeout(pool.connection_timeout()))
+                .map(Checkout::Sqlite),
         };
         metrics::histogram!("identity_db_pool_acquire_seconds").record(started.elapsed());
         conn
@@ -126,6 +140,14 @@ impl Checkout {
         }
     }
 
+    /// Whether the watchdog cut this connection: its statement outlived the deadline.
+    pub(crate) fn timed_out(&self) -> Option<deadline::DeadlineExceeded> {
+        match self {
+            Self::Pg(c) => c.watched.as_ref().filter(|w| w.fired()).map(|w| w.error()),
+            Self::Sqlite(_) => None,
+        }
+    }
+
     /// Makes r2d2 drop this connection instead of taking it back: it broke.
     pub(crate) fn discard(&mut self) {
         match self {
@@ -143,9 +165,19 @@ impl Checkout {
     }
 }
 
-fn build<C>(url: String, settings: &PoolSettings, session_sql: String) -> r2d2::Pool<Manager<C>>
+/// The acquire timeout, shortened to what is left before the deadline.
+fn timeout(acquire: Duration) -> Duration {
+    deadline::remaining().map_or(acquire, |left| left.min(acquire))
+}
+
+fn build<C>(
+    url: String,
+    settings: &PoolSettings,
+    session_sql: String,
+    watchdog: Option<Watchdog>,
+) -> r2d2::Pool<Manager<C>>
 where
-    C: R2D2Connection + Send + 'static,
+    C: R2D2Connection + ClientPort + Send + 'static,
 {
     r2d2::Pool::builder()
         .max_size(settings.max_size)
@@ -156,6 +188,7 @@ where
         .build_unchecked(Manager {
             inner: ConnectionManager::new(url),
             session_sql,
+            watchdog,
         })
 }
 
@@ -164,26 +197,79 @@ where
 pub(crate) struct Manager<C: 'static> {
     inner: ConnectionManager<C>,
     session_sql: String,
+    watchdog: Option<Watchdog>,
 }
 
-/// A pooled connection and whether it was found broken.
+/// A pooled connection, whether it was found broken, and its socket under watch.
 pub(crate) struct Tracked<C> {
     pub(crate) conn: C,
     broken: bool,
+    watched: Option<Arc<Watched>>,
 }
 
-impl<C: R2D2Connection + Send + 'static> ManageConnection for Manager<C> {
+/// The watchdog lets go of the socket before the connection closes it.
+impl<C> Drop for Tracked<C> {
+    fn drop(&mut self) {
+        if let Some(watched) = &self.watched {
+            watched.close();
+        }
+    }
+}
+
+/// The local port of a connection's socket, as the server saw it.
+pub(crate) trait ClientPort {
+    fn client_port(&mut self) -> Option<u16>;
+}
+
+impl ClientPort for PgConnection {
+    fn client_port(&mut self) -> Option<u16> {
+        use diesel::sql_types::{Integer, Nullable};
+        diesel::select(diesel::dsl::sql::<Nullable<Integer>>("inet_client_port()"))
+            .get_result::<Option<i32>>(self)
+            .ok()
+            .flatten()
+            .and_then(|port| u16::try_from(port).ok())
+    }
+}
+
+impl ClientPort for SqliteConnection {
+    fn client_port(&mut self) -> Option<u16> {
+        None
+    }
+}
+
+impl<C: R2D2Connection + ClientPort + Send + 'static> ManageConnection for Manager<C> {
     type Connection = Tracked<C>;
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<Tracked<C>, Self::Error> {
+        let before = self.watchdog.as_ref().map(|_| deadline::sockets());
         let mut conn = self.inner.connect()?;
-        conn.batch_execute(&self.session_sql)
-            .map_err(diesel::r2d2::Error::QueryError)?;
-        Ok(Tracked {
+        let watched = match (&self.watchdog, before) {
+            (Some(watchdog), Some(before)) => {
+                let socket = deadline::find_socket(&before, || conn.client_port());
+                if socket.is_none() {
+                    tracing::debug!(
+                        "cannot find the connection's socket: no client-side deadline on it"
+                    );
+                }
+                socket.map(|fd| watchdog.watch(fd))
+            }
+            _ => None,
+        };
+        if let Some(watched) = &watched {
+            conn.set_instrumentation(Armer(Arc::clone(watched)));
+        }
+        let mut tracked = Tracked {
             conn,
             broken: false,
-        })
+            watched,
+        };
+        tracked
+            .conn
+            .batch_execute(&self.session_sql)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        Ok(tracked)
     }
 
     fn is_valid(&self, conn: &mut Tracked<C>) -> Result<(), Self::Error> {
@@ -197,14 +283,54 @@ impl<C: R2D2Connection + Send + 'static> ManageConnection for Manager<C> {
     }
 }
 
-/// Adds libpq's `connect_timeout` to a PostgreSQL URL unless it sets it.
-pub(crate) fn with_connect_timeout(url: &str, timeout: Duration) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_owned();
+/// Adds libpq's timeouts to a PostgreSQL URL, each unless the URL sets it: `connect_timeout`
+/// (to open a connection); TCP keepalives, so that an idle connection to a host that went
+/// away is noticed within about the deadline; and `tcp_user_timeout`, so that data the peer
+/// does not acknowledge for the deadline breaks the connection (a network that drops
+/// packets). A server that is frozen while its kernel acknowledges is `deadline.rs`'s job.
+pub(crate) fn with_timeouts(url: &str, settings: &PoolSettings) -> String {
+    let deadline_s = settings.deadline.as_secs().max(2);
+    // Whole seconds, per host of a multi-host URL, at least 2 (libpq's floor). libpq counts
+    // them on a clock of whole seconds, so an attempt may last one second more: one second
+    // under the deadline keeps a connection attempt within it.
+    let connect_s = settings
+        .connect_timeout
+        .min(settings.deadline.saturating_sub(Duration::from_secs(1)))
+        .as_secs()
+        .max(2);
+    let options = [
+        ("connect_timeout", connect_s),
+        ("keepalives", 1),
+        ("keepalives_idle", (deadline_s / 2).max(1)),
+        ("keepalives_interval", (deadline_s / 6).max(1)),
+        ("keepalives_count", 3),
+        (
+            "tcp_user_timeout",
+            u64::try_from(settings.deadline.as_millis()).unwrap_or(u64::MAX),
+        ),
+    ];
+    let mut url = url.to_owned();
+    for (name, value) in options {
+        if url.contains(&format!("{name}=")) {
+            continue;
+        }
+        let separator = if url.contains('?') { '&' } else { '?' };
+        url = format!("{url}{separator}{name}={value}");
     }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let seconds = timeout.as_secs().max(1);
-    format!("{url}{separator}connect_timeout={seconds}")
+    url
+}
+
+impl crate::DatabaseUrl {
+    /// This URL with libpq's timeouts (see [`with_timeouts`]) for every connection made to
+    /// it, the pool's and the one-off connections that create, migrate or check the
+    /// database before the pool exists.
+    #[must_use]
+    pub fn with_timeouts(&self, settings: &PoolSettings) -> Self {
+        match self {
+            Self::Postgres(url) => Self::Postgres(with_timeouts(url, settings)),
+            Self::Sqlite(_) => self.clone(),
+        }
+    }
 }
 
 /// r2d2 reports failed connection attempts here; they go to the log as warnings.
@@ -222,19 +348,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn connect_timeout_is_added_once() {
-        let t = Duration::from_secs(3);
+    fn timeouts_are_added_once() {
+        let settings = PoolSettings {
+            max_size: 1,
+            min_idle: 0,
+            connect_timeout: Duration::from_secs(3),
+            acquire_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
+            lock_timeout: Duration::from_secs(1),
+            deadline: Duration::from_secs(6),
+        };
+        let all = "connect_timeout=3&keepalives=1&keepalives_idle=3&keepalives_interval=1\
+                   &keepalives_count=3&tcp_user_timeout=6000";
         assert_eq!(
-            with_connect_timeout("postgres://u@h/db", t),
-            "postgres://u@h/db?connect_timeout=3"
+            with_timeouts("postgres://u@h/db", &settings),
+            format!("postgres://u@h/db?{all}")
         );
         assert_eq!(
-            with_connect_timeout("postgres://u@h/db?sslmode=disable", t),
-            "postgres://u@h/db?sslmode=disable&connect_timeout=3"
+            with_timeouts("postgres://u@h1:5432,h2:5433/db?sslmode=disable", &settings),
+            format!("postgres://u@h1:5432,h2:5433/db?sslmode=disable&{all}")
         );
         assert_eq!(
-            with_connect_timeout("postgres://u@h/db?connect_timeout=9", t),
-            "postgres://u@h/db?connect_timeout=9"
+            with_timeouts(
+                "postgres://u@h/db?connect_timeout=9&tcp_user_timeout=0",
+                &settings
+            ),
+            "postgres://u@h/db?connect_timeout=9&tcp_user_timeout=0&keepalives=1\
+             &keepalives_idle=3&keepalives_interval=1&keepalives_count=3"
         );
     }
 }

@@ -5,6 +5,8 @@
 //! then reads, decides and writes (`writes.rs`); it runs again when it collides with a
 //! concurrent one (`retry.rs`).
 
+use std::sync::Arc;
+
 use identity_domain::{
     Applied, AppliedLink, AppliedRule, Contact, ContactId, ContactRepository, CustomerRewriter,
     Decide, Evidence, HistoryEntry, Identifiers, LinkPlanner, ManualLink, NewUnlinkRule, Outcome,
@@ -13,7 +15,9 @@ use identity_domain::{
 
 use crate::history;
 use crate::models::into_contacts;
-use crate::pool::Pool;
+
+use crate::pool::{Db, Pool};
+use crate::replica::Replica;
 use crate::retry::{RetryPolicy, UnitError};
 use crate::unlink::{create_rule, delete_rule, read_rules, unlinked_among};
 use crate::writes::{
@@ -33,9 +37,28 @@ pub struct PoolStats {
 pub(crate) struct SqlContactRepository {
     pub(crate) pool: Pool,
     pub(crate) retry: RetryPolicy,
+    /// Standbys for the lock-free reads, when `database.read_url` is set.
+    pub(crate) replica: Option<Arc<Replica>>,
 }
 
 impl SqlContactRepository {
+    /// A read that takes no lock and decides no write: on a standby when there is one and it
+    /// is up, else on the primary (counted as a fallback when a standby was meant).
+    fn read<T>(
+        &self,
+        mut work: impl FnMut(&mut Db<'_>) -> Result<T, UnitError>,
+    ) -> Result<T, RepositoryError> {
+        if let Some(replica) = &self.replica {
+            if let Some(done) = replica.read(&mut work) {
+                metrics::counter!("identity_db_reads_total", "target" => "standby").increment(1);
+                return Ok(done);
+            }
+            metrics::counter!("identity_db_read_fallbacks_total").increment(1);
+        }
+        metrics::counter!("identity_db_reads_total", "target" => "primary").increment(1);
+        self.retry.once(&self.pool, work)
+    }
+
     /// Whether the database answers (for readiness probes).
     ///
     /// # Errors
@@ -47,7 +70,10 @@ impl SqlContactRepository {
             .map_err(|e| RepositoryError::Unavailable(Box::new(e)))?;
         conn.ping().map_err(|e| {
             conn.discard();
-            RepositoryError::Unavailable(Box::new(e))
+            match conn.timed_out() {
+                Some(timed_out) => RepositoryError::Unavailable(Box::new(timed_out)),
+                None => RepositoryError::Unavailable(Box::new(e)),
+            }
         })
     }
 
@@ -64,20 +90,17 @@ impl SqlContactRepository {
 
 impl ContactRepository for SqlContactRepository {
     fn find_customers(&self, identifiers: &Identifiers) -> Result<Vec<Contact>, RepositoryError> {
-        self.retry.once(&self.pool, |db| {
+        self.read(|db| {
             into_contacts(read_customers(db, identifiers)?).map_err(UnitError::Malformed)
         })
     }
 
     fn find_customer_of(&self, id: ContactId) -> Result<Vec<Contact>, RepositoryError> {
-        self.retry.once(&self.pool, |db| {
-            into_contacts(read_customer_of(db, id.get())?).map_err(UnitError::Malformed)
-        })
+        self.read(|db| into_contacts(read_customer_of(db, id.get())?).map_err(UnitError::Malformed))
     }
 
     fn find_evidence(&self, contacts: &[Contact]) -> Result<Vec<Evidence>, RepositoryError> {
-        self.retry
-            .once(&self.pool, |db| read_evidence(db, contacts))
+        self.read(|db| read_evidence(db, contacts))
     }
 
     fn find_history(&self, id: ContactId) -> Result<Option<Vec<HistoryEntry>>, RepositoryError> {
@@ -86,9 +109,7 @@ impl ContactRepository for SqlContactRepository {
             return Ok(None);
         }
         let ids: Vec<i64> = customer.iter().map(|c| c.id.get()).collect();
-        self.retry
-            .once(&self.pool, |db| history::read(db, &ids))
-            .map(Some)
+        self.read(|db| history::read(db, &ids)).map(Some)
     }
 
     fn rewrite_customer_of(

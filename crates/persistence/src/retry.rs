@@ -7,6 +7,7 @@ use std::time::Duration;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use identity_domain::{InconsistentGraph, RepositoryError};
 
+use crate::deadline;
 use crate::models::MalformedRow;
 use crate::pool::{Db, Pool};
 
@@ -54,7 +55,13 @@ impl RetryPolicy {
             let mut conn = pool
                 .get()
                 .map_err(|e| RepositoryError::Unavailable(Box::new(e)))?;
-            let failure = match work(&mut conn.db()) {
+            let outcome = work(&mut conn.db());
+            if let Some(timed_out) = conn.timed_out() {
+                // The watchdog cut the connection: the database did not answer in time.
+                conn.discard();
+                return Err(RepositoryError::Unavailable(Box::new(timed_out)));
+            }
+            let failure = match outcome {
                 Ok(done) => return Ok(done),
                 Err(UnitError::Db(error)) => classify(error),
                 Err(UnitError::Moved) => Failure::Collided,
@@ -66,7 +73,11 @@ impl RetryPolicy {
                 conn.discard();
             }
             drop(conn);
-            if attempt >= self.max_attempts || matches!(failure, Failure::Final(_)) {
+            let pause = self.pause_before(attempt + 1);
+            if attempt >= self.max_attempts
+                || matches!(failure, Failure::Final(_))
+                || deadline::remaining().is_some_and(|left| left <= pause)
+            {
                 return Err(failure.into_error(attempt));
             }
             let reason = match failure {
@@ -80,7 +91,7 @@ impl RetryPolicy {
                 }
             };
             metrics::counter!("identity_unit_retries_total", "reason" => reason).increment(1);
-            std::thread::sleep(self.pause_before(attempt + 1));
+            std::thread::sleep(pause);
             attempt += 1;
         }
     }

@@ -11,7 +11,8 @@ use crate::migrate::{
     run_migrations,
 };
 use crate::outbox::Outbox;
-use crate::pool::{with_connect_timeout, Pool, PoolSettings};
+use crate::pool::{with_timeouts, Pool, PoolSettings};
+use crate::replica::{self, Replica};
 use crate::repository::{PoolStats, SqlContactRepository};
 use crate::retry::RetryPolicy;
 use crate::url::DatabaseUrl;
@@ -27,6 +28,8 @@ pub struct StoreSettings {
     pub run_migrations: bool,
     pub pool: PoolSettings,
     pub retry: RetryPolicy,
+    /// Standbys for the lock-free reads (`database.read_url`, PostgreSQL only).
+    pub read_url: Option<DatabaseUrl>,
 }
 
 type Readiness = Arc<dyn Fn() -> Result<(), RepositoryError> + Send + Sync>;
@@ -123,6 +126,11 @@ fn create_private_file(path: &std::path::Path) -> Result<(), PersistenceError> {
 /// failed migration.
 pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
     prepare(settings)?;
+    if let DatabaseUrl::Postgres(url) = &settings.url {
+        if settings.read_url.is_some() {
+            replica::check_primary(url)?;
+        }
+    }
     Ok(connect(settings, Access::ReadWrite))
 }
 
@@ -152,18 +160,30 @@ enum Access {
 /// Builds the pool (without connecting yet) and the store around it.
 fn connect(settings: &StoreSettings, access: Access) -> Store {
     let read_only = access == Access::ReadOnly;
+    let session_sql = |read_only| {
+        postgres::session_sql(
+            settings.pool.statement_timeout.as_millis(),
+            settings.pool.lock_timeout.as_millis(),
+            read_only,
+        )
+    };
+    let replica = match (&settings.url, &settings.read_url) {
+        (DatabaseUrl::Postgres(_), Some(DatabaseUrl::Postgres(read_url))) => Some(Replica::start(
+            &with_timeouts(read_url, &settings.pool),
+            &settings.pool,
+            session_sql(true),
+        )),
+        _ => None,
+    };
     let pool = match &settings.url {
         DatabaseUrl::Postgres(url) => {
             check_message_language(url);
-            Pool::postgres(
-                with_connect_timeout(url, settings.pool.connect_timeout),
-                &settings.pool,
-                postgres::session_sql(
-                    settings.pool.statement_timeout.as_millis(),
-                    settings.pool.lock_timeout.as_millis(),
-                    read_only,
-                ),
-            )
+            let mut sql = session_sql(read_only);
+            if replica.is_some() {
+                // Answered only once the synchronous standbys can show it (replica.rs).
+                sql.push_str("; SET synchronous_commit = remote_apply");
+            }
+            Pool::postgres(with_timeouts(url, &settings.pool), &settings.pool, sql)
         }
         DatabaseUrl::Sqlite(path) => Pool::sqlite(
             path.to_string_lossy().into_owned(),
@@ -174,6 +194,7 @@ fn connect(settings: &StoreSettings, access: Access) -> Store {
     let repository = Arc::new(SqlContactRepository {
         pool,
         retry: settings.retry,
+        replica,
     });
     let probe = Arc::clone(&repository);
     let stats = Arc::clone(&repository);

@@ -27,8 +27,10 @@ fn settings(url: &str) -> StoreSettings {
             acquire_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(60),
         },
         retry: RetryPolicy::default(),
+        read_url: None,
     }
 }
 

@@ -16,6 +16,7 @@ mod invariants;
 mod sqlite;
 mod store;
 
+pub use cluster::PrivateCluster;
 pub use database::TestDb;
 pub use invariants::{check_invariants, expected_groups, stored_groups, Group, Pair, Violation};
 pub use sqlite::TestSqlite;

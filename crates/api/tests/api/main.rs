@@ -17,4 +17,5 @@ mod import_live;
 mod import_statistics;
 mod links;
 mod operations;
+mod resilience;
 mod unlink;
