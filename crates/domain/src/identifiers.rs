@@ -250,6 +250,23 @@ impl IdentifierPriority {
             ),
         }
     }
+
+    /// `identifiers` without its lowest-priority identifier, and that identifier; `None`
+    /// when it holds one identifier only (there is nothing left to drop).
+    pub fn split_lowest(self, identifiers: &Identifiers) -> Option<(Identifiers, Identifier)> {
+        let (email, phone) = (identifiers.email()?, identifiers.phone()?);
+        let (kept, dropped) = match self {
+            Self::EmailFirst => (
+                Identifiers::new(Some(email.clone()), None),
+                Identifier::Phone(phone.clone()),
+            ),
+            Self::PhoneFirst => (
+                Identifiers::new(None, Some(phone.clone())),
+                Identifier::Email(email.clone()),
+            ),
+        };
+        Some((kept.ok()?, dropped))
+    }
 }
 
 impl Admitted {
@@ -257,19 +274,9 @@ impl Admitted {
     /// merge guard as its reason; `None` when it holds one identifier only.
     #[must_use]
     pub fn without_lowest(&self, priority: IdentifierPriority) -> Option<Self> {
-        let (email, phone) = (self.identifiers.email()?, self.identifiers.phone()?);
+        let (identifiers, dropped) = priority.split_lowest(&self.identifiers)?;
         let mut ignored = self.ignored.clone();
-        let identifiers = match priority {
-            IdentifierPriority::EmailFirst => {
-                ignored.push(Ignored::merge_guard("phoneNumber", phone.as_str()));
-                Identifiers::new(Some(email.clone()), None)
-            }
-            IdentifierPriority::PhoneFirst => {
-                ignored.push(Ignored::merge_guard("email", email.as_str()));
-                Identifiers::new(None, Some(phone.clone()))
-            }
-        }
-        .ok()?;
+        ignored.push(Ignored::merge_guard(dropped.field(), dropped.as_str()));
         Some(Self {
             identifiers,
             ignored,

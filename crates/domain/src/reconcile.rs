@@ -19,8 +19,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::contact::{Contact, ContactId, Email, Identifiers, Link, PhoneNumber};
+use crate::contact::{Contact, ContactId, Email, Identifier, Identifiers, Link, PhoneNumber};
 use crate::customer::{check_links, InconsistentGraph};
+use crate::identifiers::IdentifierPriority;
 
 /// What to write for one request. Empty when the request brings nothing new, or when the
 /// merge guard refused the write.
@@ -163,6 +164,49 @@ pub fn reconcile(
     reconcile_record(request, None, known, limits)
 }
 
+/// [`reconcile_record`] with rule 6's priority, for a record decided against `known` in
+/// memory (the import): when storing the whole record would grow a customer past a limit,
+/// its lowest-priority identifier is dropped and the rest is decided again against the
+/// customers it still touches, so the record still lands on a customer. Returns the plan
+/// and the identifier dropped, if one was. (`/identify` applies the same rule through the
+/// store: [`crate::IdentityService::identify`].)
+///
+/// # Errors
+/// As [`reconcile`].
+pub fn reconcile_with_priority(
+    request: &Identifiers,
+    seen_at: Option<DateTime<Utc>>,
+    known: &[Contact],
+    limits: &CustomerLimits,
+    priority: IdentifierPriority,
+) -> Result<(Plan, Option<Identifier>), InconsistentGraph> {
+    let plan = reconcile_record(request, seen_at, known, limits)?;
+    let Some((rest, dropped)) = plan.refused.and_then(|_| priority.split_lowest(request)) else {
+        return Ok((plan, None));
+    };
+    let touched = customers_touched(known, &rest);
+    let plan = reconcile_record(&rest, seen_at, &touched, limits)?;
+    Ok((plan, Some(dropped)))
+}
+
+/// The contacts of `known` whose customers hold a value of `request`.
+fn customers_touched(known: &[Contact], request: &Identifiers) -> Vec<Contact> {
+    let holds = |c: &Contact| {
+        (request.email().is_some() && c.email.as_ref() == request.email())
+            || (request.phone().is_some() && c.phone.as_ref() == request.phone())
+    };
+    let primaries: std::collections::HashSet<ContactId> = known
+        .iter()
+        .filter(|c| holds(c))
+        .map(Contact::primary_id)
+        .collect();
+    known
+        .iter()
+        .filter(|c| primaries.contains(&c.primary_id()))
+        .cloned()
+        .collect()
+}
+
 /// [`reconcile`] for a contact first seen at `seen_at` (an imported record). `None` is now.
 ///
 /// # Errors
@@ -281,6 +325,75 @@ pub(crate) mod tests {
 
     fn reconcile(request: &Identifiers, known: &[Contact]) -> Result<Plan, InconsistentGraph> {
         super::reconcile(request, known, &CustomerLimits::UNLIMITED)
+    }
+
+    /// A household of two contacts sharing a phone, and a lone customer: what an import
+    /// decides in memory.
+    fn household_and_lone() -> Vec<Contact> {
+        vec![
+            contact(1, Some("mom@family.io"), Some("5550100"), None, 0),
+            contact(2, Some("dad@family.io"), Some("5550100"), Some(1), 1),
+            contact(3, Some("lone@x.io"), Some("5550999"), None, 2),
+        ]
+    }
+
+    #[test]
+    fn a_record_in_the_guard_s_way_drops_its_lowest_identifier_and_still_lands() {
+        let full = CustomerLimits {
+            max_contacts: 2,
+            ..CustomerLimits::UNLIMITED
+        };
+        // A new email with the full household's phone: a customer of its own, phone dropped.
+        let (plan, dropped) = reconcile_with_priority(
+            &request(Some("lodger@family.io"), Some("5550100")),
+            None,
+            &household_and_lone(),
+            &full,
+            IdentifierPriority::EmailFirst,
+        )
+        .expect("decided");
+        assert_eq!(
+            dropped,
+            Some(Identifier::Phone(PhoneNumber::from_stored(
+                "5550100".to_owned()
+            )))
+        );
+        let created = plan.insert.expect("a contact");
+        assert_eq!(created.link, Link::Primary);
+        assert_eq!(created.phone, None);
+        assert!(plan.refused.is_none() && plan.relink.is_none());
+
+        // The lone customer's email with the household's phone: the merge is refused, the
+        // phone dropped, and the email alone brings nothing new.
+        let (plan, dropped) = reconcile_with_priority(
+            &request(Some("lone@x.io"), Some("5550100")),
+            None,
+            &household_and_lone(),
+            &full,
+            IdentifierPriority::EmailFirst,
+        )
+        .expect("decided");
+        assert!(dropped.is_some());
+        assert_eq!(plan.outcome(), Outcome::Unchanged);
+    }
+
+    #[test]
+    fn without_a_limit_in_the_way_the_priority_changes_nothing() {
+        let record = request(Some("lodger@family.io"), Some("5550100"));
+        let (plan, dropped) = reconcile_with_priority(
+            &record,
+            None,
+            &household_and_lone(),
+            &CustomerLimits::UNLIMITED,
+            IdentifierPriority::EmailFirst,
+        )
+        .expect("decided");
+        assert_eq!(dropped, None);
+        assert_eq!(
+            plan,
+            super::reconcile(&record, &household_and_lone(), &CustomerLimits::UNLIMITED)
+                .expect("decided")
+        );
     }
 
     #[test]
