@@ -31,7 +31,10 @@ struct Exchange {
 }
 
 struct Cluster {
-    db: TestStore,
+    /// The database the replicas write to: a test's own, or one on clusters of the test's
+    /// own (`url`).
+    db: Option<TestStore>,
+    url: String,
     servers: Vec<ServerProcess>,
     agent: ureq::Agent,
     exchanges: Mutex<Vec<Exchange>>,
@@ -39,7 +42,18 @@ struct Cluster {
 
 impl Cluster {
     fn start(db: TestStore, replicas: usize) -> Self {
-        let env = [
+        let url = db.url();
+        Self::start_on(Some(db), url, &[], replicas)
+    }
+
+    /// Starts `replicas` processes on `url`, with `extra` settings.
+    fn start_on(
+        db: Option<TestStore>,
+        url: String,
+        extra: &[(&str, &str)],
+        replicas: usize,
+    ) -> Self {
+        let common = [
             ("IDENTITY__DATABASE__POOL_SIZE", "8"),
             ("IDENTITY__SERVER__WORKERS", "2"),
             ("IDENTITY__LOG__LEVEL", "warn,identity_persistence=debug"),
@@ -48,11 +62,13 @@ impl Cluster {
             ("IDENTITY__MERGE_GUARD__MAX_EMAILS", "100000"),
             ("IDENTITY__MERGE_GUARD__MAX_PHONES", "100000"),
         ];
+        let env: Vec<(&str, &str)> = common.iter().chain(extra).copied().collect();
         let servers = (0..replicas)
-            .map(|_| ServerProcess::start(&db.url(), &env))
+            .map(|_| ServerProcess::start(&url, &env))
             .collect();
         Self {
             db,
+            url,
             servers,
             agent: agent(),
             exchanges: Mutex::new(Vec::new()),
@@ -86,6 +102,16 @@ impl Cluster {
             .unwrap_or_else(|e| e.into_inner())
             .push(exchange.clone());
         exchange
+    }
+
+    /// A connection to the database the replicas write to, for the checks.
+    fn connect(&self) -> TestConnection {
+        match &self.db {
+            Some(db) => db.connect(),
+            None => PgConnection::establish(&self.url)
+                .map(TestConnection::from)
+                .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.url)),
+        }
     }
 
     fn exchanges(&self) -> Vec<Exchange> {
@@ -355,15 +381,55 @@ fn two_processes_on_one_sqlite_file_keep_every_invariant() {
 }
 
 fn stress(db: TestStore, per_client: usize, rounds: usize) {
-    let seed = seed();
     let backend = if matches!(db, TestStore::Sqlite(_)) {
         "sqlite"
     } else {
         "postgres"
     };
+    stress_on(Cluster::start(db, 2), backend, per_client, rounds);
+}
+
+/// The stress run on two replicas that read on a synchronous standby
+/// (`database.read_url`): every invariant holds as it does with every read on the primary.
+#[test]
+fn two_replicas_reading_on_a_standby_keep_every_invariant() {
+    let (primary, standby) = crate::resilience::replicated_pair("stress", &[]);
+    let read_url = standby.url("identity");
+    let cluster = Cluster::start_on(
+        None,
+        primary.url("identity"),
+        &[("IDENTITY__DATABASE__READ_URL", read_url.as_str())],
+        2,
+    );
+    for server in &cluster.servers {
+        crate::resilience::wait_for("reads on the standby", Duration::from_secs(20), || {
+            crate::resilience::metric(&cluster.agent, &server.base, "identity_db_standby_up", "")
+                == 1.0
+        });
+    }
+    let cluster = stress_on(cluster, "postgres, reads on a standby", 40, 2);
+    // The standby did serve the reads it could.
+    let on_standby: f64 = cluster
+        .servers
+        .iter()
+        .map(|server| {
+            crate::resilience::metric(
+                &cluster.agent,
+                &server.base,
+                "identity_db_reads_total",
+                "target=\"standby\"",
+            )
+        })
+        .sum();
+    assert!(on_standby > 0.0, "no read went to the standby");
+}
+
+/// Runs the stress load on `cluster` and checks every invariant; returns the cluster.
+fn stress_on(cluster: Cluster, backend: &str, per_client: usize, rounds: usize) -> Arc<Cluster> {
+    let seed = seed();
     println!("stress seed ({backend}): {seed} (replay with STRESS_SEED={seed})");
     let started = Instant::now();
-    let cluster = Arc::new(Cluster::start(db, 2));
+    let cluster = Arc::new(cluster);
 
     random_load(&cluster, seed, per_client, "pool");
     opposite_merges(&cluster, rounds);
@@ -383,7 +449,7 @@ fn stress(db: TestStore, per_client: usize, rounds: usize) {
             &failed[..failed.len().min(3)]
         ));
     }
-    let mut conn = cluster.db.connect();
+    let mut conn = cluster.connect();
     for pair in &copies {
         let rows = count_rows(&mut conn, pair);
         if rows != 1 {
@@ -400,6 +466,7 @@ fn stress(db: TestStore, per_client: usize, rounds: usize) {
         exchanges.len(),
         elapsed.as_secs_f64(),
     );
+    cluster
 }
 
 #[test]
@@ -408,7 +475,7 @@ fn cutting_every_connection_mid_run_leaves_nothing_half_written() {
     println!("chaos seed: {seed} (replay with STRESS_SEED={seed})");
     let cluster = Arc::new(Cluster::start(TestStore::postgres(), 2));
     let admin_url = TestDb::admin_url();
-    let TestStore::Postgres(db) = &cluster.db else {
+    let Some(TestStore::Postgres(db)) = &cluster.db else {
         unreachable!("the chaos test runs on PostgreSQL")
     };
     let name = db.name().to_owned();
@@ -460,7 +527,7 @@ fn cutting_every_connection_mid_run_leaves_nothing_half_written() {
             "seed {seed}: replay of {pair:?}: {again:?}"
         );
     }
-    let mut conn = cluster.db.connect();
+    let mut conn = cluster.connect();
     let found = violations(&mut conn, &cluster.exchanges());
     assert!(found.is_empty(), "seed {seed}: {found:#?}");
     let (collided, reconnected) = cluster.retries();

@@ -398,7 +398,7 @@ fn a_failover_under_load_loses_no_acknowledged_write_and_needs_no_restart() {
 }
 
 /// A metric's value in a `/metrics` text (the sum over its label sets matching `labels`).
-fn metric(agent: &ureq::Agent, base: &str, name: &str, labels: &str) -> f64 {
+pub(crate) fn metric(agent: &ureq::Agent, base: &str, name: &str, labels: &str) -> f64 {
     let text = agent
         .get(format!("{base}/metrics"))
         .call()
@@ -436,7 +436,7 @@ fn commits(cluster: &PrivateCluster) -> i64 {
 }
 
 #[track_caller]
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+pub(crate) fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
