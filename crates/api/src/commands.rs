@@ -152,6 +152,8 @@ pub struct ImportSummary {
     pub merged: usize,
     pub unchanged: usize,
     pub refused: usize,
+    /// Unlink rules made from the file's rule lines (an export's).
+    pub rules: usize,
     pub rejects_file: Option<PathBuf>,
     pub elapsed: Duration,
 }
@@ -201,7 +203,9 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         .map_err(StartupError::from)?;
     // Values that unlink rules name are placeholders to the import too. A rule made while
     // it runs stops it before the batch that holds the value is written.
-    let policy = policy_with_rules(settings, &store)?;
+    // A RefCell: an unlink rule read from the file (an export's) joins it for the records
+    // after it.
+    let policy = std::cell::RefCell::new(policy_with_rules(settings, &store)?);
     let limits = settings.customer_limits();
     let name = options.input.display().to_string();
     let format = options
@@ -229,7 +233,9 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     let latest = Utc::now() + CLOCK_SKEW_ALLOWANCE;
     let mut admit =
         |rejects: &mut Rejects, line: u64, body: Map<String, Value>, raw: &str| match admit_record(
-            &policy, latest, body,
+            &policy.borrow(),
+            latest,
+            body,
         ) {
             Ok(record) => records.push(record),
             Err(reason) => rejects.add(line, &reason, raw),
@@ -254,6 +260,12 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         })))
     };
     let mut number = 0_u64;
+    // Unlink rules in the file (an export's): made as they are read, before any record is
+    // written, with the configured identifier rules (a value is not refused for having a
+    // rule already: then making it again changes nothing).
+    let rules_policy = settings.identifier_policy().map_err(StartupError::from)?;
+    let service = identity_domain::IdentityService::new(store.repository.clone(), limits);
+    let mut rules_made = 0;
     let mut unknown_fields = std::collections::BTreeSet::new();
     let known = |field: &str| matches!(field, "email" | "phoneNumber" | "createdAt");
     let csv_headers = match format {
@@ -281,6 +293,19 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         };
         if line.trim().is_empty() {
             continue;
+        }
+        if csv_headers.is_none() {
+            if let Some(rule) = crate::export::rule_line(&line, &rules_policy) {
+                match rule.map(|rule| make_rule(&service, &rule)) {
+                    Ok(Ok(made)) => {
+                        rules_made += usize::from(made);
+                        *policy.borrow_mut() = policy_with_rules(settings, &store)?;
+                    }
+                    Ok(Err(error)) => return Err(ImportError::Store(StartupError::Store(error))),
+                    Err(reason) => rejects.add(number, &reason, &line),
+                }
+                continue;
+            }
         }
         let body = match &csv_headers {
             None => match serde_json::from_str::<Map<String, Value>>(&line) {
@@ -338,6 +363,7 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     let mut summary = ImportSummary {
         records: records.len() + rejects.count,
         rejected: rejects.count,
+        rules: rules_made,
         rejects_file,
         ..ImportSummary::default()
     };
@@ -371,6 +397,21 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     progress.finish();
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Makes an unlink rule read from an import file, applying it to the store as
+/// `POST /blocked-identifiers` does. `false` when the value has a rule already (importing
+/// the same file again makes nothing).
+fn make_rule(
+    service: &identity_domain::IdentityService,
+    rule: &identity_domain::NewUnlinkRule,
+) -> Result<bool, identity_domain::RepositoryError> {
+    match service.unlink(rule) {
+        Ok(_) => Ok(true),
+        Err(identity_domain::IdentifyError::RuleExists { .. }) => Ok(false),
+        Err(identity_domain::IdentifyError::Repository(error)) => Err(error),
+        Err(other) => Err(identity_domain::RepositoryError::Internal(Box::new(other))),
+    }
 }
 
 /// The fields of one CSV line (quotes and commas as RFC 4180 has them, on one line).

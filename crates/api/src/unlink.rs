@@ -44,7 +44,7 @@ impl From<Map<String, Value>> for RuleBody {
 
 impl RuleBody {
     /// The one value named, normalized as `/identify` normalizes it.
-    fn identifier(
+    pub(crate) fn identifier(
         self,
         policy: &IdentifierPolicy,
     ) -> Result<(Identifier, Option<Value>), ApiError> {

@@ -43,7 +43,7 @@ pub use reconcile::{
 pub use renormalize::renormalize;
 pub use repository::{
     Applied, AppliedLink, AppliedRule, BatchOutcome, ContactMaintenance, ContactRepository,
-    CustomerRewriter, CustomerSize, Decide, DecideEach, LinkPlanner, RepositoryError, Rewriter,
+    CustomerRewriter, CustomerSize, Decide, DecideEach, ExportSink, Exported, LinkPlanner, RepositoryError, Rewriter,
     StoreStats, Violation,
 };
 #[cfg(any(test, feature = "mocks"))]

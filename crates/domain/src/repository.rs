@@ -314,6 +314,44 @@ pub trait ContactMaintenance: Send + Sync {
     /// # Errors
     /// When the store cannot be read.
     fn stats(&self, top: usize) -> Result<StoreStats, RepositoryError>;
+
+    /// Everything a store is, read in one snapshot and handed to `sink` item by item, so
+    /// that it streams: the unlink rules (oldest first), every live contact (by id), and
+    /// the stored requests that joined customers whose two values live contacts still hold.
+    ///
+    /// # Errors
+    /// When the store cannot be read, or `sink` fails (then the export stops there).
+    fn export(&self, sink: &mut dyn ExportSink) -> Result<(), RepositoryError>;
+}
+
+/// Where [`ContactMaintenance::export`] hands its items; any
+/// `FnMut(Exported) -> std::io::Result<()>` will do.
+pub trait ExportSink {
+    /// # Errors
+    /// When the item cannot be written: the export stops.
+    fn take(&mut self, item: Exported) -> std::io::Result<()>;
+}
+
+impl<F> ExportSink for F
+where
+    F: FnMut(Exported) -> std::io::Result<()>,
+{
+    fn take(&mut self, item: Exported) -> std::io::Result<()> {
+        self(item)
+    }
+}
+
+/// One item of a store's export ([`ContactMaintenance::export`]): what an import needs to
+/// rebuild the same customers elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exported {
+    /// A value that identifies no one.
+    Rule(UnlinkRule),
+    /// A live contact: its values and when it was first seen.
+    Contact(Contact),
+    /// A request that joined two customers without creating a contact: imported again as a
+    /// record, it joins them again.
+    Evidence(Evidence),
 }
 
 /// The decision a batch applies to each of its requests: given the request's index and the

@@ -7,19 +7,21 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use identity_domain::{
-    BatchOutcome, ContactId, ContactMaintenance, CustomerSize, DecideEach, Identifier, Identifiers,
-    RepositoryError, Rewrite, Rewriter, StoreStats, Violation,
+    BatchOutcome, ContactId, ContactMaintenance, CustomerSize, DecideEach, Email, Evidence,
+    ExportSink, Exported, Identifier, Identifiers, PhoneNumber, RepositoryError, Rewrite, Rewriter,
+    StoreStats, Violation,
 };
 
 use crate::deadline;
 use crate::invariants::{stats, INVARIANT_CHECKS};
-use crate::models::{into_contacts, PRIMARY};
+use crate::models::{into_contacts, ContactRow, PRIMARY};
 use crate::pool::{on_backend, Db};
 use crate::queries::LargestCustomers;
 use crate::repository::{record_committed, SqlContactRepository};
 use crate::retry::UnitError;
 use crate::schema::contact;
-use crate::unlink::read_unlinked;
+use crate::sql_types::Instant;
+use crate::unlink::{read_rules, read_unlinked};
 use crate::writes::{
     apply_rewrite, lock_all, read_all, read_customers, write_plan, write_transaction,
 };
@@ -137,6 +139,111 @@ impl ContactMaintenance for SqlContactRepository {
     fn stats(&self, top: usize) -> Result<StoreStats, RepositoryError> {
         self.retry.once(&self.pool, |db| Ok(read_stats(db, top)?))
     }
+
+    fn export(&self, sink: &mut dyn ExportSink) -> Result<(), RepositoryError> {
+        // Run again on another connection only when the first broke before anything was
+        // handed on: a second run would hand on the same items twice.
+        let mut handed_on = false;
+        self.retry.once(&self.pool, |db| {
+            if handed_on {
+                return Err(UnitError::Final(RepositoryError::Unavailable(
+                    "the connection broke during the export".into(),
+                )));
+            }
+            snapshot(db, |db| {
+                export_all(db, &mut |item| {
+                    handed_on = true;
+                    sink.take(item)
+                })
+            })
+        })
+    }
+}
+
+/// Runs `work` in one read-only snapshot of the store.
+fn snapshot<T>(
+    db: &mut Db<'_>,
+    work: impl FnOnce(&mut Db<'_>) -> Result<T, UnitError>,
+) -> Result<T, UnitError> {
+    match db {
+        Db::Pg(conn) => conn
+            .build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run(|conn| work(&mut Db::Pg(conn))),
+        // A read transaction in WAL mode sees the file as of its first read.
+        Db::Sqlite(conn) => conn.transaction(|conn| work(&mut Db::Sqlite(conn))),
+    }
+}
+
+/// Contacts read per statement by an export.
+const EXPORT_PAGE: i64 = 10_000;
+
+/// The rules, the live contacts page by page, and the evidence whose values live contacts
+/// hold, to `sink`.
+fn export_all(
+    db: &mut Db<'_>,
+    sink: &mut dyn FnMut(Exported) -> std::io::Result<()>,
+) -> Result<(), UnitError> {
+    let give = |sink: &mut dyn FnMut(Exported) -> std::io::Result<()>, item| {
+        sink(item).map_err(|e| UnitError::Final(RepositoryError::Internal(Box::new(e))))
+    };
+    for rule in read_rules(db)? {
+        give(sink, Exported::Rule(rule))?;
+    }
+    let mut after = 0_i64;
+    loop {
+        let rows = on_backend!(db, conn => contact::table
+            .filter(contact::deleted_at.is_null())
+            .filter(contact::id.gt(after))
+            .order(contact::id.asc())
+            .limit(EXPORT_PAGE)
+            .select(ContactRow::as_select())
+            .load(conn))?;
+        let Some(last) = rows.last().map(|row| row.id) else {
+            break;
+        };
+        after = last;
+        for contact in into_contacts(rows).map_err(UnitError::Malformed)? {
+            give(sink, Exported::Contact(contact))?;
+        }
+    }
+    let evidence = diesel::sql_query(HELD_EVIDENCE);
+    let rows: Vec<EvidenceRow> = on_backend!(db, conn => evidence.load(conn))?;
+    for row in rows {
+        give(
+            sink,
+            Exported::Evidence(Evidence {
+                id: row.id,
+                email: Email::from_stored(row.email),
+                phone: PhoneNumber::from_stored(row.phone_number),
+                created_at: row.created_at.0,
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+/// The stored requests whose email and phone live contacts still hold: those still join
+/// something (same SQL on both backends; run once per export, so not worth caching).
+const HELD_EVIDENCE: &str = "SELECT e.id, e.email, e.phone_number, e.created_at \
+     FROM link_evidence e \
+     WHERE EXISTS (SELECT 1 FROM contact c WHERE c.email = e.email AND c.deleted_at IS NULL) \
+       AND EXISTS (SELECT 1 FROM contact c \
+                   WHERE c.phone_number = e.phone_number AND c.deleted_at IS NULL) \
+     ORDER BY e.id";
+
+/// One stored request, as [`HELD_EVIDENCE`] reads it.
+#[derive(Debug, QueryableByName)]
+struct EvidenceRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = Text)]
+    phone_number: String,
+    #[diesel(sql_type = crate::sql_types::Timestamptz)]
+    created_at: Instant,
 }
 
 /// One item of an invariant check.

@@ -10,6 +10,7 @@ mod contract;
 mod deployment;
 mod embedded;
 mod events;
+mod export;
 mod hardening;
 mod helpers;
 mod identify;
