@@ -60,8 +60,10 @@ pub fn export(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<ExportSummary, ExportError> {
-    let store = identity_persistence::open(&settings.store_settings().map_err(StartupError::from)?)
-        .map_err(StartupError::from)?;
+    let store = identity_persistence::open_read_only(
+        &settings.store_settings().map_err(StartupError::from)?,
+    )
+    .map_err(StartupError::from)?;
     if format == Format::Csv {
         let rules = store
             .repository
