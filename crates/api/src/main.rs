@@ -60,6 +60,10 @@ enum Command {
         /// Records per transaction.
         #[arg(long, default_value_t = 500)]
         batch_size: usize,
+        /// Decide and write each record of a batch on its own, as before set-based batches
+        /// (for measuring the two side by side; same results, slower).
+        #[arg(long, hide = true)]
+        per_record: bool,
     },
     /// Write the store to standard output, as a file that `import` reads back.
     ///
@@ -227,12 +231,14 @@ fn main() -> ExitCode {
             format,
             rejects,
             batch_size,
+            per_record,
         } => {
             let options = ImportOptions {
                 input: file,
                 format,
                 rejects,
                 batch_size,
+                per_record,
             };
             match commands::import(&settings, &options) {
                 Ok(s) => {

@@ -9,6 +9,7 @@
 //! operator unlinked is in [`unlink`], who may call what in [`access`].
 
 pub mod access;
+pub mod batch;
 pub mod cluster;
 pub mod contact;
 pub mod customer;
@@ -28,6 +29,7 @@ pub use access::{
     valid_key_name, ActiveKey, ApiKey, KeyError, KeyRepository, Scope, Scopes, UnknownScope,
 };
 pub use cluster::{plan_erasure, ContactChange, Evidence, Joins, ManualLink, Rewrite, ValueChange};
+pub use batch::{decide_batch, BatchDecision, BatchError, BatchRecord, Decided};
 pub use contact::{
     Contact, ContactId, Email, Identifier, Identifiers, InvalidRequest, Link, PhoneNumber, Region,
 };

@@ -4,12 +4,13 @@ use std::error::Error as StdError;
 
 use thiserror::Error;
 
+use crate::batch::BatchRecord;
 use crate::cluster::{Evidence, ManualLink, Rewrite};
 use crate::contact::{Contact, ContactId, Identifier, Identifiers};
 use crate::customer::InconsistentGraph;
 use crate::history::HistoryEntry;
 use crate::links::{LinkRefused, StoredLink};
-use crate::reconcile::Plan;
+use crate::reconcile::{CustomerLimits, Plan};
 use crate::unlink::{NewUnlinkRule, UnlinkRule};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -293,6 +294,22 @@ pub trait ContactMaintenance: Send + Sync {
         &self,
         requests: &[Identifiers],
         decide: &dyn DecideEach,
+        cause: &str,
+    ) -> Result<BatchOutcome, RepositoryError>;
+
+    /// [`Self::apply_batch`], set-based: one unit of work that keeps every other writer out,
+    /// reads every customer the records touch in one statement, decides the whole batch in
+    /// memory with [`crate::decide_batch`] (each record exactly as `apply_batch` decides it,
+    /// against what the records before it wrote) and writes the outcome in bulk: contacts,
+    /// re-links, evidence, history and change events. All written or none; retried as a
+    /// whole when it collides.
+    ///
+    /// # Errors
+    /// As [`Self::apply_batch`].
+    fn import_batch(
+        &self,
+        records: &[BatchRecord],
+        limits: &CustomerLimits,
         cause: &str,
     ) -> Result<BatchOutcome, RepositoryError>;
 

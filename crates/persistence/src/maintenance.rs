@@ -7,11 +7,12 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use identity_domain::{
-    BatchOutcome, ContactId, ContactMaintenance, CustomerSize, DecideEach, Email, Evidence,
-    ExportSink, Exported, Identifier, Identifiers, PhoneNumber, RepositoryError, Rewrite, Rewriter,
-    StoreStats, Violation,
+    BatchOutcome, BatchRecord, ContactId, ContactMaintenance, CustomerLimits, CustomerSize,
+    DecideEach, Email, Evidence, ExportSink, Exported, Identifier, Identifiers, PhoneNumber,
+    RepositoryError, Rewrite, Rewriter, StoreStats, Violation,
 };
 
+use crate::bulk::import_batch;
 use crate::deadline;
 use crate::invariants::{stats, INVARIANT_CHECKS};
 use crate::models::{into_contacts, ContactRow, PRIMARY};
@@ -99,6 +100,22 @@ impl ContactMaintenance for SqlContactRepository {
             })
         })?;
         plans.iter().for_each(record_committed);
+        Ok(outcome)
+    }
+
+    fn import_batch(
+        &self,
+        records: &[BatchRecord],
+        limits: &CustomerLimits,
+        cause: &str,
+    ) -> Result<BatchOutcome, RepositoryError> {
+        let (outcome, decision) = self.retry.run(&self.pool, |db| {
+            write_transaction(db, |db| import_batch(db, records, limits, cause))
+        })?;
+        decision
+            .decided
+            .iter()
+            .for_each(|decided| record_committed(&decided.plan));
         Ok(outcome)
     }
 
