@@ -15,6 +15,7 @@ mod hardening;
 mod helpers;
 mod identify;
 mod import_live;
+mod import_scale;
 mod import_statistics;
 mod links;
 mod operations;
