@@ -6,6 +6,8 @@
 //! Dates are spread over five years, in no particular order. The same `seed` gives the same
 //! orders.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 /// One order: what an import file holds for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
@@ -104,10 +106,7 @@ pub fn orders(count: usize, seed: u64) -> Vec<Order> {
 /// its primary holds the values of its oldest order (earliest date, then first in the
 /// file). Each customer as (its primary's values, all its values), values written
 /// `email:…` and `phone:…`, the primary's joined by a space.
-pub fn expected_customers(
-    orders: &[Order],
-) -> std::collections::BTreeSet<(String, std::collections::BTreeSet<String>)> {
-    use std::collections::{BTreeMap, BTreeSet, HashMap};
+pub fn expected_customers(orders: &[Order]) -> BTreeSet<(String, BTreeSet<String>)> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut parent: Vec<usize> = Vec::new();
     fn find(parent: &mut [usize], mut x: usize) -> usize {
@@ -140,7 +139,9 @@ pub fn expected_customers(
             parent[ra] = rb;
         }
     }
-    let mut groups: BTreeMap<usize, (Option<(&str, usize)>, BTreeSet<String>)> = BTreeMap::new();
+    /// A group's oldest order (date, position in the file) and its values.
+    type Group<'a> = (Option<(&'a str, usize)>, BTreeSet<String>);
+    let mut groups: BTreeMap<usize, Group<'_>> = BTreeMap::new();
     for (position, order) in orders.iter().enumerate() {
         let vals = values(order);
         let root = find(&mut parent, index[&vals[0]]);
