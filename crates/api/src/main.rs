@@ -57,8 +57,9 @@ enum Command {
         /// Where to write rejected records (JSON Lines: line, reason, record).
         #[arg(long, default_value = "import-rejects.jsonl")]
         rejects: PathBuf,
-        /// Records per transaction.
-        #[arg(long, default_value_t = 500)]
+        /// Records per transaction. Each batch holds the contact table's write lock while it
+        /// is written (about 0.1 s for 5,000 records): /identify writers wait that long.
+        #[arg(long, default_value_t = 5000)]
         batch_size: usize,
         /// Decide and write each record of a batch on its own, as before set-based batches
         /// (for measuring the two side by side; same results, slower).

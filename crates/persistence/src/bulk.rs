@@ -41,12 +41,17 @@ pub(crate) fn import_batch(
     refuse_unlinked(db, records)?;
     let known = read_touched(db, records)?;
     let (ids, now) = take_ids(db, records.len())?;
+    let first_unused = ids.first().map(|id| id.get());
     let decision = decide_batch(records, known, &mut ids.into_iter(), now, limits).map_err(
         |error| match error {
             BatchError::Inconsistent(e) => UnitError::Inconsistent(e),
             other => UnitError::Final(RepositoryError::Internal(Box::new(other))),
         },
     )?;
+    if let Some(first) = first_unused {
+        let used = i64::try_from(decision.inserts.len()).unwrap_or(i64::MAX);
+        return_ids(db, first + used)?;
+    }
     write_decision(db, &decision, cause)?;
     let mut outcome = BatchOutcome::default();
     for decided in &decision.decided {
@@ -99,10 +104,15 @@ fn read_touched(db: &mut Db<'_>, records: &[BatchRecord]) -> Result<Vec<Contact>
     phones.sort_unstable();
     phones.dedup();
     let rows: Vec<ContactRow> = match db {
-        Db::Pg(conn) => diesel::sql_query(touched_sql("= ANY($1)", "= ANY($2)"))
-            .bind::<Array<Text>, _>(&emails)
-            .bind::<Array<Text>, _>(&phones)
-            .load(&mut **conn)?,
+        // Joined with the unnested lists rather than `= ANY($1)`: the planner then does not
+        // estimate each of thousands of values on its own.
+        Db::Pg(conn) => diesel::sql_query(touched_sql(
+            "IN (SELECT unnest($1::text[]))",
+            "IN (SELECT unnest($2::text[]))",
+        ))
+        .bind::<Array<Text>, _>(&emails)
+        .bind::<Array<Text>, _>(&phones)
+        .load(&mut **conn)?,
         Db::Sqlite(conn) => {
             let json = |values: &[&str]| serde_json::Value::from(values.to_vec()).to_string();
             diesel::sql_query(touched_sql(
@@ -134,36 +144,37 @@ fn touched_sql(email_in: &str, phone_in: &str) -> String {
     )
 }
 
-/// One id of [`take_ids`].
+/// The first id [`take_ids`] took, and the database's clock.
 #[derive(Debug, QueryableByName)]
-struct TakenId {
+struct TakenIds {
     #[diesel(sql_type = BigInt)]
-    id: i64,
+    first: i64,
     #[diesel(sql_type = crate::sql_types::Timestamptz)]
     now: Instant,
 }
 
-/// `n` ids for new contacts, ascending, and the time to give undated ones. PostgreSQL:
-/// from the table's identity sequence (ids the batch does not use are left unused, as a
-/// rolled-back insert leaves its id); SQLite: past the largest id ever given, which no one
-/// else can take while the batch holds the file's write lock. The time is the database's
-/// clock on PostgreSQL (one clock for every replica), this process's on SQLite.
+/// The contact table's identity sequence, on PostgreSQL.
+const SEQUENCE: &str = "pg_get_serial_sequence('contact', 'id')";
+
+/// `n` ids for new contacts, ascending, and the time to give undated ones. The batch holds
+/// the table lock, so no one else takes an id meanwhile: PostgreSQL's sequence is moved
+/// past `n` ids at once (and back to the first unused one by [`return_ids`]); SQLite's ids
+/// follow the largest ever given. The time is the database's clock on PostgreSQL (one clock
+/// for every replica), this process's on SQLite.
 fn take_ids(
     db: &mut Db<'_>,
     n: usize,
 ) -> Result<(Vec<ContactId>, chrono::DateTime<chrono::Utc>), UnitError> {
     let count = i64::try_from(n).unwrap_or(i64::MAX);
-    let (ids, now) = match db {
+    let (first, now) = match db {
         Db::Pg(conn) => {
-            let taken: Vec<TakenId> = diesel::sql_query(
-                "SELECT nextval(pg_get_serial_sequence('contact', 'id')) AS id, \
-                        clock_timestamp() AS now \
-                   FROM generate_series(1, $1)",
-            )
-            .bind::<BigInt, _>(count)
-            .load(&mut **conn)?;
-            let now = taken.first().map_or_else(chrono::Utc::now, |t| t.now.0);
-            (taken.into_iter().map(|t| t.id).collect::<Vec<_>>(), now)
+            let taken: TakenIds = diesel::sql_query(format!(
+                "SELECT setval({SEQUENCE}, nextval({SEQUENCE}) + $1 - 1) - $1 + 1 AS first, \
+                        clock_timestamp() AS now"
+            ))
+            .bind::<BigInt, _>(count.max(1))
+            .get_result(&mut **conn)?;
+            (taken.first, taken.now.0)
         }
         Db::Sqlite(conn) => {
             #[derive(QueryableByName)]
@@ -176,13 +187,27 @@ fn take_ids(
                             COALESCE((SELECT max(id) FROM contact), 0)) AS largest",
             )
             .get_result(&mut **conn)?;
-            (
-                (1..=count).map(|k| largest.largest + k).collect(),
-                chrono::Utc::now(),
-            )
+            (largest.largest + 1, chrono::Utc::now())
         }
     };
-    Ok((ids.into_iter().filter_map(ContactId::new).collect(), now))
+    Ok((
+        (0..count)
+            .filter_map(|k| ContactId::new(first + k))
+            .collect(),
+        now,
+    ))
+}
+
+/// Gives back the ids [`take_ids`] took and the batch did not use: the sequence goes on
+/// from the first unused one (PostgreSQL; SQLite's follow the largest id by themselves).
+fn return_ids(db: &mut Db<'_>, first_unused: i64) -> QueryResult<()> {
+    match db {
+        Db::Pg(conn) => diesel::sql_query(format!("SELECT setval({SEQUENCE}, $1, false)"))
+            .bind::<BigInt, _>(first_unused)
+            .execute(&mut **conn)
+            .map(drop),
+        Db::Sqlite(_) => Ok(()),
+    }
 }
 
 /// A contact to create, with the id the batch gave it.
@@ -211,6 +236,36 @@ fn new_row(contact: &Contact, now: Instant) -> NewContactRow<'_> {
     }
 }
 
+/// The rows of one group of [`write_decision`] in one PostgreSQL statement: each column
+/// bound as an array and unnested.
+fn insert_unnested(conn: &mut diesel::PgConnection, rows: &[NewContactRow<'_>]) -> QueryResult<()> {
+    use diesel::sql_types::Nullable;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let emails: Vec<Option<&str>> = rows.iter().map(|r| r.email).collect();
+    let phones: Vec<Option<&str>> = rows.iter().map(|r| r.phone_number).collect();
+    let linked: Vec<Option<i64>> = rows.iter().map(|r| r.linked_id).collect();
+    let precedence: Vec<&str> = rows.iter().map(|r| r.link_precedence).collect();
+    let created: Vec<Instant> = rows.iter().map(|r| r.created_at).collect();
+    let updated = rows.first().map_or_else(Instant::now, |r| r.updated_at);
+    diesel::sql_query(
+        "INSERT INTO contact (id, email, phone_number, linked_id, link_precedence, created_at, \
+                              updated_at) \
+         SELECT id, email, phone_number, linked_id, link_precedence, created_at, $7 \
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], \
+                       $6::timestamptz[]) \
+             AS t(id, email, phone_number, linked_id, link_precedence, created_at)",
+    )
+    .bind::<Array<BigInt>, _>(&ids)
+    .bind::<Array<Nullable<Text>>, _>(&emails)
+    .bind::<Array<Nullable<Text>>, _>(&phones)
+    .bind::<Array<Nullable<BigInt>>, _>(&linked)
+    .bind::<Array<Text>, _>(&precedence)
+    .bind::<Array<crate::sql_types::Timestamptz>, _>(&created)
+    .bind::<crate::sql_types::Timestamptz, _>(updated)
+    .execute(conn)
+    .map(drop)
+}
+
 /// Writes a decided batch: contacts (primaries first, so that every link points at a row
 /// that exists), re-links, absorbed customers' pending events, evidence, then every
 /// record's history and change events in record order.
@@ -220,10 +275,17 @@ fn write_decision(db: &mut Db<'_>, decision: &BatchDecision, cause: &str) -> Res
         decision.inserts.iter().partition(|c| c.is_primary());
     for group in [primaries, secondaries] {
         let rows: Vec<NewContactRow<'_>> = group.into_iter().map(|c| new_row(c, now)).collect();
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
-            on_backend!(db, conn => diesel::insert_into(contact::table)
-                .values(chunk)
-                .execute(conn))?;
+        match db {
+            // One statement of arrays, whatever the number of rows.
+            Db::Pg(conn) if !rows.is_empty() => insert_unnested(conn, &rows)?,
+            Db::Pg(_) => {}
+            Db::Sqlite(conn) => {
+                for chunk in rows.chunks(ROWS_PER_INSERT) {
+                    diesel::insert_into(contact::table)
+                        .values(chunk)
+                        .execute(&mut **conn)?;
+                }
+            }
         }
     }
 
@@ -233,6 +295,29 @@ fn write_decision(db: &mut Db<'_>, decision: &BatchDecision, cause: &str) -> Res
             .entry(contact.primary_id().get())
             .or_default()
             .push(contact.id.get());
+    }
+    if let Db::Pg(conn) = db {
+        let (ids, primaries): (Vec<i64>, Vec<i64>) = decision
+            .relinked
+            .iter()
+            .map(|c| (c.id.get(), c.primary_id().get()))
+            .unzip();
+        if !ids.is_empty() {
+            let changed = diesel::sql_query(
+                "UPDATE contact c SET linked_id = m.primary_id, link_precedence = 'secondary', \
+                        updated_at = $3 \
+                   FROM unnest($1::bigint[], $2::bigint[]) AS m(id, primary_id) \
+                  WHERE c.id = m.id AND c.deleted_at IS NULL",
+            )
+            .bind::<Array<BigInt>, _>(&ids)
+            .bind::<Array<BigInt>, _>(&primaries)
+            .bind::<crate::sql_types::Timestamptz, _>(now)
+            .execute(&mut **conn)?;
+            if changed != ids.len() {
+                return Err(UnitError::Moved);
+            }
+        }
+        relinks.clear();
     }
     for (primary, ids) in &relinks {
         let query = diesel::update(
@@ -261,6 +346,21 @@ fn write_decision(db: &mut Db<'_>, decision: &BatchDecision, cause: &str) -> Res
     let mut by_survivor: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for (absorbed, survivor) in &survivor_of {
         by_survivor.entry(*survivor).or_default().push(*absorbed);
+    }
+    if let Db::Pg(conn) = db {
+        let (absorbed, survivors): (Vec<i64>, Vec<i64>) = survivor_of.iter().unzip();
+        if !absorbed.is_empty() {
+            diesel::sql_query(
+                "UPDATE outbox o SET customer_id = m.survivor \
+                   FROM unnest($1::bigint[], $2::bigint[]) AS m(absorbed, survivor) \
+                  WHERE o.customer_id = m.absorbed AND o.customer_id = ANY($1) \
+                    AND o.delivered_at IS NULL AND o.dead_at IS NULL",
+            )
+            .bind::<Array<BigInt>, _>(&absorbed)
+            .bind::<Array<BigInt>, _>(&survivors)
+            .execute(&mut **conn)?;
+        }
+        by_survivor.clear();
     }
     for (survivor, absorbed) in &by_survivor {
         on_backend!(db, conn => diesel::update(
