@@ -103,10 +103,13 @@ fn draw(measured: &[Measured], svg: &mut String) -> Result<(), Box<dyn Error>> {
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(300)
-        .build_cartesian_2d(0.0..top, (0..n).into_segmented())?;
+        .build_cartesian_2d(0.0..top, (0..n.saturating_sub(1)).into_segmented())?;
     chart
         .configure_mesh()
         .disable_y_mesh()
+        .light_line_style(WHITE)
+        .x_labels(8)
+        .x_label_formatter(&|v: &f64| format!("{v:.0}"))
         .x_desc("rows per second")
         .y_label_formatter(&|v: &SegmentValue<usize>| match v {
             SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
@@ -120,13 +123,15 @@ fn draw(measured: &[Measured], svg: &mut String) -> Result<(), Box<dyn Error>> {
         _ => RGBColor(31, 119, 180),
     };
     chart.draw_series(measured.iter().enumerate().map(|(i, m)| {
-        Rectangle::new(
+        let mut bar = Rectangle::new(
             [
                 (0.0, SegmentValue::Exact(i)),
                 (rate(m), SegmentValue::Exact(i + 1)),
             ],
             colors(&m.method).filled(),
-        )
+        );
+        bar.set_margin(8, 8, 0, 0);
+        bar
     }))?;
     let style = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
     chart.draw_series(measured.iter().enumerate().map(|(i, m)| {
