@@ -367,7 +367,8 @@ pub enum Exported {
     /// A live contact: its values and when it was first seen.
     Contact(Contact),
     /// A request that joined two customers without creating a contact: imported again as a
-    /// record, it joins them again.
+    /// record, it joins them again. Dated no earlier than the oldest live contact holding
+    /// its email and the oldest holding its phone, so that both are there when it comes.
     Evidence(Evidence),
 }
 

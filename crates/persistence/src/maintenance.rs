@@ -225,8 +225,10 @@ fn export_all(
             give(sink, Exported::Contact(contact))?;
         }
     }
-    let evidence = diesel::sql_query(HELD_EVIDENCE);
-    let rows: Vec<EvidenceRow> = on_backend!(db, conn => evidence.load(conn))?;
+    let rows: Vec<EvidenceRow> = match db {
+        Db::Pg(conn) => diesel::sql_query(held_evidence("GREATEST")).load(&mut **conn)?,
+        Db::Sqlite(conn) => diesel::sql_query(held_evidence("max")).load(&mut **conn)?,
+    };
     for row in rows {
         give(
             sink,
@@ -242,15 +244,29 @@ fn export_all(
 }
 
 /// The stored requests whose email and phone live contacts still hold: those still join
-/// something (same SQL on both backends; run once per export, so not worth caching).
-const HELD_EVIDENCE: &str = "SELECT e.id, e.email, e.phone_number, e.created_at \
-     FROM link_evidence e \
-     WHERE EXISTS (SELECT 1 FROM contact c WHERE c.email = e.email AND c.deleted_at IS NULL) \
-       AND EXISTS (SELECT 1 FROM contact c \
-                   WHERE c.phone_number = e.phone_number AND c.deleted_at IS NULL) \
-     ORDER BY e.id";
+/// something. Each dated no earlier than the oldest live contact holding its email and the
+/// oldest holding its phone, so that an import, taking records oldest first, meets it when
+/// both values are there and it joins them (had the contacts it first joined been erased
+/// and their values come back later, its own date would come first and make it a contact).
+/// `greatest` is the backend's name for the largest of its arguments. Run once per export:
+/// not worth caching.
+fn held_evidence(greatest: &str) -> String {
+    format!(
+        "SELECT id, email, phone_number, {greatest}(created_at, email_since, phone_since) \
+                AS created_at \
+           FROM (SELECT e.id, e.email, e.phone_number, e.created_at, \
+                        (SELECT min(c.created_at) FROM contact c \
+                          WHERE c.email = e.email AND c.deleted_at IS NULL) AS email_since, \
+                        (SELECT min(c.created_at) FROM contact c \
+                          WHERE c.phone_number = e.phone_number AND c.deleted_at IS NULL) \
+                          AS phone_since \
+                   FROM link_evidence e) AS held \
+          WHERE email_since IS NOT NULL AND phone_since IS NOT NULL \
+          ORDER BY id"
+    )
+}
 
-/// One stored request, as [`HELD_EVIDENCE`] reads it.
+/// One stored request, as [`held_evidence`] reads it.
 #[derive(Debug, QueryableByName)]
 struct EvidenceRow {
     #[diesel(sql_type = BigInt)]
