@@ -262,6 +262,116 @@ mod tests {
         decide_batch(records, known, &mut ids, now, &CustomerLimits::UNLIMITED).expect("decided")
     }
 
+    /// Every contact of every customer in `store` that holds a value of `request`: what a
+    /// store reads for one request.
+    fn matching(store: &[Contact], request: &Identifiers) -> Vec<Contact> {
+        let primaries: BTreeSet<ContactId> = store
+            .iter()
+            .filter(|c| {
+                (c.email.is_some() && c.email.as_ref() == request.email())
+                    || (c.phone.is_some() && c.phone.as_ref() == request.phone())
+            })
+            .map(Contact::primary_id)
+            .collect();
+        store
+            .iter()
+            .filter(|c| primaries.contains(&c.primary_id()))
+            .cloned()
+            .collect()
+    }
+
+    /// Asserts that each record's plan in `decision` is the plan it gets alone from
+    /// [`reconcile_record`], against `known` as the records before it changed it; and that
+    /// the net writes leave the store as those plans, one after the other, leave it.
+    fn assert_each_as_alone(
+        records: &[BatchRecord],
+        known: Vec<Contact>,
+        decision: &BatchDecision,
+        limits: &CustomerLimits,
+    ) {
+        let mut store = known.clone();
+        for (i, record) in records.iter().enumerate() {
+            let current = matching(&store, &record.identifiers);
+            let alone = reconcile_record(&record.identifiers, record.seen_at, &current, limits)
+                .expect("plan");
+            assert_eq!(decision.decided[i].plan, alone, "record {i}");
+            store = alone.applied_to(store, decision.decided[i].inserted);
+        }
+        let mut netted: Vec<Contact> = known
+            .into_iter()
+            .map(|c| {
+                decision
+                    .relinked
+                    .iter()
+                    .find(|r| r.id == c.id)
+                    .cloned()
+                    .unwrap_or(c)
+            })
+            .chain(decision.inserts.iter().cloned())
+            .collect();
+        netted.sort_by_key(|c| c.id);
+        store.sort_by_key(|c| c.id);
+        assert_eq!(netted, store, "net writes");
+    }
+
+    /// Many small random batches over a few values, so that records merge, repeat and
+    /// bring older dates often; some under a tight merge guard.
+    #[test]
+    fn random_batches_decide_as_record_by_record() {
+        let mut seed = 0x2400_u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for round in 0..200 {
+            let limits = if round % 3 == 0 {
+                CustomerLimits {
+                    max_contacts: 4,
+                    max_emails: 3,
+                    max_phones: 3,
+                }
+            } else {
+                CustomerLimits::UNLIMITED
+            };
+            let records: Vec<BatchRecord> = (0..30)
+                .map(|_| {
+                    let email = format!("e{}@x.io", next(8));
+                    let phone = format!("{}", 100 + next(8));
+                    let (email, phone) = match next(4) {
+                        0 => (Some(email.as_str()), None),
+                        1 => (None, Some(phone.as_str())),
+                        _ => (Some(email.as_str()), Some(phone.as_str())),
+                    };
+                    let seen_at = match next(5) {
+                        0 => None,
+                        _ => at(u32::try_from(next(59)).unwrap_or(0)),
+                    };
+                    BatchRecord {
+                        identifiers: request(email, phone),
+                        seen_at,
+                    }
+                })
+                .collect();
+            // Half of the rounds start from what the first half of the batch left.
+            let (known, records) = if round % 2 == 0 {
+                let (first, rest) = records.split_at(15);
+                let mut ids = (1000..).filter_map(ContactId::new);
+                let start = decide_batch(first, Vec::new(), &mut ids, Utc::now(), &limits)
+                    .expect("decided");
+                (start.inserts, rest.to_vec())
+            } else {
+                (Vec::new(), records)
+            };
+            let mut ids = (100..).filter_map(ContactId::new);
+            let now = at(59).expect("a time");
+            let decision =
+                decide_batch(&records, known.clone(), &mut ids, now, &limits).expect("decided");
+            assert_each_as_alone(&records, known, &decision, &limits);
+        }
+    }
+
     /// The batch's plans are the plans each record gets alone, against the store as the
     /// records before it left it.
     #[test]
@@ -277,33 +387,7 @@ mod tests {
             record(Some("george@x.io"), Some("717171"), 13),
         ];
         let decision = decide(&records, known.clone());
-        let mut store = known;
-        for (i, record) in records.iter().enumerate() {
-            let current: Vec<Contact> = {
-                let matching: BTreeSet<ContactId> = store
-                    .iter()
-                    .filter(|c| {
-                        (c.email.is_some() && c.email.as_ref() == record.identifiers.email())
-                            || (c.phone.is_some() && c.phone.as_ref() == record.identifiers.phone())
-                    })
-                    .map(Contact::primary_id)
-                    .collect();
-                store
-                    .iter()
-                    .filter(|c| matching.contains(&c.primary_id()))
-                    .cloned()
-                    .collect()
-            };
-            let alone = reconcile_record(
-                &record.identifiers,
-                record.seen_at,
-                &current,
-                &CustomerLimits::UNLIMITED,
-            )
-            .expect("plan");
-            assert_eq!(decision.decided[i].plan, alone, "record {i}");
-            store = alone.applied_to(store, decision.decided[i].inserted);
-        }
+        assert_each_as_alone(&records, known, &decision, &CustomerLimits::UNLIMITED);
         // Net writes: two contacts created (lorraine a primary, mcfly her secondary), biff
         // re-linked to george once, one request kept as evidence.
         assert_eq!(decision.inserts.len(), 2);
