@@ -289,53 +289,7 @@ fn write_decision(db: &mut Db<'_>, decision: &BatchDecision, cause: &str) -> Res
         }
     }
 
-    let mut relinks: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for contact in &decision.relinked {
-        relinks
-            .entry(contact.primary_id().get())
-            .or_default()
-            .push(contact.id.get());
-    }
-    if let Db::Pg(conn) = db {
-        let (ids, primaries): (Vec<i64>, Vec<i64>) = decision
-            .relinked
-            .iter()
-            .map(|c| (c.id.get(), c.primary_id().get()))
-            .unzip();
-        if !ids.is_empty() {
-            let changed = diesel::sql_query(
-                "UPDATE contact c SET linked_id = m.primary_id, link_precedence = 'secondary', \
-                        updated_at = $3 \
-                   FROM unnest($1::bigint[], $2::bigint[]) AS m(id, primary_id) \
-                  WHERE c.id = m.id AND c.deleted_at IS NULL",
-            )
-            .bind::<Array<BigInt>, _>(&ids)
-            .bind::<Array<BigInt>, _>(&primaries)
-            .bind::<crate::sql_types::Timestamptz, _>(now)
-            .execute(&mut **conn)?;
-            if changed != ids.len() {
-                return Err(UnitError::Moved);
-            }
-        }
-        relinks.clear();
-    }
-    for (primary, ids) in &relinks {
-        let query = diesel::update(
-            contact::table
-                .filter(contact::id.eq_any(ids))
-                .filter(contact::deleted_at.is_null()),
-        )
-        .set((
-            contact::linked_id.eq(*primary),
-            contact::link_precedence.eq(SECONDARY),
-            contact::updated_at.eq(now),
-        ));
-        let changed = on_backend!(db, conn => query.execute(conn))?;
-        if changed != ids.len() {
-            return Err(UnitError::Moved);
-        }
-    }
-
+    relink(db, &decision.relinked, now)?;
     // The absorbed customers' undelivered events join the survivor's queue, ahead of the
     // merge's own event (written below): delivered in order per customer across the merge.
     let survivor_of: HashMap<i64, i64> = decision
@@ -343,35 +297,7 @@ fn write_decision(db: &mut Db<'_>, decision: &BatchDecision, cause: &str) -> Res
         .iter()
         .map(|(absorbed, survivor)| (absorbed.get(), survivor.get()))
         .collect();
-    let mut by_survivor: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (absorbed, survivor) in &survivor_of {
-        by_survivor.entry(*survivor).or_default().push(*absorbed);
-    }
-    if let Db::Pg(conn) = db {
-        let (absorbed, survivors): (Vec<i64>, Vec<i64>) = survivor_of.iter().unzip();
-        if !absorbed.is_empty() {
-            diesel::sql_query(
-                "UPDATE outbox o SET customer_id = m.survivor \
-                   FROM unnest($1::bigint[], $2::bigint[]) AS m(absorbed, survivor) \
-                  WHERE o.customer_id = m.absorbed AND o.customer_id = ANY($1) \
-                    AND o.delivered_at IS NULL AND o.dead_at IS NULL",
-            )
-            .bind::<Array<BigInt>, _>(&absorbed)
-            .bind::<Array<BigInt>, _>(&survivors)
-            .execute(&mut **conn)?;
-        }
-        by_survivor.clear();
-    }
-    for (survivor, absorbed) in &by_survivor {
-        on_backend!(db, conn => diesel::update(
-            outbox::table
-                .filter(outbox::customer_id.eq_any(absorbed))
-                .filter(outbox::delivered_at.is_null())
-                .filter(outbox::dead_at.is_null()),
-        )
-        .set(outbox::customer_id.eq(*survivor))
-        .execute(conn))?;
-    }
+    move_events(db, &survivor_of)?;
 
     let evidence: Vec<NewEvidenceRow<'_>> = decision
         .evidence
@@ -414,4 +340,100 @@ fn write_decision(db: &mut Db<'_>, decision: &BatchDecision, cause: &str) -> Res
         outbox = rest_outbox;
     }
     Ok(())
+}
+
+/// Brings contacts that existed before the batch to the link it gave them (each straight
+/// to its primary): on PostgreSQL in one statement, on SQLite one per primary.
+fn relink(db: &mut Db<'_>, relinked: &[Contact], now: Instant) -> Result<(), UnitError> {
+    if relinked.is_empty() {
+        return Ok(());
+    }
+    let changed = match db {
+        Db::Pg(conn) => {
+            let (ids, primaries): (Vec<i64>, Vec<i64>) = relinked
+                .iter()
+                .map(|c| (c.id.get(), c.primary_id().get()))
+                .unzip();
+            diesel::sql_query(
+                "UPDATE contact c SET linked_id = m.primary_id, link_precedence = 'secondary', \
+                        updated_at = $3 \
+                   FROM unnest($1::bigint[], $2::bigint[]) AS m(id, primary_id) \
+                  WHERE c.id = m.id AND c.deleted_at IS NULL",
+            )
+            .bind::<Array<BigInt>, _>(&ids)
+            .bind::<Array<BigInt>, _>(&primaries)
+            .bind::<crate::sql_types::Timestamptz, _>(now)
+            .execute(&mut **conn)?
+        }
+        Db::Sqlite(conn) => {
+            let mut by_primary: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+            for contact in relinked {
+                by_primary
+                    .entry(contact.primary_id().get())
+                    .or_default()
+                    .push(contact.id.get());
+            }
+            let mut changed = 0;
+            for (primary, ids) in &by_primary {
+                changed += diesel::update(
+                    contact::table
+                        .filter(contact::id.eq_any(ids))
+                        .filter(contact::deleted_at.is_null()),
+                )
+                .set((
+                    contact::linked_id.eq(*primary),
+                    contact::link_precedence.eq(SECONDARY),
+                    contact::updated_at.eq(now),
+                ))
+                .execute(&mut **conn)?;
+            }
+            changed
+        }
+    };
+    if changed == relinked.len() {
+        Ok(())
+    } else {
+        Err(UnitError::Moved)
+    }
+}
+
+/// Moves the undelivered change events of each absorbed customer to the customer that
+/// absorbed it (`survivor_of`): on PostgreSQL in one statement, on SQLite one per survivor.
+fn move_events(db: &mut Db<'_>, survivor_of: &HashMap<i64, i64>) -> QueryResult<()> {
+    if survivor_of.is_empty() {
+        return Ok(());
+    }
+    match db {
+        Db::Pg(conn) => {
+            let (absorbed, survivors): (Vec<i64>, Vec<i64>) = survivor_of.iter().unzip();
+            // `= ANY($1)` as well, so that the pending-events index finds the rows.
+            diesel::sql_query(
+                "UPDATE outbox o SET customer_id = m.survivor \
+                   FROM unnest($1::bigint[], $2::bigint[]) AS m(absorbed, survivor) \
+                  WHERE o.customer_id = m.absorbed AND o.customer_id = ANY($1) \
+                    AND o.delivered_at IS NULL AND o.dead_at IS NULL",
+            )
+            .bind::<Array<BigInt>, _>(&absorbed)
+            .bind::<Array<BigInt>, _>(&survivors)
+            .execute(&mut **conn)
+            .map(drop)
+        }
+        Db::Sqlite(conn) => {
+            let mut by_survivor: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+            for (absorbed, survivor) in survivor_of {
+                by_survivor.entry(*survivor).or_default().push(*absorbed);
+            }
+            for (survivor, absorbed) in &by_survivor {
+                diesel::update(
+                    outbox::table
+                        .filter(outbox::customer_id.eq_any(absorbed))
+                        .filter(outbox::delivered_at.is_null())
+                        .filter(outbox::dead_at.is_null()),
+                )
+                .set(outbox::customer_id.eq(*survivor))
+                .execute(&mut **conn)?;
+            }
+            Ok(())
+        }
+    }
 }
