@@ -30,6 +30,7 @@ use crate::wire_time;
 
 /// The key of a rule's line in an export.
 const RULE: &str = "unlinkRule";
+const RULE_QUOTED: &str = "\"unlinkRule\"";
 
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -183,7 +184,8 @@ pub(crate) fn rule_line(
     line: &str,
     policy: &identity_domain::IdentifierPolicy,
 ) -> Option<Result<NewUnlinkRule, String>> {
-    if !line.trim_start().starts_with(&format!("{{\"{RULE}\"")) {
+    // A cheap look first: records are many, rules few.
+    if !line.contains(RULE_QUOTED) {
         return None;
     }
     let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(line) else {
