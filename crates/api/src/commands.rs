@@ -158,6 +158,10 @@ pub struct ImportSummary {
     pub refused: usize,
     /// Unlink rules made from the file's rule lines (an export's).
     pub rules: usize,
+    /// Manual links made from the file's link lines (an export's).
+    pub links: usize,
+    /// Link lines whose contacts are not in the store, or that the merge guard refused.
+    pub links_not_made: usize,
     pub rejects_file: Option<PathBuf>,
     pub elapsed: Duration,
 }
@@ -270,6 +274,7 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     let rules_policy = settings.identifier_policy().map_err(StartupError::from)?;
     let service = identity_domain::IdentityService::new(store.repository.clone(), limits);
     let mut rules_made = 0;
+    let mut link_lines = Vec::new();
     let mut unknown_fields = std::collections::BTreeSet::new();
     let known = |field: &str| matches!(field, "email" | "phoneNumber" | "createdAt");
     let csv_headers = match format {
@@ -306,6 +311,14 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
                         *policy.borrow_mut() = policy_with_rules(settings, &store)?;
                     }
                     Ok(Err(error)) => return Err(ImportError::Store(StartupError::Store(error))),
+                    Err(reason) => rejects.add(number, &reason, &line),
+                }
+                continue;
+            }
+            // Manual links (an export's) are made after every record.
+            if let Some(link) = crate::export::link_line(&line, &rules_policy) {
+                match link {
+                    Ok(link) => link_lines.push(link),
                     Err(reason) => rejects.add(number, &reason, &line),
                 }
                 continue;
@@ -408,6 +421,10 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         progress.advance(batch.len());
     }
     progress.finish();
+    let links = crate::export::make_links(store.repository.as_ref(), &limits, &link_lines)
+        .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
+    summary.links = links.made;
+    summary.links_not_made = links.not_made;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -171,8 +171,8 @@ fn main() -> ExitCode {
             match export::export(&settings, format, &mut out) {
                 Ok(s) => {
                     eprintln!(
-                        "exported {} contacts, {} joining requests, {} unlink rules",
-                        s.contacts, s.evidence, s.rules
+                        "exported {} contacts, {} joining requests, {} unlink rules, {} manual links",
+                        s.contacts, s.evidence, s.rules, s.links
                     );
                     Ok(())
                 }
@@ -246,7 +246,8 @@ fn main() -> ExitCode {
                     let rate = s.records as f64 / s.elapsed.as_secs_f64().max(0.001);
                     println!(
                         "imported {} records in {:.1}s ({rate:.0}/s): {} contacts created, {} merges, \
-                         {} unchanged, {} refused by the merge guard, {} rejected, {} unlink rules made",
+                         {} unchanged, {} refused by the merge guard, {} rejected, {} unlink rules made, \
+                         {} manual links made",
                         s.records,
                         s.elapsed.as_secs_f64(),
                         s.created,
@@ -254,8 +255,16 @@ fn main() -> ExitCode {
                         s.unchanged,
                         s.refused,
                         s.rejected,
-                        s.rules
+                        s.rules,
+                        s.links
                     );
+                    if s.links_not_made > 0 {
+                        println!(
+                            "{} manual links of the file were not made: their contacts are not \
+                             in the store, or the merge guard refused them (see the log)",
+                            s.links_not_made
+                        );
+                    }
                     if let Some(path) = s.rejects_file {
                         println!("rejected records are in {}", path.display());
                     }

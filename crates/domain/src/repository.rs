@@ -5,8 +5,10 @@ use std::error::Error as StdError;
 use thiserror::Error;
 
 use crate::batch::BatchRecord;
+use chrono::{DateTime, Utc};
+
 use crate::cluster::{Evidence, ManualLink, Rewrite};
-use crate::contact::{Contact, ContactId, Identifier, Identifiers};
+use crate::contact::{Contact, ContactId, Email, Identifier, Identifiers, PhoneNumber};
 use crate::customer::InconsistentGraph;
 use crate::history::HistoryEntry;
 use crate::links::{LinkRefused, StoredLink};
@@ -333,8 +335,9 @@ pub trait ContactMaintenance: Send + Sync {
     fn stats(&self, top: usize) -> Result<StoreStats, RepositoryError>;
 
     /// Everything a store is, read in one snapshot and handed to `sink` item by item, so
-    /// that it streams: the unlink rules (oldest first), every live contact (by id), and
-    /// the stored requests that joined customers whose two values live contacts still hold.
+    /// that it streams: the unlink rules (oldest first), every live contact (by id), the
+    /// stored requests that joined customers whose two values live contacts still hold, and
+    /// the manual links (oldest first).
     ///
     /// # Errors
     /// When the store cannot be read, or `sink` fails (then the export stops there).
@@ -369,7 +372,17 @@ pub enum Exported {
     /// A request that joined two customers without creating a contact: imported again as a
     /// record, it joins them again. Dated no earlier than the oldest live contact holding
     /// its email and the oldest holding its phone, so that both are there when it comes.
-    Evidence(Evidence),
+    Request {
+        email: Email,
+        phone: PhoneNumber,
+        created_at: DateTime<Utc>,
+    },
+    /// A manual link, with its two contacts as they are (their ids mean nothing elsewhere:
+    /// an import finds them again by their values).
+    Link {
+        link: StoredLink,
+        contacts: [Contact; 2],
+    },
 }
 
 /// The decision a batch applies to each of its requests: given the request's index and the

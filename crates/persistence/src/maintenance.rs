@@ -8,13 +8,14 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use identity_domain::{
     BatchOutcome, BatchRecord, ContactId, ContactMaintenance, CustomerLimits, CustomerSize,
-    DecideEach, Email, Evidence, ExportSink, Exported, Identifier, Identifiers, PhoneNumber,
-    RepositoryError, Rewrite, Rewriter, StoreStats, Violation,
+    DecideEach, Email, ExportSink, Exported, Identifier, Identifiers, PhoneNumber, RepositoryError,
+    Rewrite, Rewriter, StoreStats, Violation,
 };
 
 use crate::bulk::import_batch;
 use crate::deadline;
 use crate::invariants::{stats, INVARIANT_CHECKS};
+use crate::links::read_all_links;
 use crate::models::{into_contacts, ContactRow, PRIMARY};
 use crate::pool::{on_backend, Db};
 use crate::queries::LargestCustomers;
@@ -232,13 +233,37 @@ fn export_all(
     for row in rows {
         give(
             sink,
-            Exported::Evidence(Evidence {
-                id: row.id,
+            Exported::Request {
                 email: Email::from_stored(row.email),
                 phone: PhoneNumber::from_stored(row.phone_number),
                 created_at: row.created_at.0,
-            }),
+            },
         )?;
+    }
+    let links = read_all_links(db)?;
+    let ids: Vec<i64> = links
+        .iter()
+        .flat_map(|l| l.link.contacts)
+        .map(|id| id.get())
+        .collect();
+    let mut contacts = std::collections::HashMap::new();
+    for chunk in ids.chunks(EXPORT_PAGE as usize) {
+        let rows = on_backend!(db, conn => contact::table
+            .filter(contact::id.eq_any(chunk))
+            .filter(contact::deleted_at.is_null())
+            .select(ContactRow::as_select())
+            .load(conn))?;
+        for contact in into_contacts(rows).map_err(UnitError::Malformed)? {
+            contacts.insert(contact.id, contact);
+        }
+    }
+    for link in links {
+        let [a, b] = link.link.contacts;
+        // A link's contacts are live (erasing one deletes its links; `check` verifies it).
+        if let (Some(a), Some(b)) = (contacts.get(&a), contacts.get(&b)) {
+            let contacts = [a.clone(), b.clone()];
+            give(sink, Exported::Link { link, contacts })?;
+        }
     }
     Ok(())
 }
@@ -269,8 +294,6 @@ fn held_evidence(greatest: &str) -> String {
 /// One stored request, as [`held_evidence`] reads it.
 #[derive(Debug, QueryableByName)]
 struct EvidenceRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
     #[diesel(sql_type = Text)]
     email: String,
     #[diesel(sql_type = Text)]

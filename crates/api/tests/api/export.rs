@@ -1,5 +1,6 @@
 //! `identity-api export` and `import`: a store moved to the other backend keeps its
-//! customers, their primaries, the joins made by requests alone, and its unlink rules.
+//! customers, their primaries, the joins made by requests alone, its unlink rules and its
+//! manual links.
 
 use identity_test_support::{check_invariants, TestStore};
 use serde_json::json;
@@ -8,7 +9,7 @@ use crate::cli::{graph, scratch};
 use crate::helpers::{run_cli, TestApp};
 
 #[test]
-fn a_sqlite_store_moved_to_postgres_keeps_its_customers_joins_and_rules() {
+fn a_sqlite_store_moved_to_postgres_keeps_its_customers_joins_rules_and_links() {
     let sqlite = TestStore::sqlite();
     let app = TestApp::spawn_with(|s| s.database.url = sqlite.url().into());
     // Two customers joined by a request that created no contact (stored as evidence only).
@@ -25,8 +26,17 @@ fn a_sqlite_store_moved_to_postgres_keeps_its_customers_joins_and_rules() {
     app.identify_ok(json!({"email": "lorraine@hillvalley.edu", "phoneNumber": "123456"}));
     app.identify_ok(json!({"email": "mcfly@hillvalley.edu", "phoneNumber": "123456"}));
     app.identify_ok(json!({"email": "mcfly@hillvalley.edu", "phoneNumber": "5550100"}));
-    app.identify_ok(json!({"email": "clara@hillvalley.edu"}));
-    app.identify_ok(json!({"phoneNumber": "5550199"}));
+    let clara = app.identify_ok(json!({"email": "clara@hillvalley.edu"}));
+    let phone_only = app.identify_ok(json!({"phoneNumber": "5550199"}));
+    // Support knows these two are one person: a manual link, state of its own.
+    let linked = app.post(
+        "/links",
+        Some("application/json"),
+        &json!({"contactIds": [clara["primaryContactId"], phone_only["primaryContactId"]],
+                "reason": "she called from her landline"})
+        .to_string(),
+    );
+    assert_eq!(linked.status, 201, "{linked:?}");
     // Three customers held together by a family's landline, split by an unlink rule.
     for email in [
         "doc@hillvalley.edu",
@@ -43,7 +53,7 @@ fn a_sqlite_store_moved_to_postgres_keeps_its_customers_joins_and_rules() {
     assert_eq!(made.status, 201, "{made:?}");
     drop(app);
     let expected = graph(&mut sqlite.connect());
-    assert_eq!(expected.len(), 7, "{expected:?}");
+    assert_eq!(expected.len(), 6, "{expected:?}");
 
     // CSV holds records only: it refuses a store with rules, before writing anything.
     let csv = run_cli(&sqlite.url(), &["export", "--format", "csv"]);
@@ -91,6 +101,13 @@ fn a_sqlite_store_moved_to_postgres_keeps_its_customers_joins_and_rules() {
         1,
         "the join is evidence again"
     );
+    assert_eq!(
+        conn.number(
+            "SELECT count(*) AS n FROM manual_link WHERE reason = 'she called from her landline'"
+        ),
+        1,
+        "the manual link is made again"
+    );
     let contacts = conn.number("SELECT count(*) AS n FROM contact");
 
     // Importing the same file again creates nothing.
@@ -98,6 +115,7 @@ fn a_sqlite_store_moved_to_postgres_keeps_its_customers_joins_and_rules() {
     assert!(again.status.success(), "{again:?}");
     assert_eq!(conn.number("SELECT count(*) AS n FROM contact"), contacts);
     assert_eq!(conn.number("SELECT count(*) AS n FROM unlink_rule"), 1);
+    assert_eq!(conn.number("SELECT count(*) AS n FROM manual_link"), 1);
     assert_eq!(graph(&mut conn), expected);
 
     // And back: PostgreSQL's export imports into SQLite as the same customers.
