@@ -28,8 +28,8 @@ pub use access::MockKeyRepository;
 pub use access::{
     valid_key_name, ActiveKey, ApiKey, KeyError, KeyRepository, Scope, Scopes, UnknownScope,
 };
-pub use cluster::{plan_erasure, ContactChange, Evidence, Joins, ManualLink, Rewrite, ValueChange};
 pub use batch::{decide_batch, BatchDecision, BatchError, BatchRecord, Decided};
+pub use cluster::{plan_erasure, ContactChange, Evidence, Joins, ManualLink, Rewrite, ValueChange};
 pub use contact::{
     Contact, ContactId, Email, Identifier, Identifiers, InvalidRequest, Link, PhoneNumber, Region,
 };
@@ -45,8 +45,8 @@ pub use reconcile::{
 pub use renormalize::renormalize;
 pub use repository::{
     Applied, AppliedLink, AppliedRule, BatchOutcome, ContactMaintenance, ContactRepository,
-    CustomerRewriter, CustomerSize, Decide, DecideEach, ExportSink, Exported, LinkPlanner, RepositoryError, Rewriter,
-    StoreStats, Violation,
+    CustomerRewriter, CustomerSize, Decide, DecideEach, ExportSink, Exported, LinkPlanner,
+    RepositoryError, Rewriter, StoreStats, Violation,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::{MockContactMaintenance, MockContactRepository};
