@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 use identity_domain::{
     decide_batch, BatchDecision, BatchError, BatchOutcome, BatchRecord, Contact, ContactId,
-    CustomerLimits, Identifier, RepositoryError,
+    CustomerLimits, Identifier, Outcome, RepositoryError,
 };
 
 use crate::history;
@@ -55,14 +55,15 @@ pub(crate) fn import_batch(
     write_decision(db, &decision, cause)?;
     let mut outcome = BatchOutcome::default();
     for decided in &decision.decided {
-        let plan = &decided.plan;
-        if plan.refused.is_some() {
-            outcome.refused += 1;
-        } else if plan.is_empty() {
-            outcome.unchanged += 1;
+        match decided.plan.outcome() {
+            Outcome::Unchanged => outcome.unchanged += 1,
+            Outcome::Refused(_) => outcome.refused += 1,
+            Outcome::Written { created, merged } => {
+                outcome.created += usize::from(created);
+                // A merge that also created a contact (rule 5) counts as a creation.
+                outcome.merged += usize::from(merged && !created);
+            }
         }
-        outcome.created += usize::from(plan.insert.is_some());
-        outcome.merged += usize::from(plan.relink.is_some() && plan.insert.is_none());
     }
     Ok((outcome, decision))
 }

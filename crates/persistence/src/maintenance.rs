@@ -110,8 +110,11 @@ impl ContactMaintenance for SqlContactRepository {
         limits: &CustomerLimits,
         cause: &str,
     ) -> Result<BatchOutcome, RepositoryError> {
-        let (outcome, decision) = self.retry.run(&self.pool, |db| {
-            write_transaction(db, |db| import_batch(db, records, limits, cause))
+        // Waits up to 30 s for the table lock, as `apply_batch`: no client-side deadline.
+        let (outcome, decision) = deadline::lifted(|| {
+            self.retry.run(&self.pool, |db| {
+                write_transaction(db, |db| import_batch(db, records, limits, cause))
+            })
         })?;
         decision
             .decided
