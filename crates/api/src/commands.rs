@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use identity_domain::{
-    reconcile_record, renormalize, BatchRecord, Contact, Identifier, Identifiers, Rewrite,
-    StoreStats, Violation,
+    reconcile::reconcile_with_priority, renormalize, BatchRecord, Contact, Identifier, Identifiers,
+    Rewrite, StoreStats, Violation,
 };
 use serde_json::{Map, Value};
 
@@ -215,6 +215,7 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     // after it.
     let policy = std::cell::RefCell::new(policy_with_rules(settings, &store)?);
     let limits = settings.customer_limits();
+    let priority = settings.identifier_priority().map_err(StartupError::from)?;
     let name = options.input.display().to_string();
     let format = options
         .format
@@ -393,7 +394,15 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         let outcome = if options.per_record {
             let requests: Vec<Identifiers> = batch.iter().map(|r| r.identifiers.clone()).collect();
             let decide = |i: usize, current: &[Contact]| {
-                reconcile_record(&batch[i].identifiers, batch[i].created_at, current, &limits)
+                let record = &batch[i];
+                reconcile_with_priority(
+                    &record.identifiers,
+                    record.created_at,
+                    current,
+                    &limits,
+                    priority,
+                )
+                .map(|(plan, _)| plan)
             };
             store.maintenance.apply_batch(&requests, &decide, "import")
         } else {
@@ -404,7 +413,9 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
                     seen_at: r.created_at,
                 })
                 .collect();
-            store.maintenance.import_batch(&batch, &limits, "import")
+            store
+                .maintenance
+                .import_batch(&batch, &limits, priority, "import")
         }
         .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
         summary.created += outcome.created;

@@ -1,6 +1,7 @@
 //! A whole batch of imported records decided at once, in memory: the same rules as one
 //! request at a time ([`crate::reconcile_record`], rules 1 to 6), applied record after
-//! record to a model of the customers the batch touches, so that a store can read those
+//! record to a model of the customers the batch touches (with rule 6's priority,
+//! [`crate::reconcile_with_priority`]), so that a store can read those
 //! customers in one statement and write the outcome in bulk.
 //!
 //! The store hands over every live contact of every customer that any record's email or
@@ -15,9 +16,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
+use crate::contact::Identifier;
 use crate::contact::{Contact, ContactId, Email, Identifiers, Link, PhoneNumber};
 use crate::customer::InconsistentGraph;
-use crate::reconcile::{reconcile_record, CustomerLimits, LinkTo, Plan};
+use crate::identifiers::IdentifierPriority;
+use crate::reconcile::{reconcile_with_priority, CustomerLimits, LinkTo, Plan};
 
 /// Why a batch could not be decided.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +46,9 @@ pub struct Decided {
     pub inserted: Option<(ContactId, DateTime<Utc>)>,
     /// The contacts the plan was decided on (empty when the plan writes nothing).
     pub current: Vec<Contact>,
+    /// Rule 6's priority: the identifier left out because storing the whole record would
+    /// have grown a customer past the merge guard.
+    pub dropped: Option<Identifier>,
 }
 
 /// What a batch writes, net of what its records undid of each other.
@@ -64,8 +70,9 @@ pub struct BatchDecision {
 }
 
 /// Decides `records` in order against `known` (every live contact of every customer the
-/// records' values match), giving new contacts the ids of `ids` in order and, to undated
-/// records, the time `now`.
+/// records' values match), each by [`reconcile_with_priority`] (the merge guard leaving out
+/// a record's lowest-priority identifier rather than the whole record), giving new contacts
+/// the ids of `ids` in order and, to undated records, the time `now`.
 ///
 /// # Errors
 /// When `known` is not a graph the rules apply to (a secondary without its primary), or
@@ -76,6 +83,7 @@ pub fn decide_batch(
     ids: &mut dyn Iterator<Item = ContactId>,
     now: DateTime<Utc>,
     limits: &CustomerLimits,
+    priority: IdentifierPriority,
 ) -> Result<BatchDecision, BatchError> {
     let mut model = Model::new(known)?;
     let existing: BTreeSet<ContactId> = model.contacts.keys().copied().collect();
@@ -88,7 +96,13 @@ pub fn decide_batch(
     let mut absorbed = Vec::new();
     for record in records {
         let current = model.customers_matching(&record.identifiers);
-        let plan = reconcile_record(&record.identifiers, record.seen_at, &current, limits)?;
+        let (plan, dropped) = reconcile_with_priority(
+            &record.identifiers,
+            record.seen_at,
+            &current,
+            limits,
+            priority,
+        )?;
         let inserted = match &plan.insert {
             Some(new) => {
                 let id = ids.next().ok_or(BatchError::OutOfIds)?;
@@ -120,7 +134,8 @@ pub fn decide_batch(
                 }
             }
             model.relink(&relink.contacts, to);
-            if plan.insert.is_none() {
+            // Evidence of a request that brought both values (none was dropped).
+            if plan.insert.is_none() && dropped.is_none() {
                 if let (Some(email), Some(phone)) =
                     (record.identifiers.email(), record.identifiers.phone())
                 {
@@ -133,6 +148,7 @@ pub fn decide_batch(
             plan,
             inserted,
             current,
+            dropped,
         });
     }
     decision.inserts = inserted_ids
@@ -259,7 +275,15 @@ mod tests {
     fn decide(records: &[BatchRecord], known: Vec<Contact>) -> BatchDecision {
         let mut ids = (100..).filter_map(ContactId::new);
         let now = at(59).expect("a time");
-        decide_batch(records, known, &mut ids, now, &CustomerLimits::UNLIMITED).expect("decided")
+        decide_batch(
+            records,
+            known,
+            &mut ids,
+            now,
+            &CustomerLimits::UNLIMITED,
+            IdentifierPriority::EmailFirst,
+        )
+        .expect("decided")
     }
 
     /// Every contact of every customer in `store` that holds a value of `request`: what a
@@ -288,12 +312,20 @@ mod tests {
         known: Vec<Contact>,
         decision: &BatchDecision,
         limits: &CustomerLimits,
+        priority: IdentifierPriority,
     ) {
         let mut store = known.clone();
         for (i, record) in records.iter().enumerate() {
             let current = matching(&store, &record.identifiers);
-            let alone = reconcile_record(&record.identifiers, record.seen_at, &current, limits)
-                .expect("plan");
+            let (alone, dropped) = reconcile_with_priority(
+                &record.identifiers,
+                record.seen_at,
+                &current,
+                limits,
+                priority,
+            )
+            .expect("plan");
+            assert_eq!(decision.decided[i].dropped, dropped, "record {i}");
             assert_eq!(decision.decided[i].plan, alone, "record {i}");
             store = alone.applied_to(store, decision.decided[i].inserted);
         }
@@ -326,6 +358,11 @@ mod tests {
             (seed >> 33) % n
         };
         for round in 0..200 {
+            let priority = if round % 4 < 2 {
+                IdentifierPriority::EmailFirst
+            } else {
+                IdentifierPriority::PhoneFirst
+            };
             let limits = if round % 3 == 0 {
                 CustomerLimits {
                     max_contacts: 4,
@@ -358,17 +395,18 @@ mod tests {
             let (known, records) = if round % 2 == 0 {
                 let (first, rest) = records.split_at(15);
                 let mut ids = (1000..).filter_map(ContactId::new);
-                let start = decide_batch(first, Vec::new(), &mut ids, Utc::now(), &limits)
-                    .expect("decided");
+                let start =
+                    decide_batch(first, Vec::new(), &mut ids, Utc::now(), &limits, priority)
+                        .expect("decided");
                 (start.inserts, rest.to_vec())
             } else {
                 (Vec::new(), records)
             };
             let mut ids = (100..).filter_map(ContactId::new);
             let now = at(59).expect("a time");
-            let decision =
-                decide_batch(&records, known.clone(), &mut ids, now, &limits).expect("decided");
-            assert_each_as_alone(&records, known, &decision, &limits);
+            let decision = decide_batch(&records, known.clone(), &mut ids, now, &limits, priority)
+                .expect("decided");
+            assert_each_as_alone(&records, known, &decision, &limits, priority);
         }
     }
 
@@ -387,7 +425,13 @@ mod tests {
             record(Some("george@x.io"), Some("717171"), 13),
         ];
         let decision = decide(&records, known.clone());
-        assert_each_as_alone(&records, known, &decision, &CustomerLimits::UNLIMITED);
+        assert_each_as_alone(
+            &records,
+            known,
+            &decision,
+            &CustomerLimits::UNLIMITED,
+            IdentifierPriority::EmailFirst,
+        );
         // Net writes: two contacts created (lorraine a primary, mcfly her secondary), biff
         // re-linked to george once, one request kept as evidence.
         assert_eq!(decision.inserts.len(), 2);
@@ -432,7 +476,7 @@ mod tests {
     }
 
     #[test]
-    fn the_merge_guard_refuses_within_a_batch_as_it_does_alone() {
+    fn the_merge_guard_leaves_out_the_lowest_priority_identifier_within_a_batch() {
         let limits = CustomerLimits {
             max_contacts: 2,
             max_emails: 10,
@@ -450,10 +494,39 @@ mod tests {
             &mut ids,
             at(59).expect("a time"),
             &limits,
+            IdentifierPriority::EmailFirst,
+        )
+        .expect("decided");
+        // The third order would give the phone's customer three contacts: its phone is left
+        // out, and its email becomes a customer of its own.
+        assert_eq!(decision.inserts.len(), 3);
+        let third = &decision.decided[2];
+        assert_eq!(
+            third.dropped,
+            Some(Identifier::Phone(PhoneNumber::from_stored("1".to_owned())))
+        );
+        assert_eq!(
+            third.plan.insert.as_ref().map(|c| c.link),
+            Some(Link::Primary)
+        );
+        assert_eq!(decision.inserts[2].phone, None);
+        // Phone first: the email is left out, and the phone alone brings nothing new.
+        let mut ids = (100..).filter_map(ContactId::new);
+        let decision = decide_batch(
+            &records,
+            Vec::new(),
+            &mut ids,
+            at(59).expect("a time"),
+            &limits,
+            IdentifierPriority::PhoneFirst,
         )
         .expect("decided");
         assert_eq!(decision.inserts.len(), 2);
-        assert!(decision.decided[2].plan.refused.is_some());
+        assert_eq!(
+            decision.decided[2].dropped,
+            Some(Identifier::Email(Email::from_stored("c@x.io".to_owned())))
+        );
+        assert_eq!(decision.decided[2].plan, Plan::default());
     }
 
     #[test]
@@ -466,7 +539,8 @@ mod tests {
                 known,
                 &mut ids,
                 Utc::now(),
-                &CustomerLimits::UNLIMITED
+                &CustomerLimits::UNLIMITED,
+                IdentifierPriority::EmailFirst,
             ),
             Err(BatchError::Inconsistent(InconsistentGraph::DanglingLink {
                 contact: id(2),

@@ -11,6 +11,7 @@ use crate::cluster::{Evidence, ManualLink, Rewrite};
 use crate::contact::{Contact, ContactId, Email, Identifier, Identifiers, PhoneNumber};
 use crate::customer::InconsistentGraph;
 use crate::history::HistoryEntry;
+use crate::identifiers::IdentifierPriority;
 use crate::links::{LinkRefused, StoredLink};
 use crate::reconcile::{CustomerLimits, Plan};
 use crate::unlink::{NewUnlinkRule, UnlinkRule};
@@ -301,8 +302,8 @@ pub trait ContactMaintenance: Send + Sync {
 
     /// [`Self::apply_batch`], set-based: one unit of work that keeps every other writer out,
     /// reads every customer the records touch in one statement, decides the whole batch in
-    /// memory with [`crate::decide_batch`] (each record exactly as `apply_batch` decides it,
-    /// against what the records before it wrote) and writes the outcome in bulk: contacts,
+    /// memory with [`crate::decide_batch`] (each record as `apply_batch` decides it, against
+    /// what the records before it wrote, with rule 6's `priority`) and writes the outcome in bulk: contacts,
     /// re-links, evidence, history and change events. All written or none; retried as a
     /// whole when it collides.
     ///
@@ -312,6 +313,7 @@ pub trait ContactMaintenance: Send + Sync {
         &self,
         records: &[BatchRecord],
         limits: &CustomerLimits,
+        priority: IdentifierPriority,
         cause: &str,
     ) -> Result<BatchOutcome, RepositoryError>;
 

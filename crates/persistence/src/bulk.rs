@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 use identity_domain::{
     decide_batch, BatchDecision, BatchError, BatchOutcome, BatchRecord, Contact, ContactId,
-    CustomerLimits, Identifier, Outcome, RepositoryError,
+    CustomerLimits, Identifier, IdentifierPriority, Outcome, RepositoryError,
 };
 
 use crate::history;
@@ -33,7 +33,7 @@ const ROWS_PER_INSERT: usize = 4_000;
 pub(crate) fn import_batch(
     db: &mut Db<'_>,
     records: &[BatchRecord],
-    limits: &CustomerLimits,
+    (limits, priority): (&CustomerLimits, IdentifierPriority),
     cause: &str,
 ) -> Result<(BatchOutcome, BatchDecision), UnitError> {
     // One lock, taken first: the whole table for writers, for the batch (readers go on).
@@ -42,12 +42,11 @@ pub(crate) fn import_batch(
     let known = read_touched(db, records)?;
     let (ids, now) = take_ids(db, records.len())?;
     let first_unused = ids.first().map(|id| id.get());
-    let decision = decide_batch(records, known, &mut ids.into_iter(), now, limits).map_err(
-        |error| match error {
+    let decision = decide_batch(records, known, &mut ids.into_iter(), now, limits, priority)
+        .map_err(|error| match error {
             BatchError::Inconsistent(e) => UnitError::Inconsistent(e),
             other => UnitError::Final(RepositoryError::Internal(Box::new(other))),
-        },
-    )?;
+        })?;
     if let Some(first) = first_unused {
         let used = i64::try_from(decision.inserts.len()).unwrap_or(i64::MAX);
         return_ids(db, first + used)?;

@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use identity_domain::{
     BatchOutcome, BatchRecord, ContactId, ContactMaintenance, CustomerLimits, CustomerSize,
-    DecideEach, Email, ExportSink, Exported, Identifier, Identifiers, PhoneNumber, RepositoryError,
-    Rewrite, Rewriter, StoreStats, Violation,
+    DecideEach, Email, ExportSink, Exported, Identifier, IdentifierPriority, Identifiers,
+    PhoneNumber, RepositoryError, Rewrite, Rewriter, StoreStats, Violation,
 };
 
 use crate::bulk::import_batch;
@@ -108,12 +108,15 @@ impl ContactMaintenance for SqlContactRepository {
         &self,
         records: &[BatchRecord],
         limits: &CustomerLimits,
+        priority: IdentifierPriority,
         cause: &str,
     ) -> Result<BatchOutcome, RepositoryError> {
         // Waits up to 30 s for the table lock, as `apply_batch`: no client-side deadline.
         let (outcome, decision) = deadline::lifted(|| {
             self.retry.run(&self.pool, |db| {
-                write_transaction(db, |db| import_batch(db, records, limits, cause))
+                write_transaction(db, |db| {
+                    import_batch(db, records, (limits, priority), cause)
+                })
             })
         })?;
         decision

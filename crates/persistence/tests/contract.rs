@@ -107,6 +107,7 @@ contract!(
     renormalizing_old_rows_merges_the_customers_they_reveal,
     a_batch_applies_the_rules_in_order_and_an_older_record_becomes_primary,
     a_set_based_batch_writes_what_record_by_record_writes,
+    under_the_merge_guard_a_set_based_batch_writes_what_record_by_record_writes,
     check_reports_what_breaks_the_invariants,
     the_history_of_a_merge_lists_both_creations_and_the_demotion,
     erasing_the_bridge_splits_the_customer_and_leaves_no_personal_data,
@@ -537,7 +538,7 @@ mod more_cases {
 
 mod batch_cases {
     use chrono::{DateTime, TimeZone, Utc};
-    use identity_domain::{reconcile_record, BatchRecord};
+    use identity_domain::{reconcile_record, BatchRecord, IdentifierPriority};
 
     use super::*;
 
@@ -676,7 +677,12 @@ mod batch_cases {
             .collect();
         let set_based = stores[0]
             .maintenance
-            .import_batch(&batch, &CustomerLimits::UNLIMITED, "import")
+            .import_batch(
+                &batch,
+                &CustomerLimits::UNLIMITED,
+                IdentifierPriority::EmailFirst,
+                "import",
+            )
             .expect("applied");
         let requests: Vec<Identifiers> = records.iter().map(|(r, _)| r.clone()).collect();
         let decide = |i: usize, current: &[Contact]| {
@@ -710,10 +716,74 @@ mod batch_cases {
         // The same batch again writes nothing.
         let again = stores[0]
             .maintenance
-            .import_batch(&batch, &CustomerLimits::UNLIMITED, "import")
+            .import_batch(
+                &batch,
+                &CustomerLimits::UNLIMITED,
+                IdentifierPriority::EmailFirst,
+                "import",
+            )
             .expect("applied");
         assert_eq!((again.created, again.unchanged), (0, records.len()));
         assert_eq!(snapshot(&db), written);
+    }
+
+    pub fn under_the_merge_guard_a_set_based_batch_writes_what_record_by_record_writes(
+        db: TestStore,
+    ) {
+        let twin = match &db {
+            TestStore::Postgres(_) => TestStore::postgres(),
+            TestStore::Sqlite(_) => TestStore::sqlite(),
+        };
+        let limits = CustomerLimits {
+            max_contacts: 3,
+            max_emails: 2,
+            max_phones: 3,
+        };
+        let records: Vec<(Identifiers, Option<DateTime<Utc>>)> = [
+            ("doc@x.io", "101", 1),
+            ("marty@x.io", "101", 2),
+            // A third email for doc's customer: its phone is left out (email first), and the
+            // email becomes a customer of its own.
+            ("emmett@x.io", "101", 3),
+            ("biff@x.io", "202", 4),
+            // Would join biff's customer to doc's, past max_emails: the phone is left out, and
+            // biff's email alone brings nothing new.
+            ("biff@x.io", "101", 5),
+            ("george@x.io", "303", 6),
+        ]
+        .iter()
+        .map(|(email, phone, d)| (request(Some(email), Some(phone)), day(*d)))
+        .collect();
+        let batch: Vec<BatchRecord> = records
+            .iter()
+            .map(|(identifiers, seen_at)| BatchRecord {
+                identifiers: identifiers.clone(),
+                seen_at: *seen_at,
+            })
+            .collect();
+        let set_based = open_store(&db)
+            .maintenance
+            .import_batch(&batch, &limits, IdentifierPriority::EmailFirst, "import")
+            .expect("applied");
+        let requests: Vec<Identifiers> = records.iter().map(|(r, _)| r.clone()).collect();
+        let decide = |i: usize, current: &[Contact]| {
+            identity_domain::reconcile::reconcile_with_priority(
+                &records[i].0,
+                records[i].1,
+                current,
+                &limits,
+                IdentifierPriority::EmailFirst,
+            )
+            .map(|(plan, _)| plan)
+        };
+        let one_by_one = open_store(&twin)
+            .maintenance
+            .apply_batch(&requests, &decide, "import")
+            .expect("applied");
+        assert_eq!(set_based, one_by_one);
+        assert_eq!(set_based.refused, 0, "{set_based:?}");
+        assert_eq!(snapshot(&db), snapshot(&twin));
+        assert!(check_invariants(&mut db.connect()).is_empty());
     }
 
     pub fn check_reports_what_breaks_the_invariants(db: TestStore) {
