@@ -14,6 +14,10 @@ bench:
     scripts/bench-sqlite.sh
     cargo bench -p identity-domain --bench reconcile -- --quick
 
+# The import against COPY (docs/BENCHMARKS.md): docs/import-benchmark.jsonl and .svg.
+bench-import:
+    scripts/bench-import.sh
+
 # What CI checks besides the tests.
 lint:
     cargo fmt --all -- --check

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use identity_domain::{
-    reconcile_record, renormalize, Contact, Identifier, Identifiers, Rewrite, StoreStats, Violation,
+    reconcile::reconcile_with_priority, renormalize, BatchRecord, Contact, Identifier, Identifiers,
+    Rewrite, StoreStats, Violation,
 };
 use serde_json::{Map, Value};
 
@@ -141,6 +142,9 @@ pub struct ImportOptions {
     /// Where bad records go (JSON lines: line, reason, record), created on the first one.
     pub rejects: PathBuf,
     pub batch_size: usize,
+    /// Decide and write each record on its own, as before set-based batches (three round
+    /// trips per record): kept to measure the two side by side.
+    pub per_record: bool,
 }
 
 /// What an import did.
@@ -152,6 +156,12 @@ pub struct ImportSummary {
     pub merged: usize,
     pub unchanged: usize,
     pub refused: usize,
+    /// Unlink rules made from the file's rule lines (an export's).
+    pub rules: usize,
+    /// Manual links made from the file's link lines (an export's).
+    pub links: usize,
+    /// Link lines whose contacts are not in the store, or that the merge guard refused.
+    pub links_not_made: usize,
     pub rejects_file: Option<PathBuf>,
     pub elapsed: Duration,
 }
@@ -201,8 +211,11 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         .map_err(StartupError::from)?;
     // Values that unlink rules name are placeholders to the import too. A rule made while
     // it runs stops it before the batch that holds the value is written.
-    let policy = policy_with_rules(settings, &store)?;
+    // A RefCell: an unlink rule read from the file (an export's) joins it for the records
+    // after it.
+    let policy = std::cell::RefCell::new(policy_with_rules(settings, &store)?);
     let limits = settings.customer_limits();
+    let priority = settings.identifier_priority().map_err(StartupError::from)?;
     let name = options.input.display().to_string();
     let format = options
         .format
@@ -229,7 +242,9 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     let latest = Utc::now() + CLOCK_SKEW_ALLOWANCE;
     let mut admit =
         |rejects: &mut Rejects, line: u64, body: Map<String, Value>, raw: &str| match admit_record(
-            &policy, latest, body,
+            &policy.borrow(),
+            latest,
+            body,
         ) {
             Ok(record) => records.push(record),
             Err(reason) => rejects.add(line, &reason, raw),
@@ -254,6 +269,13 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         })))
     };
     let mut number = 0_u64;
+    // Unlink rules in the file (an export's): made as they are read, before any record is
+    // written, with the configured identifier rules (a value is not refused for having a
+    // rule already: then making it again changes nothing).
+    let rules_policy = settings.identifier_policy().map_err(StartupError::from)?;
+    let service = identity_domain::IdentityService::new(store.repository.clone(), limits);
+    let mut rules_made = 0;
+    let mut link_lines = Vec::new();
     let mut unknown_fields = std::collections::BTreeSet::new();
     let known = |field: &str| matches!(field, "email" | "phoneNumber" | "createdAt");
     let csv_headers = match format {
@@ -281,6 +303,27 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         };
         if line.trim().is_empty() {
             continue;
+        }
+        if csv_headers.is_none() {
+            if let Some(rule) = crate::export::rule_line(&line, &rules_policy) {
+                match rule.map(|rule| make_rule(&service, &rule)) {
+                    Ok(Ok(made)) => {
+                        rules_made += usize::from(made);
+                        *policy.borrow_mut() = policy_with_rules(settings, &store)?;
+                    }
+                    Ok(Err(error)) => return Err(ImportError::Store(StartupError::Store(error))),
+                    Err(reason) => rejects.add(number, &reason, &line),
+                }
+                continue;
+            }
+            // Manual links (an export's) are made after every record.
+            if let Some(link) = crate::export::link_line(&line, &rules_policy) {
+                match link {
+                    Ok(link) => link_lines.push(link),
+                    Err(reason) => rejects.add(number, &reason, &line),
+                }
+                continue;
+            }
         }
         let body = match &csv_headers {
             None => match serde_json::from_str::<Map<String, Value>>(&line) {
@@ -338,6 +381,7 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     let mut summary = ImportSummary {
         records: records.len() + rejects.count,
         rejected: rejects.count,
+        rules: rules_made,
         rejects_file,
         ..ImportSummary::default()
     };
@@ -347,14 +391,33 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     // table was nearly empty would scan it whole).
     let mut refresh_at = 1_000;
     for batch in records.chunks(options.batch_size.max(1)) {
-        let requests: Vec<Identifiers> = batch.iter().map(|r| r.identifiers.clone()).collect();
-        let decide = |i: usize, current: &[Contact]| {
-            reconcile_record(&batch[i].identifiers, batch[i].created_at, current, &limits)
-        };
-        let outcome = store
-            .maintenance
-            .apply_batch(&requests, &decide, "import")
-            .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
+        let outcome = if options.per_record {
+            let requests: Vec<Identifiers> = batch.iter().map(|r| r.identifiers.clone()).collect();
+            let decide = |i: usize, current: &[Contact]| {
+                let record = &batch[i];
+                reconcile_with_priority(
+                    &record.identifiers,
+                    record.created_at,
+                    current,
+                    &limits,
+                    priority,
+                )
+                .map(|(plan, _)| plan)
+            };
+            store.maintenance.apply_batch(&requests, &decide, "import")
+        } else {
+            let batch: Vec<BatchRecord> = batch
+                .iter()
+                .map(|r| BatchRecord {
+                    identifiers: r.identifiers.clone(),
+                    seen_at: r.created_at,
+                })
+                .collect();
+            store
+                .maintenance
+                .import_batch(&batch, &limits, priority, "import")
+        }
+        .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
         summary.created += outcome.created;
         summary.merged += outcome.merged;
         summary.unchanged += outcome.unchanged;
@@ -369,8 +432,27 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         progress.advance(batch.len());
     }
     progress.finish();
+    let links = crate::export::make_links(store.repository.as_ref(), &limits, &link_lines)
+        .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
+    summary.links = links.made;
+    summary.links_not_made = links.not_made;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Makes an unlink rule read from an import file, applying it to the store as
+/// `POST /blocked-identifiers` does. `false` when the value has a rule already (importing
+/// the same file again makes nothing).
+fn make_rule(
+    service: &identity_domain::IdentityService,
+    rule: &identity_domain::NewUnlinkRule,
+) -> Result<bool, identity_domain::RepositoryError> {
+    match service.unlink(rule) {
+        Ok(_) => Ok(true),
+        Err(identity_domain::IdentifyError::RuleExists { .. }) => Ok(false),
+        Err(identity_domain::IdentifyError::Repository(error)) => Err(error),
+        Err(other) => Err(identity_domain::RepositoryError::Internal(Box::new(other))),
+    }
 }
 
 /// The fields of one CSV line (quotes and commas as RFC 4180 has them, on one line).

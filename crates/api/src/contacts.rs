@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::error::Problem;
 use crate::identify::{ContactView, IdentifyBody, IdentifyResponse};
 use crate::run_blocking;
+use crate::settings::CompatSettings;
 
 /// An id from a path: a positive whole number written canonically (decimal digits, no sign,
 /// no leading zero, no padding), else 400. Only one spelling names a record, so that an
@@ -59,6 +60,7 @@ pub(crate) fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
 pub async fn contact(
     _key: Authorized<ReadScope>,
     service: web::Data<IdentityService>,
+    compat: web::Data<CompatSettings>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = contact_id(&id)?;
@@ -66,7 +68,7 @@ pub async fn contact(
     let customer = run_blocking(move || service.customer_of(id))
         .await??
         .ok_or(ApiError::ContactNotFound(id.get()))?;
-    Ok(HttpResponse::Ok().json(IdentifyResponse::of(customer, Vec::new())))
+    Ok(HttpResponse::Ok().json(IdentifyResponse::of(customer, Vec::new(), &compat)))
 }
 
 /// One step of a chain: a contact, or what joins the contacts around it.
@@ -204,13 +206,17 @@ pub async fn search(
     _key: Authorized<ReadScope>,
     service: web::Data<IdentityService>,
     policy: web::Data<IdentifierPolicy>,
+    compat: web::Data<CompatSettings>,
     body: web::Json<IdentifyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let identifiers = body.into_inner().admit(&policy)?.identifiers;
     let service = service.into_inner();
     let customers = run_blocking(move || service.search(&identifiers)).await??;
     Ok(HttpResponse::Ok().json(SearchView {
-        customers: customers.into_iter().map(ContactView::from).collect(),
+        customers: customers
+            .into_iter()
+            .map(|customer| ContactView::new(customer, &compat))
+            .collect(),
     }))
 }
 
@@ -304,6 +310,11 @@ impl From<StoredLink> for LinkView {
 #[serde(rename_all = "camelCase")]
 pub struct GraphView {
     primary_contact_id: i64,
+    /// `primaryContactId` as the original task's text spells it: only with the setting
+    /// `compat.primary_contatct_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    primary_contatct_id: Option<i64>,
     /// Oldest first.
     contacts: Vec<ContactNodeView>,
     /// The stored requests that joined parts of it.
@@ -329,6 +340,7 @@ pub struct GraphView {
 pub async fn graph(
     _key: Authorized<ReadScope>,
     service: web::Data<IdentityService>,
+    compat: web::Data<CompatSettings>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = contact_id(&id)?;
@@ -339,6 +351,7 @@ pub async fn graph(
     let primary = contacts.first().map_or(id, Contact::primary_id).get();
     Ok(HttpResponse::Ok().json(GraphView {
         primary_contact_id: primary,
+        primary_contatct_id: compat.primary_contatct_id(primary),
         contacts: contacts.into_iter().map(ContactNodeView::from).collect(),
         evidence: evidence
             .iter()

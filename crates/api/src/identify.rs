@@ -11,6 +11,7 @@ use crate::auth::{Authorized, IdentifyScope};
 use crate::error::ApiError;
 use crate::error::Problem;
 use crate::run_blocking;
+use crate::settings::CompatSettings;
 
 /// The request body: a JSON object (anything else is refused by the extractor). Fields are
 /// taken as raw JSON so that a wrong type gets a message naming the field; unknown fields are
@@ -124,9 +125,9 @@ pub struct IdentifyResponse {
 }
 
 impl IdentifyResponse {
-    pub fn of(customer: Customer, ignored: Vec<Ignored>) -> Self {
+    pub fn of(customer: Customer, ignored: Vec<Ignored>, compat: &CompatSettings) -> Self {
         Self {
-            contact: customer.into(),
+            contact: ContactView::new(customer, compat),
             ignored: ignored.into_iter().map(IgnoredView::from).collect(),
         }
     }
@@ -161,15 +162,21 @@ impl From<Ignored> for IgnoredView {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ContactView {
     primary_contact_id: i64,
+    /// `primaryContactId` as the original task's text spells it, with the same value: only
+    /// with the setting `compat.primary_contatct_id` (the OpenAPI document then declares it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    primary_contatct_id: Option<i64>,
     emails: Vec<String>,
     phone_numbers: Vec<String>,
     secondary_contact_ids: Vec<i64>,
 }
 
-impl From<Customer> for ContactView {
-    fn from(customer: Customer) -> Self {
+impl ContactView {
+    pub(crate) fn new(customer: Customer, compat: &CompatSettings) -> Self {
         Self {
             primary_contact_id: customer.primary_id.get(),
+            primary_contatct_id: compat.primary_contatct_id(customer.primary_id.get()),
             emails: customer
                 .emails
                 .iter()
@@ -208,6 +215,7 @@ pub async fn identify(
     service: web::Data<IdentityService>,
     policy: web::Data<IdentifierPolicy>,
     request: HttpRequest,
+    compat: web::Data<CompatSettings>,
     body: web::Json<IdentifyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let cause = request_cause(&request);
@@ -230,5 +238,6 @@ pub async fn identify(
     Ok(HttpResponse::Ok().json(IdentifyResponse::of(
         identified.customer,
         identified.ignored,
+        &compat,
     )))
 }

@@ -9,6 +9,7 @@ mod console;
 mod contacts;
 pub mod dispatcher;
 mod error;
+pub mod export;
 mod health;
 mod identify;
 pub mod keys;

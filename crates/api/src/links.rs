@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::error::Problem;
 use crate::identify::ContactView;
 use crate::run_blocking;
+use crate::settings::CompatSettings;
 use crate::unlink::valid_reason;
 
 /// What a link did (or, previewed, would do).
@@ -125,6 +126,7 @@ fn read_body(
 pub async fn create_link(
     key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
+    compat: web::Data<CompatSettings>,
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let link = read_body(body.into_inner(), true, key.caller.name())?;
@@ -139,7 +141,10 @@ pub async fn create_link(
         .insert_header((header::LOCATION, format!("/links/{}", link.id)))
         .json(LinkedView {
             link: Some(link.into()),
-            customer: customers.into_iter().next().map(ContactView::from),
+            customer: customers
+                .into_iter()
+                .next()
+                .map(|customer| ContactView::new(customer, &compat)),
         }))
 }
 
@@ -162,6 +167,7 @@ pub async fn create_link(
 pub async fn preview_link(
     key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
+    compat: web::Data<CompatSettings>,
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let link = read_body(body.into_inner(), false, key.caller.name())?;
@@ -169,7 +175,10 @@ pub async fn preview_link(
     let Linked { customers, .. } = run_blocking(move || service.preview_link(&link)).await??;
     Ok(HttpResponse::Ok().json(LinkedView {
         link: None,
-        customer: customers.into_iter().next().map(ContactView::from),
+        customer: customers
+            .into_iter()
+            .next()
+            .map(|customer| ContactView::new(customer, &compat)),
     }))
 }
 
@@ -212,6 +221,7 @@ pub async fn list_links(
 pub async fn delete_link(
     key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
+    compat: web::Data<CompatSettings>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id)?;
@@ -227,7 +237,10 @@ pub async fn delete_link(
     let still_one_customer = customers.iter().any(|c| holds(c, a) && holds(c, b));
     Ok(HttpResponse::Ok().json(UnlinkedByHandView {
         link: link.into(),
-        customers: customers.into_iter().map(ContactView::from).collect(),
+        customers: customers
+            .into_iter()
+            .map(|customer| ContactView::new(customer, &compat))
+            .collect(),
         still_one_customer,
     }))
 }

@@ -229,6 +229,42 @@ impl utoipa::Modify for RequestSchema {
 )]
 pub struct ApiDoc;
 
+/// The document this service serves: with the setting `compat.primary_contatct_id` on,
+/// every schema carrying `primaryContactId` declares `primaryContatctId` beside it (the
+/// original task's spelling, with the same value).
+pub fn document(compat: &crate::settings::CompatSettings) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    let mut document = ApiDoc::openapi();
+    if !compat.primary_contatct_id {
+        return document;
+    }
+    let Some(components) = document.components.as_mut() else {
+        return document;
+    };
+    for schema in components.schemas.values_mut() {
+        let RefOr::T(Schema::Object(object)) = schema else {
+            continue;
+        };
+        if !object.properties.contains_key("primaryContactId") {
+            continue;
+        }
+        let spelled = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .description(Some(
+                "`primaryContactId` as the original task's text spells it, with the same \
+                 value (setting `compat.primary_contatct_id`).",
+            ))
+            .build();
+        object
+            .properties
+            .insert("primaryContatctId".to_owned(), spelled.into());
+        object.required.push("primaryContatctId".to_owned());
+    }
+    document
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,24 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub events: EventSettings,
     pub log: LogSettings,
+    pub compat: CompatSettings,
+}
+
+/// Answers for clients written against the original task's text.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatSettings {
+    /// Every answer carrying `primaryContactId` also carries `primaryContatctId` (the task
+    /// text's spelling) with the same value.
+    pub primary_contatct_id: bool,
+}
+
+impl CompatSettings {
+    /// The value of `primaryContatctId` next to a `primaryContactId` of `primary`: absent
+    /// unless the setting is on.
+    pub fn primary_contatct_id(&self, primary: i64) -> Option<i64> {
+        self.primary_contatct_id.then_some(primary)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

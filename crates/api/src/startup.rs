@@ -16,7 +16,6 @@ use identity_domain::{IdentifierPolicy, IdentityService};
 use identity_persistence::PersistenceError;
 use secrecy::ExposeSecret;
 use thiserror::Error;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::admin::{erase_contact, erase_customer, history, ErasureAccess};
@@ -28,8 +27,7 @@ use crate::health::{healthz, readyz, ReadinessCheck};
 use crate::identify::identify;
 use crate::links::{create_link, delete_link, list_links, preview_link};
 use crate::metrics::{metrics, PoolProbe};
-use crate::openapi::ApiDoc;
-use crate::settings::Settings;
+use crate::settings::{CompatSettings, Settings};
 use crate::telemetry::observe_request;
 use crate::unlink::{create_rule, delete_rule, list_rules, preview_rule};
 
@@ -111,6 +109,7 @@ impl Application {
                 enabled: settings.admin.erasure_enabled,
             }),
             gate: web::Data::from(Arc::clone(&gate)),
+            compat: web::Data::new(settings.compat),
         };
         crate::metrics::handle();
         let deadline = Duration::from_millis(settings.database.deadline_ms);
@@ -188,12 +187,14 @@ pub struct AppState {
     pub pool: web::Data<PoolProbe>,
     pub erasure: web::Data<ErasureAccess>,
     pub gate: web::Data<Gate>,
+    pub compat: web::Data<CompatSettings>,
 }
 
 /// The routes of the service, with JSON errors for bad bodies, unknown routes and wrong
 /// methods. Public so that tests can mount them on a service of their own.
 pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
+        let document = crate::openapi::document(state.compat.get_ref());
         let json = web::JsonConfig::default()
             .limit(max_body_bytes)
             .error_handler(json_error);
@@ -203,6 +204,7 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::S
             .app_data(state.pool)
             .app_data(state.erasure)
             .app_data(state.gate)
+            .app_data(state.compat)
             .app_data(json)
             .service(
                 web::resource("/contacts/{id}")
@@ -278,7 +280,7 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::S
                     .insert_header((actix_web::http::header::LOCATION, "/docs/"))
                     .finish()
             })))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document))
             .service(
                 web::resource("/identify")
                     .route(web::post().to(identify))

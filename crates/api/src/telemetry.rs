@@ -10,6 +10,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 use tracing::Instrument;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{LogFormat, LogSettings};
@@ -17,10 +18,21 @@ use crate::settings::{LogFormat, LogSettings};
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `log.level`. In JSON,
 /// every line carries the fields of the request span it was written in (`request_id`).
 pub fn init(settings: &LogSettings) {
+    install(settings, BoxMakeWriter::new(std::io::stdout));
+}
+
+/// [`init`] for a command whose standard output is data (`export`): logs go to stderr.
+pub fn init_on_stderr(settings: &LogSettings) {
+    install(settings, BoxMakeWriter::new(std::io::stderr));
+}
+
+fn install(settings: &LogSettings, writer: BoxMakeWriter) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let installed = match settings.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::error::Problem;
 use crate::identify::{ContactView, IdentifyBody};
 use crate::run_blocking;
+use crate::settings::CompatSettings;
 
 /// Longest reason accepted, in characters.
 pub(crate) const MAX_REASON_LEN: usize = 500;
@@ -43,7 +44,7 @@ impl From<Map<String, Value>> for RuleBody {
 
 impl RuleBody {
     /// The one value named, normalized as `/identify` normalizes it.
-    fn identifier(
+    pub(crate) fn identifier(
         self,
         policy: &IdentifierPolicy,
     ) -> Result<(Identifier, Option<Value>), ApiError> {
@@ -133,14 +134,14 @@ pub struct UnlinkedView {
     erased_contact_ids: Vec<i64>,
 }
 
-impl From<Unlinked> for UnlinkedView {
-    fn from(unlinked: Unlinked) -> Self {
+impl UnlinkedView {
+    fn new(unlinked: Unlinked, compat: &CompatSettings) -> Self {
         Self {
             rule: unlinked.rule.map(RuleView::from),
             customers: unlinked
                 .customers
                 .into_iter()
-                .map(ContactView::from)
+                .map(|customer| ContactView::new(customer, compat))
                 .collect(),
             erased_contact_ids: unlinked.erased.iter().map(|id| id.get()).collect(),
         }
@@ -175,6 +176,7 @@ pub async fn create_rule(
     key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
     policy: web::Data<IdentifierPolicy>,
+    compat: web::Data<CompatSettings>,
     body: web::Json<RuleBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (identifier, raw_reason) = body.into_inner().identifier(&policy)?;
@@ -207,7 +209,7 @@ pub async fn create_rule(
     if let Some(location) = location {
         response.insert_header((header::LOCATION, location));
     }
-    Ok(response.json(UnlinkedView::from(unlinked)))
+    Ok(response.json(UnlinkedView::new(unlinked, &compat)))
 }
 
 /// What making a rule for this value would do now: the customers that would result.
@@ -231,12 +233,13 @@ pub async fn preview_rule(
     _key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
     policy: web::Data<IdentifierPolicy>,
+    compat: web::Data<CompatSettings>,
     body: web::Json<RuleBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (identifier, _) = body.into_inner().identifier(&policy)?;
     let service = service.into_inner();
     let preview = run_blocking(move || service.preview_unlink(&identifier)).await??;
-    Ok(HttpResponse::Ok().json(UnlinkedView::from(preview)))
+    Ok(HttpResponse::Ok().json(UnlinkedView::new(preview, &compat)))
 }
 
 /// Every unlink rule, oldest first.

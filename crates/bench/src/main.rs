@@ -9,6 +9,7 @@
 //! `chart` draws as an SVG. `scripts/bench.sh` (`just bench`) runs it all.
 
 mod chart;
+mod import;
 mod measurement;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,25 @@ enum Cmd {
         #[arg(long)]
         results: Option<PathBuf>,
     },
+    /// Write generated past orders: JSON Lines for `identity-api import`, and the same rows
+    /// as CSV for `COPY contact (email, phone_number, created_at, link_precedence)`.
+    Orders {
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+        #[arg(long, default_value_t = 24)]
+        seed: u64,
+        #[arg(long)]
+        jsonl: PathBuf,
+        #[arg(long)]
+        csv: PathBuf,
+    },
+    /// Draw the import benchmark's rates (scripts/bench-import.sh) as an SVG.
+    ImportChart {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Draw a results file as an SVG: throughput against the ceiling, and latency percentiles.
     Chart {
         /// The results file written by `run --results` and `ceiling --results`.
@@ -114,6 +134,13 @@ fn main() -> std::process::ExitCode {
             results,
         } => ceiling(&database, &load, results.as_deref()),
         Cmd::Chart { input, output } => chart::write_svg(&input, &output),
+        Cmd::Orders {
+            count,
+            seed,
+            jsonl,
+            csv,
+        } => import::write_orders(count, seed, &jsonl, &csv),
+        Cmd::ImportChart { input, output } => import::write_chart(&input, &output),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

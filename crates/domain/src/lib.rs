@@ -9,6 +9,7 @@
 //! operator unlinked is in [`unlink`], who may call what in [`access`].
 
 pub mod access;
+pub mod batch;
 pub mod cluster;
 pub mod contact;
 pub mod customer;
@@ -27,6 +28,7 @@ pub use access::MockKeyRepository;
 pub use access::{
     valid_key_name, ActiveKey, ApiKey, KeyError, KeyRepository, Scope, Scopes, UnknownScope,
 };
+pub use batch::{decide_batch, BatchDecision, BatchError, BatchRecord, Decided};
 pub use cluster::{plan_erasure, ContactChange, Evidence, Joins, ManualLink, Rewrite, ValueChange};
 pub use contact::{
     Contact, ContactId, Email, Identifier, Identifiers, InvalidRequest, Link, PhoneNumber, Region,
@@ -43,8 +45,8 @@ pub use reconcile::{
 pub use renormalize::renormalize;
 pub use repository::{
     Applied, AppliedLink, AppliedRule, BatchOutcome, ContactMaintenance, ContactRepository,
-    CustomerRewriter, CustomerSize, Decide, DecideEach, LinkPlanner, RepositoryError, Rewriter,
-    StoreStats, Violation,
+    CustomerRewriter, CustomerSize, Decide, DecideEach, ExportSink, Exported, LinkPlanner,
+    RepositoryError, Rewriter, StoreStats, Violation,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::{MockContactMaintenance, MockContactRepository};

@@ -4,12 +4,16 @@ use std::error::Error as StdError;
 
 use thiserror::Error;
 
+use crate::batch::BatchRecord;
+use chrono::{DateTime, Utc};
+
 use crate::cluster::{Evidence, ManualLink, Rewrite};
-use crate::contact::{Contact, ContactId, Identifier, Identifiers};
+use crate::contact::{Contact, ContactId, Email, Identifier, Identifiers, PhoneNumber};
 use crate::customer::InconsistentGraph;
 use crate::history::HistoryEntry;
+use crate::identifiers::IdentifierPriority;
 use crate::links::{LinkRefused, StoredLink};
-use crate::reconcile::Plan;
+use crate::reconcile::{CustomerLimits, Plan};
 use crate::unlink::{NewUnlinkRule, UnlinkRule};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -296,6 +300,23 @@ pub trait ContactMaintenance: Send + Sync {
         cause: &str,
     ) -> Result<BatchOutcome, RepositoryError>;
 
+    /// [`Self::apply_batch`], set-based: one unit of work that keeps every other writer out,
+    /// reads every customer the records touch in one statement, decides the whole batch in
+    /// memory with [`crate::decide_batch`] (each record as `apply_batch` decides it, against
+    /// what the records before it wrote, with rule 6's `priority`) and writes the outcome in bulk: contacts,
+    /// re-links, evidence, history and change events. All written or none; retried as a
+    /// whole when it collides.
+    ///
+    /// # Errors
+    /// As [`Self::apply_batch`].
+    fn import_batch(
+        &self,
+        records: &[BatchRecord],
+        limits: &CustomerLimits,
+        priority: IdentifierPriority,
+        cause: &str,
+    ) -> Result<BatchOutcome, RepositoryError>;
+
     /// Brings the store's statistics up to date after much was written (a bulk import into
     /// an empty store), so that the database plans lookups for the table's new size.
     ///
@@ -314,6 +335,56 @@ pub trait ContactMaintenance: Send + Sync {
     /// # Errors
     /// When the store cannot be read.
     fn stats(&self, top: usize) -> Result<StoreStats, RepositoryError>;
+
+    /// Everything a store is, read in one snapshot and handed to `sink` item by item, so
+    /// that it streams: the unlink rules (oldest first), every live contact (by id), the
+    /// stored requests that joined customers whose two values live contacts still hold, and
+    /// the manual links (oldest first).
+    ///
+    /// # Errors
+    /// When the store cannot be read, or `sink` fails (then the export stops there).
+    fn export(&self, sink: &mut dyn ExportSink) -> Result<(), RepositoryError>;
+}
+
+/// Where [`ContactMaintenance::export`] hands its items; any
+/// `FnMut(Exported) -> std::io::Result<()>` will do.
+pub trait ExportSink {
+    /// # Errors
+    /// When the item cannot be written: the export stops.
+    fn take(&mut self, item: Exported) -> std::io::Result<()>;
+}
+
+impl<F> ExportSink for F
+where
+    F: FnMut(Exported) -> std::io::Result<()>,
+{
+    fn take(&mut self, item: Exported) -> std::io::Result<()> {
+        self(item)
+    }
+}
+
+/// One item of a store's export ([`ContactMaintenance::export`]): what an import needs to
+/// rebuild the same customers elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exported {
+    /// A value that identifies no one.
+    Rule(UnlinkRule),
+    /// A live contact: its values and when it was first seen.
+    Contact(Contact),
+    /// A request that joined two customers without creating a contact: imported again as a
+    /// record, it joins them again. Dated no earlier than the oldest live contact holding
+    /// its email and the oldest holding its phone, so that both are there when it comes.
+    Request {
+        email: Email,
+        phone: PhoneNumber,
+        created_at: DateTime<Utc>,
+    },
+    /// A manual link, with its two contacts as they are (their ids mean nothing elsewhere:
+    /// an import finds them again by their values).
+    Link {
+        link: StoredLink,
+        contacts: [Contact; 2],
+    },
 }
 
 /// The decision a batch applies to each of its requests: given the request's index and the

@@ -12,6 +12,7 @@
 //! and `sqlite.rs`; how concurrent units of work are kept apart is explained in
 //! `docs/CONCURRENCY.md`.
 
+mod bulk;
 pub mod deadline;
 mod error;
 mod history;

@@ -13,7 +13,7 @@ pub(crate) const SECONDARY: &str = "secondary";
 
 /// A live contact as read (the columns the domain needs), in the column order of
 /// [`crate::queries::ContactColumns`].
-#[derive(Debug, Queryable, Selectable)]
+#[derive(Debug, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = contact)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub(crate) struct ContactRow {

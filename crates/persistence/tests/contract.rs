@@ -106,6 +106,8 @@ contract!(
     spellings_of_one_identifier_are_one_customer,
     renormalizing_old_rows_merges_the_customers_they_reveal,
     a_batch_applies_the_rules_in_order_and_an_older_record_becomes_primary,
+    a_set_based_batch_writes_what_record_by_record_writes,
+    under_the_merge_guard_a_set_based_batch_writes_what_record_by_record_writes,
     check_reports_what_breaks_the_invariants,
     the_history_of_a_merge_lists_both_creations_and_the_demotion,
     erasing_the_bridge_splits_the_customer_and_leaves_no_personal_data,
@@ -536,7 +538,7 @@ mod more_cases {
 
 mod batch_cases {
     use chrono::{DateTime, TimeZone, Utc};
-    use identity_domain::reconcile_record;
+    use identity_domain::{reconcile_record, BatchRecord, IdentifierPriority};
 
     use super::*;
 
@@ -590,6 +592,198 @@ mod batch_cases {
             .apply_batch(&requests, &decide, "import")
             .expect("applied");
         assert_eq!((again.created, again.unchanged), (0, 5));
+    }
+
+    /// What a store holds, ids aside: contacts (values, link, the primary's values),
+    /// history (kind, cause, the contact's and the customer's values), change events
+    /// (kind, the customer's values), evidence, in the order written.
+    fn snapshot(db: &TestStore) -> Vec<Vec<String>> {
+        #[derive(diesel::QueryableByName)]
+        struct Line {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            line: String,
+        }
+        let mut conn = db.connect();
+        let mut load = |sql: &str| -> Vec<String> {
+            conn.load::<Line>(sql)
+                .expect("read")
+                .into_iter()
+                .map(|l| l.line)
+                .collect()
+        };
+        let values =
+            |t: &str| format!("COALESCE({t}.email, '-') || '/' || COALESCE({t}.phone_number, '-')");
+        let mut contacts = load(&format!(
+            "SELECT {} || ' ' || c.link_precedence || ' of ' || {} AS line \
+               FROM contact c JOIN contact p ON p.id = COALESCE(c.linked_id, c.id)",
+            values("c"),
+            values("p")
+        ));
+        contacts.sort();
+        vec![
+            contacts,
+            load(&format!(
+                "SELECT e.kind || ' ' || e.cause || ' ' || {} || ' in ' || {} AS line \
+                   FROM contact_event e JOIN contact c ON c.id = e.contact_id \
+                   JOIN contact k ON k.id = e.customer_id ORDER BY e.id",
+                values("c"),
+                values("k")
+            )),
+            load(&format!(
+                "SELECT o.kind || ' ' || {} AS line \
+                   FROM outbox o JOIN contact k ON k.id = o.customer_id ORDER BY o.id",
+                values("k")
+            )),
+            load("SELECT email || '/' || phone_number AS line FROM link_evidence ORDER BY id"),
+        ]
+    }
+
+    pub fn a_set_based_batch_writes_what_record_by_record_writes(db: TestStore) {
+        let twin = match &db {
+            TestStore::Postgres(_) => TestStore::postgres(),
+            TestStore::Sqlite(_) => TestStore::sqlite(),
+        };
+        let records = [
+            // Older than lorraine, stored before the batch: becomes her primary (rule 5).
+            (request(Some("mcfly@x.io"), Some("123456")), day(12)),
+            // Joins george and biff without a new contact (rule 4, evidence).
+            (request(Some("george@x.io"), Some("717171")), day(13)),
+            (request(Some("needles@x.io"), Some("555")), day(3)),
+            // Joins needles' customer (older) and george's: george's is absorbed.
+            (request(Some("needles@x.io"), Some("919191")), day(4)),
+            // Older than everyone it joins, with something new: the primary of all.
+            (request(Some("strickland@x.io"), Some("555")), day(1)),
+            (request(Some("george@x.io"), None), day(2)),
+            (request(Some("goldie@x.io"), Some("777")), day(20)),
+            (request(None, Some("777")), None),
+            (request(Some("wilson@x.io"), Some("777")), None),
+        ];
+        let stores = [open_store(&db), open_store(&twin)];
+        for store in &stores {
+            for (email, phone) in [
+                ("george@x.io", "919191"),
+                ("biff@x.io", "717171"),
+                ("lorraine@x.io", "123456"),
+            ] {
+                write(store, &request(Some(email), Some(phone)));
+            }
+        }
+        let batch: Vec<BatchRecord> = records
+            .iter()
+            .map(|(identifiers, seen_at)| BatchRecord {
+                identifiers: identifiers.clone(),
+                seen_at: *seen_at,
+            })
+            .collect();
+        let set_based = stores[0]
+            .maintenance
+            .import_batch(
+                &batch,
+                &CustomerLimits::UNLIMITED,
+                IdentifierPriority::EmailFirst,
+                "import",
+            )
+            .expect("applied");
+        let requests: Vec<Identifiers> = records.iter().map(|(r, _)| r.clone()).collect();
+        let decide = |i: usize, current: &[Contact]| {
+            reconcile_record(
+                &records[i].0,
+                records[i].1,
+                current,
+                &CustomerLimits::UNLIMITED,
+            )
+        };
+        let one_by_one = stores[1]
+            .maintenance
+            .apply_batch(&requests, &decide, "import")
+            .expect("applied");
+        assert_eq!(set_based, one_by_one);
+        assert_eq!(
+            (set_based.created, set_based.merged),
+            (5, 2),
+            "{set_based:?}"
+        );
+        let written = snapshot(&db);
+        assert_eq!(written, snapshot(&twin));
+        assert!(check_invariants(&mut db.connect()).is_empty());
+        assert!(
+            written[0]
+                .iter()
+                .any(|c| c.starts_with("strickland@x.io/555 primary")),
+            "{written:?}"
+        );
+
+        // The same batch again writes nothing.
+        let again = stores[0]
+            .maintenance
+            .import_batch(
+                &batch,
+                &CustomerLimits::UNLIMITED,
+                IdentifierPriority::EmailFirst,
+                "import",
+            )
+            .expect("applied");
+        assert_eq!((again.created, again.unchanged), (0, records.len()));
+        assert_eq!(snapshot(&db), written);
+    }
+
+    pub fn under_the_merge_guard_a_set_based_batch_writes_what_record_by_record_writes(
+        db: TestStore,
+    ) {
+        let twin = match &db {
+            TestStore::Postgres(_) => TestStore::postgres(),
+            TestStore::Sqlite(_) => TestStore::sqlite(),
+        };
+        let limits = CustomerLimits {
+            max_contacts: 3,
+            max_emails: 2,
+            max_phones: 3,
+        };
+        let records: Vec<(Identifiers, Option<DateTime<Utc>>)> = [
+            ("doc@x.io", "101", 1),
+            ("marty@x.io", "101", 2),
+            // A third email for doc's customer: its phone is left out (email first), and the
+            // email becomes a customer of its own.
+            ("emmett@x.io", "101", 3),
+            ("biff@x.io", "202", 4),
+            // Would join biff's customer to doc's, past max_emails: the phone is left out, and
+            // biff's email alone brings nothing new.
+            ("biff@x.io", "101", 5),
+            ("george@x.io", "303", 6),
+        ]
+        .iter()
+        .map(|(email, phone, d)| (request(Some(email), Some(phone)), day(*d)))
+        .collect();
+        let batch: Vec<BatchRecord> = records
+            .iter()
+            .map(|(identifiers, seen_at)| BatchRecord {
+                identifiers: identifiers.clone(),
+                seen_at: *seen_at,
+            })
+            .collect();
+        let set_based = open_store(&db)
+            .maintenance
+            .import_batch(&batch, &limits, IdentifierPriority::EmailFirst, "import")
+            .expect("applied");
+        let requests: Vec<Identifiers> = records.iter().map(|(r, _)| r.clone()).collect();
+        let decide = |i: usize, current: &[Contact]| {
+            identity_domain::reconcile::reconcile_with_priority(
+                &records[i].0,
+                records[i].1,
+                current,
+                &limits,
+                IdentifierPriority::EmailFirst,
+            )
+            .map(|(plan, _)| plan)
+        };
+        let one_by_one = open_store(&twin)
+            .maintenance
+            .apply_batch(&requests, &decide, "import")
+            .expect("applied");
+        assert_eq!(set_based, one_by_one);
+        assert_eq!(set_based.refused, 0, "{set_based:?}");
+        assert_eq!(snapshot(&db), snapshot(&twin));
+        assert!(check_invariants(&mut db.connect()).is_empty());
     }
 
     pub fn check_reports_what_breaks_the_invariants(db: TestStore) {

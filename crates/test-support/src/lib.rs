@@ -13,11 +13,13 @@
 mod cluster;
 mod database;
 mod invariants;
+mod orders;
 mod sqlite;
 mod store;
 
 pub use cluster::PrivateCluster;
 pub use database::TestDb;
 pub use invariants::{check_invariants, expected_groups, stored_groups, Group, Pair, Violation};
+pub use orders::{expected_customers, orders, Order};
 pub use sqlite::TestSqlite;
 pub use store::{TestConnection, TestStore};

@@ -13,7 +13,7 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     dir.join(name)
@@ -51,7 +51,7 @@ const HISTORY: &[(&str, Option<&str>, Option<&str>)] = &[
 ];
 
 /// Each customer as (its primary's identifiers, all its identifiers).
-fn graph(conn: &mut TestConnection) -> BTreeSet<(String, BTreeSet<String>)> {
+pub(crate) fn graph(conn: &mut TestConnection) -> BTreeSet<(String, BTreeSet<String>)> {
     #[derive(diesel::QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::BigInt)]

@@ -186,6 +186,12 @@ fn personal_data_never_reaches_the_logs_even_at_debug_level() {
         &[
             ("IDENTITY__LOG__LEVEL", "debug"),
             ("IDENTITY__LOG__FORMAT", "json"),
+            // A production block list (the defaults no longer block whole domains), so
+            // that a refused value's way through the log is checked too.
+            (
+                "IDENTITY__IDENTIFIERS__BLOCKED_EMAIL_PATTERNS",
+                "*@example.org",
+            ),
         ],
     );
     let send = |body: Value| {

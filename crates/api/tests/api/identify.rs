@@ -235,7 +235,7 @@ fn a_blocked_value_alone_is_a_422_and_next_to_a_good_one_is_ignored() {
         json!({"phoneNumber": "0000000000"}),
         json!({"email": "test@test.com"}),
         json!({"email": "TEST@test.com", "phoneNumber": "123-456-7890"}),
-        json!({"email": "someone@example.com"}),
+        json!({"email": "noreply@shop.io"}),
     ] {
         let detail = app
             .identify(body.clone())
@@ -399,4 +399,83 @@ fn the_graph_and_the_search_read_a_customer_without_writing() {
     app.post("/customers/search", Some("application/json"), "{}")
         .assert_problem(400, "missing-identifier");
     assert_eq!(app.rows(), rows, "reading writes nothing");
+}
+
+#[test]
+fn the_task_spelling_of_the_primary_id_is_there_only_when_asked_for() {
+    let on = TestApp::spawn_with(|s| s.compat.primary_contatct_id = true);
+    let answer = on.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "5551212"}));
+    let primary = answer["primaryContactId"].clone();
+    assert!(primary.is_i64(), "{answer}");
+    assert_eq!(answer["primaryContatctId"], primary, "{answer}");
+    let second =
+        on.identify_ok(json!({"email": "emmett@hillvalley.edu", "phoneNumber": "5551212"}));
+    let secondary = ids(&second["secondaryContactIds"])[0];
+    let read = on.get(&format!("/contacts/{secondary}"));
+    assert_eq!(read.status, 200, "{read:?}");
+    assert_eq!(
+        read.body["contact"]["primaryContactId"], primary,
+        "{read:?}"
+    );
+    assert_eq!(
+        read.body["contact"]["primaryContatctId"], primary,
+        "{read:?}"
+    );
+    let document = on.get("/openapi.json");
+    assert!(
+        document.body["components"]["schemas"]["ContactView"]["properties"]
+            .get("primaryContatctId")
+            .is_some(),
+        "declared when on"
+    );
+
+    let off = TestApp::spawn();
+    let answer = off.identify_ok(json!({"email": "doc@hillvalley.edu"}));
+    assert!(answer.get("primaryContatctId").is_none(), "{answer}");
+    let id = answer["primaryContactId"].as_i64().expect("an id");
+    let read = off.get(&format!("/contacts/{id}"));
+    assert!(
+        read.body["contact"].get("primaryContatctId").is_none(),
+        "{read:?}"
+    );
+    let document = off.get("/openapi.json");
+    assert!(
+        document.body["components"]["schemas"]["ContactView"]["properties"]
+            .get("primaryContatctId")
+            .is_none(),
+        "not declared when off"
+    );
+}
+
+#[test]
+fn example_domains_link_by_default_and_exact_placeholders_stay_blocked() {
+    let app = TestApp::spawn();
+    let alice = app.identify(json!({"email": "alice@example.com"}));
+    assert_eq!(alice.status, 200, "{alice:?}");
+    assert_eq!(
+        alice.body["contact"]["emails"],
+        json!(["alice@example.com"])
+    );
+    assert!(alice.body.get("ignored").is_none(), "{alice:?}");
+    let again = app.identify_ok(json!({"email": "alice@example.com", "phoneNumber": "5550100"}));
+    assert_eq!(
+        again["primaryContactId"], alice.body["contact"]["primaryContactId"],
+        "an example.com address links like any other"
+    );
+    app.identify(json!({"email": "test@test.com"}))
+        .assert_problem(422, "blocked-identifier");
+    app.identify(json!({"phoneNumber": "1234567890"}))
+        .assert_problem(422, "blocked-identifier");
+    assert_eq!(app.rows().len(), 2);
+}
+
+#[test]
+fn a_production_block_list_can_still_refuse_a_whole_domain() {
+    let app = TestApp::spawn_with(|s| {
+        s.identifiers
+            .blocked_email_patterns
+            .push("*@example.com".to_owned());
+    });
+    app.identify(json!({"email": "alice@example.com"}))
+        .assert_problem(422, "blocked-identifier");
 }
