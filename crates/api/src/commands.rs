@@ -156,6 +156,9 @@ pub struct ImportSummary {
     pub merged: usize,
     pub unchanged: usize,
     pub refused: usize,
+    /// Records stored without their lowest-priority identifier: the whole record would have
+    /// grown a customer past the merge guard (rule 6).
+    pub dropped: usize,
     /// Unlink rules made from the file's rule lines (an export's).
     pub rules: usize,
     /// Manual links made from the file's link lines (an export's).
@@ -393,6 +396,9 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     for batch in records.chunks(options.batch_size.max(1)) {
         let outcome = if options.per_record {
             let requests: Vec<Identifiers> = batch.iter().map(|r| r.identifiers.clone()).collect();
+            // Which records left an identifier out, as last decided (a unit of work that
+            // collides runs again and decides again).
+            let dropped = std::cell::RefCell::new(vec![false; batch.len()]);
             let decide = |i: usize, current: &[Contact]| {
                 let record = &batch[i];
                 reconcile_with_priority(
@@ -402,9 +408,18 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
                     &limits,
                     priority,
                 )
-                .map(|(plan, _)| plan)
+                .map(|(plan, left_out)| {
+                    dropped.borrow_mut()[i] = left_out.is_some();
+                    plan
+                })
             };
-            store.maintenance.apply_batch(&requests, &decide, "import")
+            store
+                .maintenance
+                .apply_batch(&requests, &decide, "import")
+                .map(|mut outcome| {
+                    outcome.dropped = dropped.borrow().iter().filter(|d| **d).count();
+                    outcome
+                })
         } else {
             let batch: Vec<BatchRecord> = batch
                 .iter()
@@ -422,6 +437,7 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         summary.merged += outcome.merged;
         summary.unchanged += outcome.unchanged;
         summary.refused += outcome.refused;
+        summary.dropped += outcome.dropped;
         if summary.created >= refresh_at {
             store
                 .maintenance

@@ -246,7 +246,8 @@ fn main() -> ExitCode {
                     let rate = s.records as f64 / s.elapsed.as_secs_f64().max(0.001);
                     println!(
                         "imported {} records in {:.1}s ({rate:.0}/s): {} contacts created, {} merges, \
-                         {} unchanged, {} refused by the merge guard, {} rejected, {} unlink rules made, \
+                         {} unchanged, {} refused by the merge guard, {} stored without an identifier \
+                         the merge guard left out, {} rejected, {} unlink rules made, \
                          {} manual links made",
                         s.records,
                         s.elapsed.as_secs_f64(),
@@ -254,6 +255,7 @@ fn main() -> ExitCode {
                         s.merged,
                         s.unchanged,
                         s.refused,
+                        s.dropped,
                         s.rejected,
                         s.rules,
                         s.links

@@ -415,6 +415,9 @@ pub struct BatchOutcome {
     pub unchanged: usize,
     /// Requests whose write the merge guard refused.
     pub refused: usize,
+    /// Requests stored without their lowest-priority identifier, which would have grown a
+    /// customer past the merge guard (rule 6's priority).
+    pub dropped: usize,
 }
 
 /// A broken invariant found on a live store.

@@ -54,6 +54,7 @@ pub(crate) fn import_batch(
     write_decision(db, &decision, cause)?;
     let mut outcome = BatchOutcome::default();
     for decided in &decision.decided {
+        outcome.dropped += usize::from(decided.dropped.is_some());
         match decided.plan.outcome() {
             Outcome::Unchanged => outcome.unchanged += 1,
             Outcome::Refused(_) => outcome.refused += 1,

@@ -463,3 +463,66 @@ fn sqlite_keeps_microseconds_so_the_older_of_two_close_records_is_the_primary() 
     );
     assert!(check_invariants(&mut conn).is_empty());
 }
+
+/// Rule 6's priority in the import, set-based and record by record alike: a record whose
+/// phone belongs to a customer already at the merge guard's size is stored without the
+/// phone, as a customer of its own, and the summary counts it.
+#[test]
+fn the_import_leaves_out_the_identifier_in_the_merge_guard_s_way_and_counts_it() {
+    for per_record in [false, true] {
+        let db = TestStore::postgres();
+        let file = scratch(&format!("guard-{per_record}.jsonl"));
+        std::fs::write(
+            &file,
+            concat!(
+                r#"{"email": "mom@family.io", "phoneNumber": "5550100", "createdAt": "2020-01-01T00:00:00Z"}"#,
+                "\n",
+                r#"{"email": "dad@family.io", "phoneNumber": "5550100", "createdAt": "2020-01-02T00:00:00Z"}"#,
+                "\n",
+                r#"{"email": "lodger@family.io", "phoneNumber": "5550100", "createdAt": "2020-01-03T00:00:00Z"}"#,
+                "\n",
+            ),
+        )
+        .expect("the file");
+        let mut args = vec![
+            "import".to_owned(),
+            file.to_string_lossy().into_owned(),
+            "--rejects".to_owned(),
+            scratch(&format!("guard-{per_record}-rejects.jsonl"))
+                .to_string_lossy()
+                .into_owned(),
+        ];
+        if per_record {
+            args.push("--per-record".to_owned());
+        }
+        let output = std::process::Command::new(crate::helpers::ServerProcess::BINARY)
+            .args(&args)
+            .env("DATABASE_URL", db.url())
+            .env("IDENTITY_CONFIG_DIR", "/nonexistent")
+            .env("IDENTITY__LOG__LEVEL", "warn")
+            .env("IDENTITY__MERGE_GUARD__MAX_CONTACTS", "2")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the binary runs");
+        let text = stdout(&output);
+        assert!(output.status.success(), "{output:?}");
+        assert!(
+            text.contains("1 stored without an identifier the merge guard left out"),
+            "per record {per_record}: {text}"
+        );
+        assert!(
+            text.contains("3 contacts created"),
+            "per record {per_record}: {text}"
+        );
+        let mut conn = db.connect();
+        let customers = graph(&mut conn);
+        assert!(
+            customers.contains(&(
+                "email:lodger@family.io".to_owned(),
+                BTreeSet::from(["email:lodger@family.io".to_owned()])
+            )),
+            "per record {per_record}: {customers:?}"
+        );
+        assert!(check_invariants(&mut conn).is_empty());
+    }
+}
