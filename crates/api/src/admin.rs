@@ -8,11 +8,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::{AdminScope, Authorized, ReadScope};
-use crate::contacts::contact_id;
 use crate::error::ApiError;
 use crate::error::Problem;
-use crate::identify::request_id;
 use crate::run_blocking;
+use crate::wire::{contact_id, request_id};
 
 /// Whether erasure is on (`admin.erasure_enabled`).
 #[derive(Clone, Copy)]

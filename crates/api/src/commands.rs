@@ -14,9 +14,10 @@ use identity_domain::{
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::identify::IdentifyBody;
+use crate::export::Format;
 use crate::settings::Settings;
 use crate::startup::StartupError;
+use crate::wire::IdentifyBody;
 
 /// Rewrites every stored contact to the current identifier rules (normalized values, blocked
 /// values dropped) and merges the customers that turn out to be one. Safe to run while the
@@ -122,15 +123,6 @@ pub fn retry_events(settings: &Settings, id: Option<i64>) -> Result<usize, Start
 pub fn stats(settings: &Settings, top: usize) -> Result<StoreStats, StartupError> {
     let store = identity_persistence::open_read_only(&settings.store_settings()?)?;
     store.maintenance.stats(top).map_err(StartupError::Store)
-}
-
-/// The format of an import file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Comma-separated values with a header naming `email`, `phoneNumber`, `createdAt`.
-    Csv,
-    /// One JSON object per line, as `/identify` takes them, plus `createdAt`.
-    Jsonl,
 }
 
 /// What to import and how.

@@ -5,8 +5,7 @@
 
 use actix_web::{web, HttpResponse};
 use identity_domain::{
-    Contact, ContactId, Evidence, Graph, IdentifierPolicy, IdentityService, Joins, Link, Step,
-    StoredLink,
+    Contact, Evidence, Graph, IdentifierPolicy, IdentityService, Joins, Link, Step, StoredLink,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -14,33 +13,9 @@ use utoipa::ToSchema;
 use crate::auth::{Authorized, ReadScope};
 use crate::error::ApiError;
 use crate::error::Problem;
-use crate::identify::{ContactView, IdentifyBody, IdentifyResponse};
 use crate::run_blocking;
 use crate::settings::CompatSettings;
-
-/// An id from a path: a positive whole number written canonically (decimal digits, no sign,
-/// no leading zero, no padding), else 400. Only one spelling names a record, so that an
-/// irreversible route (erasure) cannot be reached by a spelling a reviewer did not expect
-/// (`+41`, `042`, `%2043`).
-pub(crate) fn path_id(raw: &str) -> Result<i64, ApiError> {
-    let canonical =
-        !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0');
-    canonical
-        .then(|| raw.parse::<i64>().ok())
-        .flatten()
-        .ok_or_else(|| {
-            ApiError::InvalidPath(
-                "the id must be a positive whole number in decimal digits (no sign, no leading zero)"
-                    .to_owned(),
-            )
-        })
-}
-
-/// A contact id from a path: a positive whole number, else 400.
-pub(crate) fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
-    let id = path_id(raw)?;
-    ContactId::new(id).ok_or(ApiError::ContactNotFound(id))
-}
+use crate::wire::{contact_id, ContactView, IdentifyBody, IdentifyResponse, LinkView};
 
 /// The consolidated customer that contact `id` (primary or secondary) belongs to, in the
 /// same shape as `/identify`'s answer. Writes nothing.
@@ -192,7 +167,7 @@ pub struct SearchView {
     post,
     path = "/customers/search",
     tag = "identity",
-    request_body(content = crate::openapi::IdentifyRequest, content_type = "application/json"),
+    request_body(content = crate::wire::IdentifyRequest, content_type = "application/json"),
     security(("api_key" = ["read"])),
     responses(
         (status = 200, description = "The customers found (perhaps none)", body = SearchView),
@@ -274,33 +249,6 @@ impl EvidenceView {
                 created_at: crate::wire_time(evidence.created_at),
             }),
             Joins::Manual(_) => None,
-        }
-    }
-}
-
-/// A link as stored.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LinkView {
-    id: i64,
-    /// The two contacts it joins, ascending.
-    contact_ids: [i64; 2],
-    reason: String,
-    /// The name of the API key that made it (`loopback` when the service ran without keys).
-    created_by: String,
-    created_at: String,
-}
-
-impl From<StoredLink> for LinkView {
-    fn from(stored: StoredLink) -> Self {
-        let mut contact_ids = stored.link.contacts.map(ContactId::get);
-        contact_ids.sort_unstable();
-        Self {
-            id: stored.id,
-            contact_ids,
-            reason: stored.link.reason,
-            created_by: stored.link.created_by,
-            created_at: crate::wire_time(stored.created_at),
         }
     }
 }

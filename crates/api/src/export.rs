@@ -31,13 +31,21 @@ use identity_domain::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::commands::Format;
 use crate::error::ApiError;
-use crate::identify::IdentifyBody;
 use crate::settings::Settings;
 use crate::startup::StartupError;
-use crate::unlink::{valid_reason, RuleBody};
+use crate::unlink::RuleBody;
+use crate::wire::{valid_reason, IdentifyBody};
 use crate::wire_time;
+
+/// The format of an import or export file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Comma-separated values with a header naming `email`, `phoneNumber`, `createdAt`.
+    Csv,
+    /// One JSON object per line, as `/identify` takes them, plus `createdAt`.
+    Jsonl,
+}
 
 /// A contact as a record of an import file: what finds it again after the import.
 fn record(contact: &Contact) -> Value {

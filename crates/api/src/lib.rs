@@ -20,6 +20,7 @@ pub mod settings;
 mod startup;
 pub mod telemetry;
 mod unlink;
+mod wire;
 
 pub use error::ApiError;
 pub use health::ReadinessCheck;

@@ -11,13 +11,11 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::auth::{AdminScope, Authorized};
-use crate::contacts::{path_id, LinkView};
 use crate::error::ApiError;
 use crate::error::Problem;
-use crate::identify::ContactView;
 use crate::run_blocking;
 use crate::settings::CompatSettings;
-use crate::unlink::valid_reason;
+use crate::wire::{path_id, valid_reason, ContactView, LinkView};
 
 /// What a link did (or, previewed, would do).
 #[derive(Debug, Serialize, ToSchema)]

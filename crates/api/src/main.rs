@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use identity_api::commands::{self, Format, ImportError, ImportOptions};
+use identity_api::commands::{self, ImportError, ImportOptions};
+use identity_api::export::Format;
 use identity_api::export::{self, ExportError};
 use identity_api::{keys, telemetry, Application, Settings, StartupError};
 use identity_domain::{Scope, Scopes};

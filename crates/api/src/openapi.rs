@@ -4,32 +4,9 @@
 use identity_domain::contact::{MAX_EMAIL_LEN, MAX_PHONE_LEN, MAX_PHONE_NUMBER};
 
 use crate::error::Problem;
-use crate::unlink::MAX_REASON_LEN;
+use crate::wire::{IdentifyRequest, PreviewRequest, RuleRequest, MAX_REASON_LEN};
 use serde_json::{json, Value};
-use utoipa::{OpenApi, ToSchema};
-
-/// The request body of `/identify` (and of `/customers/search`). Its JSON Schema is written
-/// out by hand (see [`RequestSchema`]) because the rules are sharper than a Rust type: a
-/// blank string means "not given", and at least one identifier must be given.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct IdentifyRequest {
-    email: Option<String>,
-}
-
-/// The request body of `POST /blocked-identifiers`: as [`IdentifyRequest`], plus a reason.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct RuleRequest {
-    email: Option<String>,
-}
-
-/// The request body of `POST /blocked-identifiers/preview`: as [`IdentifyRequest`].
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct PreviewRequest {
-    email: Option<String>,
-}
+use utoipa::OpenApi;
 
 /// Replaces the derived request schemas with the exact ones.
 struct RequestSchema;

@@ -14,15 +14,11 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::auth::{AdminScope, Authorized};
-use crate::contacts::path_id;
 use crate::error::ApiError;
 use crate::error::Problem;
-use crate::identify::{ContactView, IdentifyBody};
 use crate::run_blocking;
 use crate::settings::CompatSettings;
-
-/// Longest reason accepted, in characters.
-pub(crate) const MAX_REASON_LEN: usize = 500;
+use crate::wire::{path_id, valid_reason, ContactView, IdentifyBody};
 
 /// The body of both routes: one value (`email` or `phoneNumber`, any spelling `/identify`
 /// accepts) and, to make a rule, a `reason` (a preview ignores it, as unknown fields).
@@ -62,29 +58,6 @@ impl RuleBody {
             )),
         }
     }
-}
-
-/// The reason of a rule or a manual link: a line of text, trimmed, of 1 to
-/// [`MAX_REASON_LEN`] characters, without control characters (the database may refuse
-/// some, and a reason is read in logs of the operator's own tools). `missing` is the
-/// message when there is none.
-pub(crate) fn valid_reason(raw: Option<Value>, missing: &str) -> Result<String, ApiError> {
-    let text = match raw {
-        Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
-        _ => return Err(ApiError::InvalidBody(missing.to_owned())),
-    };
-    if text.chars().count() > MAX_REASON_LEN {
-        return Err(ApiError::InvalidBody(format!(
-            "reason is longer than {MAX_REASON_LEN} characters"
-        )));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(ApiError::InvalidBody(
-            "reason holds a control character (a line break, a tab, a NUL…): send one line of text"
-                .to_owned(),
-        ));
-    }
-    Ok(text)
 }
 
 /// A rule.
@@ -161,7 +134,7 @@ pub struct RulesView {
     post,
     path = "/blocked-identifiers",
     tag = "admin",
-    request_body(content = crate::openapi::RuleRequest, content_type = "application/json"),
+    request_body(content = crate::wire::RuleRequest, content_type = "application/json"),
     security(("api_key" = ["admin"])),
     responses(
         (status = 201, description = "The rule, and the customers that resulted", body = UnlinkedView),
@@ -218,7 +191,7 @@ pub async fn create_rule(
     post,
     path = "/blocked-identifiers/preview",
     tag = "admin",
-    request_body(content = crate::openapi::PreviewRequest, content_type = "application/json"),
+    request_body(content = crate::wire::PreviewRequest, content_type = "application/json"),
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The customers that would result", body = UnlinkedView),
