@@ -8,7 +8,7 @@ use identity_domain::{
     RepositoryError, StoredLink,
 };
 
-use crate::models::{LinkRow, NewLinkRow};
+use crate::models::{into_links, LinkRow, NewLinkRow};
 use crate::pool::{on_backend, Db};
 use crate::retry::UnitError;
 use crate::schema::manual_link;
@@ -17,14 +17,11 @@ use crate::writes::{apply_rewrite, guarded_read_customer_of, read_evidence};
 
 /// Every link, oldest first.
 pub(crate) fn read_all_links(db: &mut Db<'_>) -> Result<Vec<StoredLink>, UnitError> {
-    let rows: Vec<LinkRow> = on_backend!(db, conn => manual_link::table
+    let rows = on_backend!(db, conn => manual_link::table
         .order(manual_link::id)
         .select(LinkRow::as_select())
         .load(conn))?;
-    rows.into_iter()
-        .map(StoredLink::try_from)
-        .collect::<Result<_, _>>()
-        .map_err(UnitError::Malformed)
+    into_links(rows).map_err(UnitError::Malformed)
 }
 
 /// Guards and reads the customers of both contacts of `link` (the lower id's first, so that

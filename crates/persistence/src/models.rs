@@ -166,6 +166,11 @@ pub(crate) struct NewLinkRow<'a> {
     pub(crate) created_at: Instant,
 }
 
+/// The links of `rows`, in order.
+pub(crate) fn into_links(rows: Vec<LinkRow>) -> Result<Vec<StoredLink>, MalformedRow> {
+    rows.into_iter().map(StoredLink::try_from).collect()
+}
+
 impl TryFrom<LinkRow> for StoredLink {
     type Error = MalformedRow;
 

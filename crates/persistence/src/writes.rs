@@ -10,7 +10,8 @@ use identity_domain::{
 
 use crate::history;
 use crate::models::{
-    into_contacts, link_columns, ContactRow, LinkRow, NewEvidenceRow, PRIMARY, SECONDARY,
+    into_contacts, into_links, link_columns, ContactRow, LinkRow, NewEvidenceRow, PRIMARY,
+    SECONDARY,
 };
 use crate::pool::{on_backend, Db};
 use crate::postgres::{self, LockCustomerOf, LockMatching};
@@ -325,7 +326,7 @@ pub(crate) fn read_all(db: &mut Db<'_>) -> Result<Vec<Contact>, UnitError> {
 
 /// The links that name any of the contacts `ids`.
 pub(crate) fn read_links_of(db: &mut Db<'_>, ids: &[i64]) -> Result<Vec<StoredLink>, UnitError> {
-    let rows: Vec<LinkRow> = on_backend!(db, conn => manual_link::table
+    let rows = on_backend!(db, conn => manual_link::table
         .filter(
             manual_link::contact_a
                 .eq_any(ids)
@@ -334,10 +335,7 @@ pub(crate) fn read_links_of(db: &mut Db<'_>, ids: &[i64]) -> Result<Vec<StoredLi
         .order(manual_link::id)
         .select(LinkRow::as_select())
         .load(conn))?;
-    rows.into_iter()
-        .map(StoredLink::try_from)
-        .collect::<Result<_, _>>()
-        .map_err(UnitError::Malformed)
+    into_links(rows).map_err(UnitError::Malformed)
 }
 
 /// Deletes the links that name any of the contacts `ids` (a rewrite erased them).

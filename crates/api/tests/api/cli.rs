@@ -495,15 +495,12 @@ fn the_import_leaves_out_the_identifier_in_the_merge_guard_s_way_and_counts_it()
         if per_record {
             args.push("--per-record".to_owned());
         }
-        let output = std::process::Command::new(crate::helpers::ServerProcess::BINARY)
-            .args(&args)
-            .env("DATABASE_URL", db.url())
-            .env("IDENTITY_CONFIG_DIR", "/nonexistent")
-            .env("IDENTITY__LOG__LEVEL", "warn")
-            .env("IDENTITY__MERGE_GUARD__MAX_CONTACTS", "2")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("the binary runs");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = crate::helpers::run_cli_with(
+            Some(&db.url()),
+            &args,
+            &[("IDENTITY__MERGE_GUARD__MAX_CONTACTS", "2")],
+        );
         let text = stdout(&output);
         assert!(output.status.success(), "{output:?}");
         assert!(

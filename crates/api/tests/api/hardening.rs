@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use identity_test_support::TestDb;
 
-use crate::helpers::{run_cli, ServerProcess};
+use crate::helpers::{run_cli, run_cli_with, ServerProcess};
 
 fn text(output: &Output) -> String {
     format!(
@@ -151,14 +151,9 @@ fn read_only_commands_never_migrate() {
 #[test]
 fn writing_commands_create_a_database_only_when_allowed() {
     let missing = format!("identity_test_{}_typo", std::process::id());
-    let output = Command::new(ServerProcess::BINARY)
-        .args(["keys", "create", "--name", "ops", "--scope", "read"])
-        .env("DATABASE_URL", url_of(&missing))
-        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
-        .env("IDENTITY__DATABASE__CREATE_IF_MISSING", "false")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs");
+    let create_key = ["keys", "create", "--name", "ops", "--scope", "read"];
+    let no_creation = [("IDENTITY__DATABASE__CREATE_IF_MISSING", "false")];
+    let output = run_cli_with(Some(&url_of(&missing)), &create_key, &no_creation);
     assert!(!output.status.success(), "{}", text(&output));
     assert!(
         text(&output).contains("does not exist"),
@@ -168,14 +163,8 @@ fn writing_commands_create_a_database_only_when_allowed() {
     assert!(!database_exists(&missing));
 
     let file = scratch("nowhere.db");
-    let output = Command::new(ServerProcess::BINARY)
-        .args(["keys", "create", "--name", "ops", "--scope", "read"])
-        .env("DATABASE_URL", format!("sqlite://{}", file.display()))
-        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
-        .env("IDENTITY__DATABASE__CREATE_IF_MISSING", "false")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs");
+    let sqlite = format!("sqlite://{}", file.display());
+    let output = run_cli_with(Some(&sqlite), &create_key, &no_creation);
     assert!(!output.status.success(), "{}", text(&output));
     assert!(!file.exists(), "the SQLite file was created");
 }

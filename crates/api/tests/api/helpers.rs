@@ -412,12 +412,44 @@ pub fn agent() -> ureq::Agent {
 /// Runs an operator command of the real binary (`import`, `check`, `keys create`, …) on
 /// `database_url`, with the compiled-in defaults and quiet logs.
 pub fn run_cli(database_url: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(ServerProcess::BINARY)
+    run_cli_with(Some(database_url), args, &[])
+}
+
+/// [`run_cli`] with `env` on top, and without any database setting when `database_url` is
+/// `None` (the embedded default).
+pub fn run_cli_with(
+    database_url: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut command = std::process::Command::new(ServerProcess::BINARY);
+    match database_url {
+        Some(url) => command.env("DATABASE_URL", url),
+        None => command.env_remove("DATABASE_URL"),
+    };
+    command
         .args(args)
-        .env("DATABASE_URL", database_url)
         .env("IDENTITY_CONFIG_DIR", "/nonexistent")
         .env("IDENTITY__LOG__LEVEL", "warn")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .output()
         .expect("the binary runs")
+}
+
+/// The primary contact id of a customer in the API's shape.
+pub fn id_of(customer: &Value) -> i64 {
+    customer["primaryContactId"].as_i64().expect("a primary id")
+}
+
+/// `identity-api check` passes on the app's database.
+#[track_caller]
+pub fn assert_check_clean(app: &TestApp) {
+    let output = run_cli(app.db.url(), &["check"]);
+    assert!(
+        output.status.success(),
+        "check: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

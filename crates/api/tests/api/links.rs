@@ -4,24 +4,10 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{agent, into_reply, run_cli, TestApp};
+use crate::helpers::{agent, assert_check_clean, id_of, into_reply, run_cli, TestApp};
 
 const ADMIN_KEY: &str = "idk_links_test_admin_0123456789abcdef";
 const READ_KEY: &str = "idk_links_test_read_0123456789abcdef";
-
-fn id_of(customer: &Value) -> i64 {
-    customer["primaryContactId"].as_i64().expect("a primary id")
-}
-
-#[track_caller]
-fn assert_check_clean(app: &TestApp) {
-    let output = run_cli(app.db.url(), &["check"]);
-    assert!(
-        output.status.success(),
-        "check: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-}
 
 fn post(app: &TestApp, path: &str, body: &Value) -> crate::helpers::Reply {
     app.post(path, Some("application/json"), &body.to_string())

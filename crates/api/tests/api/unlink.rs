@@ -4,27 +4,14 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{agent, ids, into_reply, run_cli, Reply, Row, ServerProcess, TestApp};
+use crate::helpers::{
+    agent, assert_check_clean, id_of, ids, into_reply, run_cli, Reply, Row, ServerProcess, TestApp,
+};
 
 const ADMIN_KEY: &str = "idk_unlink_test_admin";
 
 fn admin_app() -> TestApp {
     TestApp::spawn().with_key(ADMIN_KEY, "identify,read,admin")
-}
-
-fn id_of(customer: &Value) -> i64 {
-    customer["primaryContactId"].as_i64().expect("a primary id")
-}
-
-#[track_caller]
-fn assert_check_clean(app: &TestApp) {
-    let output = run_cli(app.db.url(), &["check"]);
-    assert!(
-        output.status.success(),
-        "check: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[test]
