@@ -1,29 +1,24 @@
 //! HTTP adapter of the identity service: actix-web (on tokio) in front of the domain's
-//! `IdentityService`, wired to the PostgreSQL repository. Owns configuration, start-up,
-//! telemetry and the mapping of errors to HTTP (in `error`); holds no product rules.
+//! `IdentityService`, wired to the store (PostgreSQL or SQLite). Holds no product rules.
+//! By role: `routes/` (one module per resource) with the wire types they share (`wire`),
+//! the access check (`auth`) and the one mapping of errors to HTTP (`error`); `cli/` (the
+//! operator's commands); `console/` (the support page); `settings`, `startup`, `telemetry`,
+//! `dispatcher` (change events) and `openapi` around them.
 
-mod admin;
 pub mod auth;
-pub mod commands;
+pub mod cli;
 mod console;
-mod contacts;
 pub mod dispatcher;
 mod error;
-pub mod export;
-mod health;
-mod identify;
-pub mod keys;
-mod links;
-pub mod metrics;
 pub mod openapi;
+mod routes;
 pub mod settings;
 mod startup;
 pub mod telemetry;
-mod unlink;
 mod wire;
 
 pub use error::ApiError;
-pub use health::ReadinessCheck;
+pub use routes::health::ReadinessCheck;
 pub use settings::Settings;
 pub use startup::{routes, AppState, Application, StartupError};
 

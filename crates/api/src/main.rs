@@ -5,10 +5,11 @@ use std::process::ExitCode;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use identity_api::commands::{self, ImportError, ImportOptions};
-use identity_api::export::Format;
-use identity_api::export::{self, ExportError};
-use identity_api::{keys, telemetry, Application, Settings, StartupError};
+use identity_api::cli::commands::{self, ImportError, ImportOptions};
+use identity_api::cli::export::Format;
+use identity_api::cli::export::{self, ExportError};
+use identity_api::cli::keys;
+use identity_api::{telemetry, Application, Settings, StartupError};
 use identity_domain::{Scope, Scopes};
 
 /// Identity reconciliation as a service: links the contacts a storefront sees into customers.

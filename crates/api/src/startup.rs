@@ -18,18 +18,18 @@ use secrecy::ExposeSecret;
 use thiserror::Error;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::admin::{erase_contact, erase_customer, history, ErasureAccess};
 use crate::auth::{hash_key, Gate, GateSettings};
-use crate::contacts::{contact, graph, search, why};
 use crate::dispatcher::Dispatcher;
 use crate::error::ApiError;
-use crate::health::{healthz, readyz, ReadinessCheck};
-use crate::identify::identify;
-use crate::links::{create_link, delete_link, list_links, preview_link};
-use crate::metrics::{metrics, PoolProbe};
+use crate::routes::admin::{erase_contact, erase_customer, history, ErasureAccess};
+use crate::routes::contacts::{contact, graph, search, why};
+use crate::routes::health::{healthz, readyz, ReadinessCheck};
+use crate::routes::identify::identify;
+use crate::routes::links::{create_link, delete_link, list_links, preview_link};
+use crate::routes::metrics::{metrics, PoolProbe};
+use crate::routes::unlink::{create_rule, delete_rule, list_rules, preview_rule};
 use crate::settings::{CompatSettings, Settings};
 use crate::telemetry::observe_request;
-use crate::unlink::{create_rule, delete_rule, list_rules, preview_rule};
 
 #[derive(Debug, Error)]
 pub enum StartupError {
@@ -111,7 +111,7 @@ impl Application {
             gate: web::Data::from(Arc::clone(&gate)),
             compat: web::Data::new(settings.compat),
         };
-        crate::metrics::handle();
+        crate::routes::metrics::handle();
         let deadline = Duration::from_millis(settings.database.deadline_ms);
         let mut server = HttpServer::new(move || {
             App::new()

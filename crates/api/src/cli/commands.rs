@@ -13,8 +13,8 @@ use identity_domain::{
 };
 use serde_json::{Map, Value};
 
+use crate::cli::export::Format;
 use crate::error::ApiError;
-use crate::export::Format;
 use crate::settings::Settings;
 use crate::startup::StartupError;
 use crate::wire::IdentifyBody;
@@ -300,7 +300,7 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
             continue;
         }
         if csv_headers.is_none() {
-            if let Some(rule) = crate::export::rule_line(&line, &rules_policy) {
+            if let Some(rule) = crate::cli::export::rule_line(&line, &rules_policy) {
                 match rule.map(|rule| make_rule(&service, &rule)) {
                     Ok(Ok(made)) => {
                         rules_made += usize::from(made);
@@ -312,7 +312,7 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
                 continue;
             }
             // Manual links (an export's) are made after every record.
-            if let Some(link) = crate::export::link_line(&line, &rules_policy) {
+            if let Some(link) = crate::cli::export::link_line(&line, &rules_policy) {
                 match link {
                     Ok(link) => link_lines.push(link),
                     Err(reason) => rejects.add(number, &reason, &line),
@@ -440,7 +440,7 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         progress.advance(batch.len());
     }
     progress.finish();
-    let links = crate::export::make_links(store.repository.as_ref(), &limits, &link_lines)
+    let links = crate::cli::export::make_links(store.repository.as_ref(), &limits, &link_lines)
         .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
     summary.links = links.made;
     summary.links_not_made = links.not_made;

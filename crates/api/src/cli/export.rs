@@ -32,9 +32,9 @@ use identity_domain::{
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
+use crate::routes::unlink::RuleBody;
 use crate::settings::Settings;
 use crate::startup::StartupError;
-use crate::unlink::RuleBody;
 use crate::wire::{valid_reason, IdentifyBody};
 use crate::wire_time;
 
