@@ -3,7 +3,7 @@
 //! the receiver reads the customer with `GET /contacts/{id}`). And reading a customer's
 //! history back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use diesel::prelude::*;
 use identity_domain::{
@@ -138,19 +138,22 @@ pub(crate) fn of_changes<'a>(
     let mut events = Vec::new();
     let mut outbox = Vec::new();
     let mut touched = BTreeSet::new();
+    // By id: a rewrite of the whole store (normalize) has as many changes as contacts.
+    let old_of: HashMap<ContactId, &Contact> = before.iter().map(|c| (c.id, c)).collect();
+    let change_of: HashMap<i64, &ContactChange> = changes.iter().map(|c| (c.id.get(), c)).collect();
     // Whether the contact `id` leads a customer after the rewrite.
-    let primary_after = |id: i64| match changes.iter().find(|c| c.id.get() == id) {
+    let primary_after = |id: i64| match change_of.get(&id) {
         Some(change) => !change.erased && change.link == Link::Primary,
-        None => before
-            .iter()
-            .any(|c| c.id.get() == id && c.link == Link::Primary),
+        None => ContactId::new(id)
+            .and_then(|id| old_of.get(&id))
+            .is_some_and(|c| c.link == Link::Primary),
     };
     let value_kind = match value_change {
         ValueChange::Normalized => HistoryKind::ContactNormalized,
         ValueChange::Unlinked => HistoryKind::ContactUnlinked,
     };
     for change in changes {
-        let old = before.iter().find(|c| c.id == change.id);
+        let old = old_of.get(&change.id).copied();
         let old_link = old.map(|c| c.link);
         let customer_before = old.map_or(change.id.get(), |c| c.primary_id().get());
         let customer_after = change.link.linked_id().unwrap_or(change.id).get();
