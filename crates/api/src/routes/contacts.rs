@@ -5,7 +5,7 @@
 
 use actix_web::{web, HttpResponse};
 use identity_domain::{
-    Contact, Evidence, Graph, IdentifierPolicy, IdentityService, Joins, Link, Step, StoredLink,
+    Contact, ContactId, Evidence, Graph, IdentifierPolicy, IdentityService, Joins, Step, StoredLink,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -28,8 +28,8 @@ use crate::wire::{contact_id, ContactView, IdentifyBody, IdentifyResponse, LinkV
     responses(
         (status = 200, description = "The customer", body = IdentifyResponse,
          example = json!({"contact": {"primaryContactId": 1, "emails": ["lorraine@hillvalley.edu", "mcfly@hillvalley.edu"], "phoneNumbers": ["123456"], "secondaryContactIds": [23]}})),
-        (status = 400, description = "The id is not a positive whole number", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No live contact has this id", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn contact(
@@ -133,8 +133,8 @@ impl From<Step> for StepView {
     security(("api_key" = ["read"])),
     responses(
         (status = 200, description = "The chain", body = WhyView),
-        (status = 400, description = "An id is not a positive whole number", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The two are not live contacts of one customer", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "An id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The two are not live contacts of one customer", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn why(
@@ -211,16 +211,12 @@ pub struct ContactNodeView {
 
 impl From<Contact> for ContactNodeView {
     fn from(contact: Contact) -> Self {
-        let (link_precedence, linked_id) = match contact.link {
-            Link::Primary => ("primary", None),
-            Link::Secondary(primary) => ("secondary", Some(primary.get())),
-        };
         Self {
             id: contact.id.get(),
             email: contact.email.map(|e| e.as_str().to_owned()),
             phone_number: contact.phone.map(|p| p.as_str().to_owned()),
-            link_precedence,
-            linked_id,
+            link_precedence: contact.link.precedence(),
+            linked_id: contact.link.linked_id().map(ContactId::get),
             created_at: crate::wire_time(contact.created_at),
         }
     }
