@@ -158,7 +158,7 @@ impl Gate {
 
     /// Whether requests are served without keys (no key was ever created, on loopback).
     pub fn is_open(&self) -> bool {
-        self.open.load(Ordering::Relaxed)
+        self.open.load(Ordering::Acquire)
     }
 
     /// Re-reads the active keys (storing the bootstrap key first when there is none), and
@@ -194,9 +194,7 @@ impl Gate {
                 active = self.store.active()?;
             }
         }
-        if self.is_open() && (!active.is_empty() || !self.store.list()?.is_empty()) {
-            self.open.store(false, Ordering::Relaxed);
-        }
+        let close = self.is_open() && (!active.is_empty() || !self.store.list()?.is_empty());
         let keys: Vec<Known> = active
             .into_iter()
             .filter_map(|key: ActiveKey| {
@@ -211,6 +209,11 @@ impl Gate {
             .collect();
         if let Ok(mut current) = self.keys.write() {
             *current = Some(Arc::new(keys));
+        }
+        // Closed only once the keys that close it are known: else a request with the first
+        // key, made in between, would be refused.
+        if close {
+            self.open.store(false, Ordering::Release);
         }
         // Last use is recorded on a best-effort basis: a store that is busy now gets the
         // ids at the next refresh.
@@ -263,12 +266,14 @@ impl Gate {
             authorization,
             addressed_to_loopback,
         } = *request;
+        // Read before the keys: once it is closed, the keys that closed it are known.
+        let open = self.is_open();
         let Some(keys) = self.snapshot() else {
             return Err(ApiError::Unavailable(
                 "the API keys cannot be read yet: the database is unreachable".into(),
             ));
         };
-        if keys.is_empty() && self.is_open() {
+        if keys.is_empty() && open {
             return if addressed_to_loopback {
                 Ok(Caller::Loopback)
             } else {
