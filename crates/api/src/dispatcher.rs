@@ -28,7 +28,9 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(outbox: Arc<dyn Outbox>, settings: &EventSettings) -> Self {
+    /// A dispatcher to `events.webhook_url`; `None` when no webhook is configured.
+    pub fn new(outbox: Arc<dyn Outbox>, settings: &EventSettings) -> Option<Self> {
+        let url = settings.webhook_url.clone()?;
         // Redirects are not followed: following one would turn the POST into a GET (301,
         // 302, 303), count the redirect target's 2xx as a delivery and send the signature
         // to another host. With `max_redirects(0)` a 3xx comes back as a response, and
@@ -36,16 +38,16 @@ impl Dispatcher {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_global(Some(Duration::from_millis(settings.request_timeout_ms)))
+            .timeout_global(Some(settings.request_timeout))
             .build()
             .into();
-        Self {
+        Some(Self {
             outbox,
-            url: settings.webhook_url.clone(),
+            url,
             secret: settings.secret.expose_secret().as_bytes().to_vec(),
             agent,
             settings: settings.clone(),
-        }
+        })
     }
 
     /// Runs on a thread of its own until `stop` is set.
@@ -56,7 +58,7 @@ impl Dispatcher {
                 tracing::info!(url = %redact_url(&self.url), "event dispatcher started");
                 while !stop.load(Ordering::Relaxed) {
                     if self.run_once() == 0 {
-                        std::thread::sleep(Duration::from_millis(self.settings.poll_interval_ms));
+                        std::thread::sleep(self.settings.poll_interval);
                     }
                 }
             })
@@ -70,7 +72,7 @@ impl Dispatcher {
         settings: &EventSettings,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<JoinHandle<()>> {
-        let (max_age, retention) = (settings.max_age(), settings.retention());
+        let (max_age, retention) = (settings.max_age, settings.retention);
         std::thread::Builder::new()
             .name("outbox-janitor".to_owned())
             .spawn(move || {
@@ -95,10 +97,13 @@ impl Dispatcher {
     pub fn run_once(&self) -> usize {
         // Longer than any delivery of the round can take, so the claim never lapses while
         // this dispatcher is still delivering.
-        let lease = Duration::from_millis(
-            self.settings.request_timeout_ms * (self.settings.batch_size as u64 + 1) + 10_000,
-        );
-        let events = match self.outbox.claim(self.settings.batch_size, lease) {
+        let batch = self.settings.batch_size.get();
+        let lease = self
+            .settings
+            .request_timeout
+            .saturating_mul(u32::try_from(batch + 1).unwrap_or(u32::MAX))
+            + Duration::from_secs(10);
+        let events = match self.outbox.claim(batch, lease) {
             Ok(events) => events,
             Err(error) => {
                 tracing::warn!(%error, "cannot claim events");
@@ -142,7 +147,7 @@ impl Dispatcher {
                 let too_old = chrono::Utc::now()
                     .signed_duration_since(event.created_at)
                     .to_std()
-                    .is_ok_and(|age| age > self.settings.max_age());
+                    .is_ok_and(|age| age > self.settings.max_age);
                 let give_up = u32::try_from(attempts)
                     .is_ok_and(|a| a >= self.settings.max_attempts.get())
                     || too_old;
@@ -162,11 +167,10 @@ impl Dispatcher {
         }
     }
 
-    /// 1 s, 2 s, 4 s, ... at most `max_backoff_secs`, with jitter.
+    /// 1 s, 2 s, 4 s, ... at most `events.max_backoff_secs`, with jitter.
     fn backoff(&self, attempts: i32) -> Duration {
         let exponent = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
-        let bound = Duration::from_secs(1u64 << exponent)
-            .min(Duration::from_secs(self.settings.max_backoff_secs.max(1)));
+        let bound = Duration::from_secs(1u64 << exponent).min(self.settings.max_backoff);
         bound.mul_f64(0.5 + fastrand::f64() / 2.0)
     }
 }

@@ -5,12 +5,13 @@ use std::process::ExitCode;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use identity_api::cli::commands::{self, ImportError, ImportOptions};
+use identity_api::cli::commands::{self, ImportError, ImportOptions, ImportSummary};
 use identity_api::cli::export::Format;
 use identity_api::cli::export::{self, ExportError};
 use identity_api::cli::keys;
 use identity_api::{telemetry, Application, Settings, StartupError};
-use identity_domain::{Scope, Scopes};
+use identity_domain::{Rewrite, Scope, Scopes, StoreStats};
+use identity_persistence::DeadEvent;
 
 /// Identity reconciliation as a service: links the contacts a storefront sees into customers.
 ///
@@ -160,75 +161,106 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(cli.command, Some(Command::Export { .. })) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if matches!(command, Command::Export { .. }) {
         telemetry::init_on_stderr(&settings.log);
     } else {
         telemetry::init(&settings.log);
     }
-    let outcome = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings),
+    match run(command, settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Startup(error)) => {
+            let message = telemetry::error_chain(&error);
+            tracing::error!(error = %message, "identity-api failed");
+            eprintln!("identity-api: {message}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Refused(message)) => {
+            eprintln!("identity-api: {message}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Said) => ExitCode::FAILURE,
+    }
+}
+
+/// Why a command failed.
+enum Failure {
+    /// The store or the server: logged, and said on stderr.
+    Startup(StartupError),
+    /// Something the operator must fix (a file, a key): said on stderr.
+    Refused(String),
+    /// Already said on stdout (`check`'s violations).
+    Said,
+}
+
+impl From<StartupError> for Failure {
+    fn from(error: StartupError) -> Self {
+        Self::Startup(error)
+    }
+}
+
+impl From<ImportError> for Failure {
+    fn from(error: ImportError) -> Self {
+        match error {
+            ImportError::Store(error) => Self::Startup(error),
+            other => Self::Refused(other.to_string()),
+        }
+    }
+}
+
+impl From<ExportError> for Failure {
+    fn from(error: ExportError) -> Self {
+        match error {
+            ExportError::Store(error) => Self::Startup(error),
+            other => Self::Refused(other.to_string()),
+        }
+    }
+}
+
+impl From<keys::KeysError> for Failure {
+    fn from(error: keys::KeysError) -> Self {
+        match error {
+            keys::KeysError::Startup(error) => Self::Startup(error),
+            other => Self::Refused(telemetry::error_chain(&other)),
+        }
+    }
+}
+
+/// Runs one command and says what it did.
+fn run(command: Command, settings: Settings) -> Result<(), Failure> {
+    match command {
+        Command::Serve => serve(settings)?,
         Command::Export { format } => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            match export::export(&settings, format, &mut out) {
-                Ok(s) => {
-                    eprintln!(
-                        "exported {} contacts, {} joining requests, {} unlink rules, {} manual links",
-                        s.contacts, s.evidence, s.rules, s.links
-                    );
-                    Ok(())
-                }
-                Err(ExportError::Store(e)) => Err(e),
-                Err(e) => {
-                    eprintln!("identity-api: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
+            let s = export::export(&settings, format, &mut out)?;
+            eprintln!(
+                "exported {} contacts, {} joining requests, {} unlink rules, {} manual links",
+                s.contacts, s.evidence, s.rules, s.links
+            );
         }
-        Command::Migrate => commands::migrate(&settings).map(|applied| {
+        Command::Migrate => {
+            let applied = commands::migrate(&settings)?;
             if applied.is_empty() {
                 println!("the schema is up to date");
             } else {
-                println!(
-                    "applied {} migrations: {}",
-                    applied.len(),
-                    applied.join(", ")
-                );
+                let (count, names) = (applied.len(), applied.join(", "));
+                println!("applied {count} migrations: {names}");
             }
-        }),
-        Command::Dispatch => commands::dispatch(&settings),
-        Command::Check => match commands::check(&settings) {
-            Ok(violations) if violations.is_empty() => {
-                println!("ok: every invariant holds");
-                Ok(())
+        }
+        Command::Dispatch => commands::dispatch(&settings)?,
+        Command::Check => {
+            let violations = commands::check(&settings)?;
+            for v in &violations {
+                println!("violated: invariant {}: {}", v.invariant, v.detail);
             }
-            Ok(violations) => {
-                for v in &violations {
-                    println!("violated: invariant {}: {}", v.invariant, v.detail);
-                }
+            if !violations.is_empty() {
                 println!("{} invariants violated", violations.len());
-                return ExitCode::FAILURE;
+                return Err(Failure::Said);
             }
-            Err(e) => Err(e),
-        },
-        Command::Stats { top } => commands::stats(&settings, top).map(|stats| {
-            println!("customers: {}", stats.customers);
-            println!(
-                "contacts: {} live, {} deleted",
-                stats.contacts, stats.deleted_contacts
-            );
-            println!("contacts per customer:");
-            for (bucket, customers) in &stats.contacts_per_customer {
-                println!("  {bucket:>6}: {customers} customers");
-            }
-            println!("largest customers (primary id: contacts, emails, phones):");
-            for c in &stats.largest {
-                println!(
-                    "  {}: {}, {}, {}",
-                    c.primary, c.contacts, c.emails, c.phones
-                );
-            }
-        }),
+            println!("ok: every invariant holds");
+        }
+        Command::Stats { top } => print_stats(&commands::stats(&settings, top)?),
         Command::Import {
             file,
             format,
@@ -243,122 +275,131 @@ fn main() -> ExitCode {
                 batch_size,
                 per_record,
             };
-            match commands::import(&settings, &options) {
-                Ok(s) => {
-                    let rate = s.records as f64 / s.elapsed.as_secs_f64().max(0.001);
-                    println!(
-                        "imported {} records in {:.1}s ({rate:.0}/s): {} contacts created, {} merges, \
-                         {} unchanged, {} refused by the merge guard, {} stored without an identifier \
-                         the merge guard left out, {} rejected, {} unlink rules made, \
-                         {} manual links made",
-                        s.records,
-                        s.elapsed.as_secs_f64(),
-                        s.created,
-                        s.merged,
-                        s.unchanged,
-                        s.refused,
-                        s.dropped,
-                        s.rejected,
-                        s.rules,
-                        s.links
-                    );
-                    if s.links_not_made > 0 {
-                        println!(
-                            "{} manual links of the file were not made: their contacts are not \
-                             in the store, or the merge guard refused them (see the log)",
-                            s.links_not_made
-                        );
-                    }
-                    if let Some(path) = s.rejects_file {
-                        println!("rejected records are in {}", path.display());
-                    }
-                    Ok(())
-                }
-                Err(ImportError::Store(e)) => Err(e),
-                Err(e) => {
-                    eprintln!("identity-api: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
+            print_import(&commands::import(&settings, &options)?);
         }
-        Command::Events { command } => match command {
-            EventsCommand::List => commands::dead_events(&settings).map(|dead| {
-                if dead.is_empty() {
-                    println!("no dead events");
-                }
-                for event in &dead {
-                    println!(
-                        "{}\tcustomer {}\t{}\t{} attempts\tcreated {}\t{}",
-                        event.id,
-                        event.customer_id,
-                        event.kind,
-                        event.attempts,
-                        event
-                            .created_at
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        event.last_error.as_deref().unwrap_or("")
-                    );
-                }
-            }),
-            EventsCommand::Retry { id, all: _ } => commands::retry_events(&settings, id)
-                .map(|queued| println!("queued {queued} events again")),
-        },
-        Command::Keys { command } => {
-            let done = match command {
-                KeysCommand::Create { name, scopes } => Scopes::new(scopes)
-                    .map_err(keys::KeysError::from)
-                    .and_then(|scopes| keys::create(&settings, &name, &scopes))
-                    .map(|(key, secret)| {
-                        println!(
-                            "created key {} ({}) with scopes {}",
-                            key.id, key.name, key.scopes
-                        );
-                        println!("send it as Authorization: Bearer <key>; it is shown only now:");
-                        println!("{secret}");
-                    }),
-                KeysCommand::List => keys::list(&settings).map(|all| {
-                    if all.is_empty() {
-                        println!("no keys: the service serves without keys on loopback only");
-                    }
-                    for key in &all {
-                        println!("{}", keys::describe(key));
-                    }
-                }),
-                KeysCommand::Revoke { name_or_id } => {
-                    keys::revoke(&settings, &name_or_id).map(|key| {
-                        println!("revoked key {} ({})", key.id, key.name);
-                    })
-                }
-            };
-            if let Err(e) = done {
-                eprintln!("identity-api: {}", telemetry::error_chain(&e));
-                return ExitCode::FAILURE;
-            }
-            Ok(())
+        Command::Events {
+            command: EventsCommand::List,
+        } => print_dead_events(&commands::dead_events(&settings)?),
+        Command::Events {
+            command: EventsCommand::Retry { id, all: _ },
+        } => {
+            let queued = commands::retry_events(&settings, id)?;
+            println!("queued {queued} events again");
         }
-        Command::Normalize => commands::normalize(&settings).map(|rewrite| {
+        Command::Keys { command } => run_keys(command, &settings)?,
+        Command::Normalize => print_normalized(&commands::normalize(&settings)?),
+    }
+    Ok(())
+}
+
+fn run_keys(command: KeysCommand, settings: &Settings) -> Result<(), keys::KeysError> {
+    match command {
+        KeysCommand::Create { name, scopes } => {
+            let (key, secret) = keys::create(settings, &name, &Scopes::new(scopes)?)?;
             println!(
-                "normalized {} contacts, merged {} customers, removed {} contacts ({} holding only \
-                 blocked values, {} holding the same email and phone as an older one), left {} \
-                 values that are not valid under the current rules as they were",
-                rewrite.values_normalized,
-                rewrite.customers_merged,
-                rewrite.contacts_erased,
-                rewrite.contacts_erased - rewrite.duplicates_removed,
-                rewrite.duplicates_removed,
-                rewrite.values_kept
+                "created key {} ({}) with scopes {}",
+                key.id, key.name, key.scopes
             );
-        }),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            let message = telemetry::error_chain(&error);
-            tracing::error!(error = %message, "identity-api failed");
-            eprintln!("identity-api: {message}");
-            ExitCode::FAILURE
+            println!("send it as Authorization: Bearer <key>; it is shown only now:");
+            println!("{secret}");
+        }
+        KeysCommand::List => {
+            let all = keys::list(settings)?;
+            if all.is_empty() {
+                println!("no keys: the service serves without keys on loopback only");
+            }
+            for key in &all {
+                println!("{}", keys::describe(key));
+            }
+        }
+        KeysCommand::Revoke { name_or_id } => {
+            let key = keys::revoke(settings, &name_or_id)?;
+            println!("revoked key {} ({})", key.id, key.name);
         }
     }
+    Ok(())
+}
+
+fn print_stats(stats: &StoreStats) {
+    println!("customers: {}", stats.customers);
+    println!(
+        "contacts: {} live, {} deleted",
+        stats.contacts, stats.deleted_contacts
+    );
+    println!("contacts per customer:");
+    for (bucket, customers) in &stats.contacts_per_customer {
+        println!("  {bucket:>6}: {customers} customers");
+    }
+    println!("largest customers (primary id: contacts, emails, phones):");
+    for c in &stats.largest {
+        println!(
+            "  {}: {}, {}, {}",
+            c.primary, c.contacts, c.emails, c.phones
+        );
+    }
+}
+
+fn print_import(s: &ImportSummary) {
+    let rate = s.records as f64 / s.elapsed.as_secs_f64().max(0.001);
+    println!(
+        "imported {} records in {:.1}s ({rate:.0}/s): {} contacts created, {} merges, \
+         {} unchanged, {} refused by the merge guard, {} stored without an identifier \
+         the merge guard left out, {} rejected, {} unlink rules made, \
+         {} manual links made",
+        s.records,
+        s.elapsed.as_secs_f64(),
+        s.created,
+        s.merged,
+        s.unchanged,
+        s.refused,
+        s.dropped,
+        s.rejected,
+        s.rules,
+        s.links
+    );
+    if s.links_not_made > 0 {
+        println!(
+            "{} manual links of the file were not made: their contacts are not \
+             in the store, or the merge guard refused them (see the log)",
+            s.links_not_made
+        );
+    }
+    if let Some(path) = &s.rejects_file {
+        println!("rejected records are in {}", path.display());
+    }
+}
+
+fn print_dead_events(dead: &[DeadEvent]) {
+    if dead.is_empty() {
+        println!("no dead events");
+    }
+    for event in dead {
+        println!(
+            "{}\tcustomer {}\t{}\t{} attempts\tcreated {}\t{}",
+            event.id,
+            event.customer_id,
+            event.kind,
+            event.attempts,
+            event
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            event.last_error.as_deref().unwrap_or("")
+        );
+    }
+}
+
+fn print_normalized(rewrite: &Rewrite) {
+    println!(
+        "normalized {} contacts, merged {} customers, removed {} contacts ({} holding only \
+         blocked values, {} holding the same email and phone as an older one), left {} \
+         values that are not valid under the current rules as they were",
+        rewrite.values_normalized,
+        rewrite.customers_merged,
+        rewrite.contacts_erased,
+        rewrite.contacts_erased - rewrite.duplicates_removed,
+        rewrite.duplicates_removed,
+        rewrite.values_kept
+    );
 }
 
 fn serve(settings: Settings) -> Result<(), StartupError> {

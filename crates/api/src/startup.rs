@@ -3,7 +3,6 @@
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
@@ -67,14 +66,13 @@ impl Application {
     /// # Errors
     /// When the database cannot be prepared or the address cannot be bound.
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let store = identity_persistence::open(&settings.store_settings()?)?;
+        let store = identity_persistence::open(&settings.store_settings())?;
         tracing::info!(database = %store.url, "store open");
-        let dispatcher = (!settings.events.webhook_url.is_empty())
-            .then(|| Dispatcher::new(Arc::clone(&store.outbox), &settings.events));
+        let dispatcher = Dispatcher::new(Arc::clone(&store.outbox), &settings.events);
         let gate = open_gate(settings, &store.keys)?;
-        let service = IdentityService::new(store.repository, settings.customer_limits())
-            .with_priority(settings.identifier_priority()?);
-        let policy = settings.identifier_policy()?;
+        let service = IdentityService::new(store.repository, settings.merge_guard)
+            .with_priority(settings.identifiers.priority);
+        let policy = settings.identifiers.policy.clone();
         // Ready when the database answers and the keys are loaded (they could not be if the
         // database was down at start-up: the probe loads them then, rather than wait for
         // the next refresh, so that ready means able to serve).
@@ -112,7 +110,7 @@ impl Application {
             compat: web::Data::new(settings.compat),
         };
         crate::routes::metrics::handle();
-        let deadline = Duration::from_millis(settings.database.deadline_ms);
+        let deadline = settings.database.deadline;
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(move |request, next| {
@@ -123,9 +121,9 @@ impl Application {
                 .wrap(from_fn(observe_request))
                 .configure(routes(state.clone(), max_body))
         })
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
+        .shutdown_timeout(settings.server.shutdown_timeout.as_secs());
+        if let Some(workers) = settings.server.workers {
+            server = server.workers(workers.get());
         }
         let server = server
             .listen(listener)
@@ -307,16 +305,15 @@ fn open_gate(
     keys: &Arc<dyn identity_domain::KeyRepository>,
 ) -> Result<Arc<Gate>, StartupError> {
     let loopback = settings.listens_on_loopback();
-    let bootstrap = settings.auth.bootstrap_key.expose_secret().trim();
+    let auth = &settings.auth;
     let gate_settings = GateSettings {
         open_without_keys: loopback,
-        refresh: std::time::Duration::from_millis(settings.auth.refresh_ms.get()),
-        max_failures_per_minute: settings.auth.max_failures_per_minute,
-        bootstrap: if bootstrap.is_empty() {
-            None
-        } else {
-            Some((hash_key(bootstrap), settings.bootstrap_scopes()?))
-        },
+        refresh: auth.refresh,
+        max_failures_per_minute: auth.max_failures_per_minute,
+        bootstrap: auth
+            .bootstrap_key
+            .as_ref()
+            .map(|key| (hash_key(key.expose_secret()), auth.bootstrap_scopes.clone())),
     };
     let gate = Gate::new(Arc::clone(keys), gate_settings);
     if gate.has_keys() == Some(false) {

@@ -11,11 +11,10 @@ use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 use tracing::Instrument;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
-use tracing_subscriber::EnvFilter;
 
 use crate::settings::{LogFormat, LogSettings};
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides `log.level`. In JSON,
+/// Installs the global subscriber (`RUST_LOG`, when set, has replaced `log.level`). In JSON,
 /// every line carries the fields of the request span it was written in (`request_id`).
 pub fn init(settings: &LogSettings) {
     install(settings, BoxMakeWriter::new(std::io::stdout));
@@ -27,11 +26,8 @@ pub fn init_on_stderr(settings: &LogSettings) {
 }
 
 fn install(settings: &LogSettings, writer: BoxMakeWriter) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(settings.level.env_filter())
         .with_writer(writer);
     let installed = match settings.format {
         LogFormat::Text => builder.try_init(),

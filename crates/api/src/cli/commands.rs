@@ -1,6 +1,8 @@
 //! Operator commands besides serving: one function per subcommand of `identity-api`. They
 //! print for people on stdout; errors come back typed.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -8,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use identity_domain::{
-    reconcile::reconcile_with_priority, renormalize, BatchRecord, Contact, Identifier, Identifiers,
-    Rewrite, StoreStats, Violation,
+    reconcile::reconcile_with_priority, renormalize, BatchOutcome, BatchRecord, Contact,
+    Identifier, Identifiers, IdentityService, RepositoryError, Rewrite, StoreStats, Violation,
 };
 use serde_json::{Map, Value};
 
@@ -26,8 +28,8 @@ use crate::wire::IdentifyBody;
 /// # Errors
 /// When the store cannot be opened or the rewrite fails (then nothing was written).
 pub fn normalize(settings: &Settings) -> Result<Rewrite, StartupError> {
-    let policy = settings.identifier_policy()?;
-    let store = identity_persistence::open(&settings.store_settings()?)?;
+    let policy = &settings.identifiers.policy;
+    let store = identity_persistence::open(&settings.store_settings())?;
     store
         .maintenance
         .rewrite_all(
@@ -51,7 +53,7 @@ fn policy_with_rules(
         .into_iter()
         .map(|rule| rule.identifier)
         .collect();
-    Ok(settings.identifier_policy()?.with_unlinked(&unlinked))
+    Ok(settings.identifiers.policy.with_unlinked(&unlinked))
 }
 
 /// Runs an event dispatcher in the foreground, until the process is stopped.
@@ -59,16 +61,19 @@ fn policy_with_rules(
 /// # Errors
 /// When no webhook is configured or the store cannot be opened.
 pub fn dispatch(settings: &Settings) -> Result<(), StartupError> {
-    if settings.events.webhook_url.is_empty() {
-        return Err(StartupError::Settings(
-            crate::settings::SettingsError::Invalid {
-                key: "events.webhook_url",
-                problem: "must be set to dispatch events".to_owned(),
-            },
-        ));
+    let no_webhook = || {
+        StartupError::Settings(crate::settings::SettingsError::Invalid {
+            key: "events.webhook_url",
+            problem: "must be set to dispatch events".to_owned(),
+        })
+    };
+    // Refused before the store is opened (which may create it).
+    if settings.events.webhook_url.is_none() {
+        return Err(no_webhook());
     }
-    let store = identity_persistence::open(&settings.store_settings()?)?;
-    let dispatcher = crate::dispatcher::Dispatcher::new(store.outbox, &settings.events);
+    let store = identity_persistence::open(&settings.store_settings())?;
+    let dispatcher = crate::dispatcher::Dispatcher::new(store.outbox, &settings.events)
+        .ok_or_else(no_webhook)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let thread = dispatcher.spawn(stop).map_err(StartupError::Serve)?;
     let _ = thread.join();
@@ -81,7 +86,7 @@ pub fn dispatch(settings: &Settings) -> Result<(), StartupError> {
 /// # Errors
 /// When the store cannot be reached or a migration fails.
 pub fn migrate(settings: &Settings) -> Result<Vec<String>, StartupError> {
-    let mut store = settings.store_settings()?;
+    let mut store = settings.store_settings();
     store.run_migrations = true;
     Ok(identity_persistence::prepare(&store)?)
 }
@@ -92,7 +97,7 @@ pub fn migrate(settings: &Settings) -> Result<Vec<String>, StartupError> {
 /// # Errors
 /// When the store cannot be read.
 pub fn check(settings: &Settings) -> Result<Vec<Violation>, StartupError> {
-    let store = identity_persistence::open_read_only(&settings.store_settings()?)?;
+    let store = identity_persistence::open_read_only(&settings.store_settings())?;
     store.maintenance.check().map_err(StartupError::Store)
 }
 
@@ -103,7 +108,7 @@ pub fn check(settings: &Settings) -> Result<Vec<Violation>, StartupError> {
 pub fn dead_events(
     settings: &Settings,
 ) -> Result<Vec<identity_persistence::DeadEvent>, StartupError> {
-    let store = identity_persistence::open_read_only(&settings.store_settings()?)?;
+    let store = identity_persistence::open_read_only(&settings.store_settings())?;
     store.outbox.dead().map_err(StartupError::Store)
 }
 
@@ -112,7 +117,7 @@ pub fn dead_events(
 /// # Errors
 /// When the store cannot be reached.
 pub fn retry_events(settings: &Settings, id: Option<i64>) -> Result<usize, StartupError> {
-    let store = identity_persistence::open(&settings.store_settings()?)?;
+    let store = identity_persistence::open(&settings.store_settings())?;
     store.outbox.retry_dead(id).map_err(StartupError::Store)
 }
 
@@ -121,7 +126,7 @@ pub fn retry_events(settings: &Settings, id: Option<i64>) -> Result<usize, Start
 /// # Errors
 /// When the store cannot be read.
 pub fn stats(settings: &Settings, top: usize) -> Result<StoreStats, StartupError> {
-    let store = identity_persistence::open_read_only(&settings.store_settings()?)?;
+    let store = identity_persistence::open_read_only(&settings.store_settings())?;
     store.maintenance.stats(top).map_err(StartupError::Store)
 }
 
@@ -186,10 +191,16 @@ const CLOCK_SKEW_ALLOWANCE: TimeDelta = TimeDelta::minutes(5);
 /// value, year 1), and the record goes to the rejects file.
 const EARLIEST_CREATED_AT: DateTime<Utc> = DateTime::UNIX_EPOCH;
 
-/// One record that passed validation, with its line number and date.
+/// One record that passed validation, with its date.
 struct Record {
     identifiers: Identifiers,
     created_at: Option<DateTime<Utc>>,
+}
+
+impl From<RepositoryError> for ImportError {
+    fn from(error: RepositoryError) -> Self {
+        Self::Store(StartupError::Store(error))
+    }
 }
 
 /// Imports historical contacts: every good record is reconciled with the same rules as
@@ -202,17 +213,39 @@ struct Record {
 /// When the file or the store cannot be used; bad records are not errors.
 pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
-    let store = identity_persistence::open(&settings.store_settings().map_err(StartupError::from)?)
-        .map_err(StartupError::from)?;
-    // Values that unlink rules name are placeholders to the import too. A rule made while
-    // it runs stops it before the batch that holds the value is written.
-    // A RefCell: an unlink rule read from the file (an export's) joins it for the records
-    // after it.
-    let policy = std::cell::RefCell::new(policy_with_rules(settings, &store)?);
-    let limits = settings.customer_limits();
-    let priority = settings.identifier_priority().map_err(StartupError::from)?;
-    let name = options.input.display().to_string();
-    let format = options
+    let store =
+        identity_persistence::open(&settings.store_settings()).map_err(StartupError::from)?;
+    let mut lines = Lines::open(&options.input)?;
+    let format = import_format(options)?;
+    let mut rejects = Rejects::new(options.rejects.clone());
+    let mut file = read_input(settings, &store, format, &mut lines, &mut rejects)?;
+    warn_of_unknown_fields(&file.unknown_fields);
+    let rejects_file = rejects.finish()?;
+    // Oldest first: the primary of each customer is its oldest contact from the start.
+    file.records
+        .sort_by_key(|r| (r.created_at.is_none(), r.created_at));
+    let mut summary = ImportSummary {
+        records: file.records.len() + rejects.count,
+        rejected: rejects.count,
+        rules: file.rules_made,
+        rejects_file,
+        ..ImportSummary::default()
+    };
+    write_records(settings, &store, &file.records, options, &mut summary)?;
+    let links = crate::cli::export::make_links(
+        store.repository.as_ref(),
+        &settings.merge_guard,
+        &file.link_lines,
+    )?;
+    summary.links = links.made;
+    summary.links_not_made = links.not_made;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// The format `--format` names, or else the file's extension.
+fn import_format(options: &ImportOptions) -> Result<Format, ImportError> {
+    options
         .format
         .or_else(
             || match options.input.extension().and_then(|e| e.to_str()) {
@@ -221,39 +254,46 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
                 _ => None,
             },
         )
-        .ok_or_else(|| ImportError::UnknownFormat(name.clone()))?;
-    let reader: Box<dyn BufRead> = if options.input == Path::new("-") {
-        Box::new(BufReader::new(io::stdin()))
-    } else {
-        let file = File::open(&options.input).map_err(|source| ImportError::Read {
-            path: name.clone(),
-            source,
-        })?;
-        Box::new(BufReader::new(file))
-    };
+        .ok_or_else(|| ImportError::UnknownFormat(options.input.display().to_string()))
+}
 
-    let mut rejects = Rejects::new(options.rejects.clone());
-    let mut records = Vec::new();
-    let latest = Utc::now() + CLOCK_SKEW_ALLOWANCE;
-    let mut admit =
-        |rejects: &mut Rejects, line: u64, body: Map<String, Value>, raw: &str| match admit_record(
-            &policy.borrow(),
-            latest,
-            body,
-        ) {
-            Ok(record) => records.push(record),
-            Err(reason) => rejects.add(line, &reason, raw),
+/// The input file (or stdin), line by line, as bytes: a line that is not UTF-8, not JSON,
+/// or not one CSV record is rejected alone, with its number, and never takes the lines
+/// after it along.
+struct Lines {
+    split: io::Split<Box<dyn BufRead>>,
+    path: String,
+    /// The number of the line read last.
+    number: u64,
+}
+
+impl Lines {
+    fn open(input: &Path) -> Result<Self, ImportError> {
+        let path = input.display().to_string();
+        let reader: Box<dyn BufRead> = if input == Path::new("-") {
+            Box::new(BufReader::new(io::stdin()))
+        } else {
+            let file = File::open(input).map_err(|source| ImportError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            Box::new(BufReader::new(file))
         };
-    // Line by line, as bytes: a line that is not UTF-8, not JSON, or not one CSV record is
-    // rejected alone, with its number, and never takes the lines after it along.
-    let mut lines = reader.split(b'\n');
-    let mut next_line = |number: &mut u64| -> Result<Option<Result<String, String>>, ImportError> {
-        let Some(bytes) = lines.next() else {
+        Ok(Self {
+            split: reader.split(b'\n'),
+            path,
+            number: 0,
+        })
+    }
+
+    /// The next line: its text, or (`Err`) what could be read of a line that is not UTF-8.
+    fn next(&mut self) -> Result<Option<Result<String, String>>, ImportError> {
+        let Some(bytes) = self.split.next() else {
             return Ok(None);
         };
-        *number += 1;
+        self.number += 1;
         let mut bytes = bytes.map_err(|source| ImportError::Read {
-            path: name.clone(),
+            path: self.path.clone(),
             source,
         })?;
         if bytes.last() == Some(&b'\r') {
@@ -262,124 +302,164 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
         Ok(Some(String::from_utf8(bytes).map_err(|e| {
             String::from_utf8_lossy(e.as_bytes()).into_owned()
         })))
+    }
+}
+
+/// What the input holds besides its rejected lines.
+struct ImportFile {
+    records: Vec<Record>,
+    /// Manual links (an export's): made after every record.
+    link_lines: Vec<crate::cli::export::LinkRecord>,
+    /// Unlink rules made from the file's rule lines.
+    rules_made: usize,
+    /// Field names the import does not read.
+    unknown_fields: BTreeSet<String>,
+}
+
+/// Reads every line: records are validated and kept, unlink rules (an export's) made as they
+/// are read, before any record is written, so that the records after a rule are read with
+/// it; bad lines go to `rejects`.
+fn read_input(
+    settings: &Settings,
+    store: &identity_persistence::Store,
+    format: Format,
+    lines: &mut Lines,
+    rejects: &mut Rejects,
+) -> Result<ImportFile, ImportError> {
+    // Values that unlink rules name are placeholders to the import too. A rule made while
+    // it runs stops it before the batch that holds the value is written.
+    let mut policy = policy_with_rules(settings, store)?;
+    // Rule and link lines are read with the configured identifier rules (a value is not
+    // refused for having a rule already: then making it again changes nothing).
+    let rules_policy = &settings.identifiers.policy;
+    let service = IdentityService::new(store.repository.clone(), settings.merge_guard);
+    let latest = Utc::now() + CLOCK_SKEW_ALLOWANCE;
+    let mut file = ImportFile {
+        records: Vec::new(),
+        link_lines: Vec::new(),
+        rules_made: 0,
+        unknown_fields: BTreeSet::new(),
     };
-    let mut number = 0_u64;
-    // Unlink rules in the file (an export's): made as they are read, before any record is
-    // written, with the configured identifier rules (a value is not refused for having a
-    // rule already: then making it again changes nothing).
-    let rules_policy = settings.identifier_policy().map_err(StartupError::from)?;
-    let service = identity_domain::IdentityService::new(store.repository.clone(), limits);
-    let mut rules_made = 0;
-    let mut link_lines = Vec::new();
-    let mut unknown_fields = std::collections::BTreeSet::new();
-    let known = |field: &str| matches!(field, "email" | "phoneNumber" | "createdAt");
     let csv_headers = match format {
         Format::Jsonl => None,
-        Format::Csv => {
-            let header = match next_line(&mut number)? {
-                Some(Ok(header)) => header,
-                _ => return Err(ImportError::CsvHeader),
-            };
-            let headers: Vec<String> = csv_fields(&header).map_err(|_| ImportError::CsvHeader)?;
-            if !headers.iter().any(|h| h == "email" || h == "phoneNumber") {
-                return Err(ImportError::CsvHeader);
-            }
-            unknown_fields.extend(headers.iter().filter(|h| !known(h)).cloned());
-            Some(headers)
-        }
+        Format::Csv => Some(csv_header(lines)?),
     };
-    while let Some(line) = next_line(&mut number)? {
+    if let Some(headers) = &csv_headers {
+        file.unknown_fields
+            .extend(headers.iter().filter(|h| !is_import_field(h)).cloned());
+    }
+    while let Some(line) = lines.next()? {
+        let number = lines.number;
         let line = match line {
+            Ok(line) if line.trim().is_empty() => continue,
             Ok(line) => line,
             Err(lossy) => {
                 rejects.add(number, "not UTF-8 text", &lossy);
                 continue;
             }
         };
-        if line.trim().is_empty() {
-            continue;
-        }
         if csv_headers.is_none() {
-            if let Some(rule) = crate::cli::export::rule_line(&line, &rules_policy) {
-                match rule.map(|rule| make_rule(&service, &rule)) {
-                    Ok(Ok(made)) => {
-                        rules_made += usize::from(made);
-                        *policy.borrow_mut() = policy_with_rules(settings, &store)?;
+            if let Some(rule) = crate::cli::export::rule_line(&line, rules_policy) {
+                match rule {
+                    Ok(rule) => {
+                        if make_rule(&service, &rule)? {
+                            file.rules_made += 1;
+                            policy = policy_with_rules(settings, store)?;
+                        }
                     }
-                    Ok(Err(error)) => return Err(ImportError::Store(StartupError::Store(error))),
                     Err(reason) => rejects.add(number, &reason, &line),
                 }
                 continue;
             }
-            // Manual links (an export's) are made after every record.
-            if let Some(link) = crate::cli::export::link_line(&line, &rules_policy) {
+            if let Some(link) = crate::cli::export::link_line(&line, rules_policy) {
                 match link {
-                    Ok(link) => link_lines.push(link),
+                    Ok(link) => file.link_lines.push(link),
                     Err(reason) => rejects.add(number, &reason, &line),
                 }
                 continue;
             }
         }
-        let body = match &csv_headers {
-            None => match serde_json::from_str::<Map<String, Value>>(&line) {
-                Ok(body) => {
-                    unknown_fields.extend(body.keys().filter(|k| !known(k)).cloned());
-                    body
-                }
-                Err(e) => {
-                    rejects.add(number, &format!("not a JSON object: {e}"), &line);
-                    continue;
-                }
-            },
-            Some(headers) => match csv_fields(&line) {
-                Ok(fields) => headers
-                    .iter()
-                    .zip(fields)
-                    .map(|(h, v)| (h.clone(), Value::String(v)))
-                    .collect(),
-                Err(reason) => {
-                    rejects.add(number, &reason, &line);
-                    continue;
-                }
-            },
-        };
-        admit(&mut rejects, number, body, &line);
+        let record = record_fields(&line, csv_headers.as_deref()).and_then(|body| {
+            file.unknown_fields
+                .extend(body.keys().filter(|k| !is_import_field(k)).cloned());
+            admit_record(&policy, latest, body)
+        });
+        match record {
+            Ok(record) => file.records.push(record),
+            Err(reason) => rejects.add(number, &reason, &line),
+        }
     }
-    if !unknown_fields.is_empty() {
-        // Field names only (never values), at most a few, shortened, and escaped: a name is
-        // whatever the file says, terminal escape sequences included.
-        let names: Vec<String> = unknown_fields
-            .iter()
-            .take(10)
-            .map(|n| {
-                let short: String = n.chars().take(40).collect();
-                short.escape_debug().to_string()
-            })
-            .collect();
-        let more = unknown_fields.len().saturating_sub(names.len());
-        let message = format!(
-            "unknown fields ignored: {}{} (the import reads email, phoneNumber and createdAt)",
-            names.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        );
-        tracing::warn!("{message}");
-        eprintln!("identity-api: warning: {message}");
-    }
-    let rejects_file = rejects.finish()?;
+    Ok(file)
+}
 
-    // Oldest first: the primary of each customer is its oldest contact from the start.
-    records.sort_by_key(|r| (r.created_at.is_none(), r.created_at));
-    let mut summary = ImportSummary {
-        records: records.len() + rejects.count,
-        rejected: rejects.count,
-        rules: rules_made,
-        rejects_file,
-        ..ImportSummary::default()
+/// The fields a record may have.
+fn is_import_field(name: &str) -> bool {
+    matches!(name, "email" | "phoneNumber" | "createdAt")
+}
+
+/// A CSV file's first line: its field names, one of them email or phoneNumber.
+fn csv_header(lines: &mut Lines) -> Result<Vec<String>, ImportError> {
+    let Some(Ok(header)) = lines.next()? else {
+        return Err(ImportError::CsvHeader);
     };
+    let headers = csv_fields(&header).map_err(|_| ImportError::CsvHeader)?;
+    if !headers.iter().any(|h| h == "email" || h == "phoneNumber") {
+        return Err(ImportError::CsvHeader);
+    }
+    Ok(headers)
+}
+
+/// One line's fields by name: a JSON object, or a CSV record under `headers`.
+fn record_fields(line: &str, headers: Option<&[String]>) -> Result<Map<String, Value>, String> {
+    match headers {
+        None => serde_json::from_str::<Map<String, Value>>(line)
+            .map_err(|e| format!("not a JSON object: {e}")),
+        Some(headers) => Ok(headers
+            .iter()
+            .zip(csv_fields(line)?)
+            .map(|(h, v)| (h.clone(), Value::String(v)))
+            .collect()),
+    }
+}
+
+/// Says which fields the import did not read: field names only (never values), at most a
+/// few, shortened, and escaped (a name is whatever the file says, terminal escape sequences
+/// included).
+fn warn_of_unknown_fields(unknown_fields: &BTreeSet<String>) {
+    if unknown_fields.is_empty() {
+        return;
+    }
+    let names: Vec<String> = unknown_fields
+        .iter()
+        .take(10)
+        .map(|n| {
+            let short: String = n.chars().take(40).collect();
+            short.escape_debug().to_string()
+        })
+        .collect();
+    let more = unknown_fields.len().saturating_sub(names.len());
+    let message = format!(
+        "unknown fields ignored: {}{} (the import reads email, phoneNumber and createdAt)",
+        names.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
+    tracing::warn!("{message}");
+    eprintln!("identity-api: warning: {message}");
+}
+
+/// Writes the records in batches of `options.batch_size`, counting what each did in
+/// `summary`.
+fn write_records(
+    settings: &Settings,
+    store: &identity_persistence::Store,
+    records: &[Record],
+    options: &ImportOptions,
+    summary: &mut ImportSummary,
+) -> Result<(), ImportError> {
     let mut progress = Progress::new(records.len());
     // Statistics are refreshed each time the import has doubled what it created, so that
     // the database plans its lookups for the table as it grows (a plan made while the
@@ -387,31 +467,7 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     let mut refresh_at = 1_000;
     for batch in records.chunks(options.batch_size.max(1)) {
         let outcome = if options.per_record {
-            let requests: Vec<Identifiers> = batch.iter().map(|r| r.identifiers.clone()).collect();
-            // Which records left an identifier out, as last decided (a unit of work that
-            // collides runs again and decides again).
-            let dropped = std::cell::RefCell::new(vec![false; batch.len()]);
-            let decide = |i: usize, current: &[Contact]| {
-                let record = &batch[i];
-                reconcile_with_priority(
-                    &record.identifiers,
-                    record.created_at,
-                    current,
-                    &limits,
-                    priority,
-                )
-                .map(|(plan, left_out)| {
-                    dropped.borrow_mut()[i] = left_out.is_some();
-                    plan
-                })
-            };
-            store
-                .maintenance
-                .apply_batch(&requests, &decide, "import")
-                .map(|mut outcome| {
-                    outcome.dropped = dropped.borrow().iter().filter(|d| **d).count();
-                    outcome
-                })
+            write_each_record(settings, store, batch)
         } else {
             let batch: Vec<BatchRecord> = batch
                 .iter()
@@ -420,32 +476,57 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
                     seen_at: r.created_at,
                 })
                 .collect();
-            store
-                .maintenance
-                .import_batch(&batch, &limits, priority, "import")
-        }
-        .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
+            store.maintenance.import_batch(
+                &batch,
+                &settings.merge_guard,
+                settings.identifiers.priority,
+                "import",
+            )
+        }?;
         summary.created += outcome.created;
         summary.merged += outcome.merged;
         summary.unchanged += outcome.unchanged;
         summary.refused += outcome.refused;
         summary.dropped += outcome.dropped;
         if summary.created >= refresh_at {
-            store
-                .maintenance
-                .refresh_statistics()
-                .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
+            store.maintenance.refresh_statistics()?;
             refresh_at = summary.created.saturating_mul(2);
         }
         progress.advance(batch.len());
     }
     progress.finish();
-    let links = crate::cli::export::make_links(store.repository.as_ref(), &limits, &link_lines)
-        .map_err(|e| ImportError::Store(StartupError::Store(e)))?;
-    summary.links = links.made;
-    summary.links_not_made = links.not_made;
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    Ok(())
+}
+
+/// One batch decided and written record by record (`--per-record`), as `/identify` does.
+fn write_each_record(
+    settings: &Settings,
+    store: &identity_persistence::Store,
+    batch: &[Record],
+) -> Result<BatchOutcome, RepositoryError> {
+    let requests: Vec<Identifiers> = batch.iter().map(|r| r.identifiers.clone()).collect();
+    // Which records left an identifier out, as last decided (a unit of work that collides
+    // runs again and decides again).
+    let dropped = RefCell::new(vec![false; batch.len()]);
+    let decide = |i: usize, current: &[Contact]| {
+        let record = &batch[i];
+        reconcile_with_priority(
+            &record.identifiers,
+            record.created_at,
+            current,
+            &settings.merge_guard,
+            settings.identifiers.priority,
+        )
+        .map(|(plan, left_out)| {
+            dropped.borrow_mut()[i] = left_out.is_some();
+            plan
+        })
+    };
+    let mut outcome = store
+        .maintenance
+        .apply_batch(&requests, &decide, "import")?;
+    outcome.dropped = dropped.borrow().iter().filter(|d| **d).count();
+    Ok(outcome)
 }
 
 /// Makes an unlink rule read from an import file, applying it to the store as

@@ -102,10 +102,8 @@ pub fn export(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<ExportSummary, ExportError> {
-    let store = identity_persistence::open_read_only(
-        &settings.store_settings().map_err(StartupError::from)?,
-    )
-    .map_err(StartupError::from)?;
+    let store = identity_persistence::open_read_only(&settings.store_settings())
+        .map_err(StartupError::from)?;
     if format == Format::Csv {
         let rules = store
             .repository

@@ -26,7 +26,7 @@ fn keys(
     settings: &Settings,
     listing: bool,
 ) -> Result<std::sync::Arc<dyn identity_domain::KeyRepository>, KeysError> {
-    let store_settings = settings.store_settings().map_err(StartupError::from)?;
+    let store_settings = settings.store_settings();
     let store = if listing {
         identity_persistence::open_read_only(&store_settings)
     } else {

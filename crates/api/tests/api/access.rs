@@ -28,7 +28,7 @@ fn add_key(keys: &Arc<dyn KeyRepository>, name: &str, scopes: &str) -> String {
 
 fn key_store(db: &TestDb) -> Arc<dyn KeyRepository> {
     let settings = test_settings(db.url());
-    identity_persistence::open(&settings.store_settings().expect("valid settings"))
+    identity_persistence::open(&settings.store_settings())
         .expect("the store opens")
         .keys
 }
@@ -73,28 +73,19 @@ fn every_route_needs_a_key_with_its_scope() {
     let revoked = add_key(&keys, "old", "identify,read,admin");
     let app = TestApp::spawn_on(db, |settings| {
         settings.admin.erasure_enabled = true;
-        settings.auth.refresh_ms = std::num::NonZeroU64::new(100).expect("positive");
+        settings.auth.refresh = Duration::from_millis(100);
     });
     keys.revoke("old")
         .expect("revoked")
         .expect("the key exists");
 
     // Data to read and erase, written with a good key.
-    let george = call(
-        &app,
-        "POST",
-        "/identify",
-        Some(&everything),
-        Some(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"})),
-    );
+    let [george, biff] = [
+        json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}),
+        json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}),
+    ]
+    .map(|body| call(&app, "POST", "/identify", Some(&everything), Some(body)));
     assert_eq!(george.status, 200, "{george:?}");
-    let biff = call(
-        &app,
-        "POST",
-        "/identify",
-        Some(&everything),
-        Some(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"})),
-    );
     let george_id = george.body["contact"]["primaryContactId"]
         .as_i64()
         .expect("an id");

@@ -7,16 +7,36 @@ use std::process::Output;
 use identity_test_support::{check_invariants, TestConnection, TestDb, TestStore};
 use serde_json::json;
 
-use crate::helpers::{run_cli, TestApp};
+use crate::helpers::{assert_prints, run_cli, TestApp};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Runs `identity-api import file --rejects rejects`.
+fn run_import(database_url: &str, file: &Path, rejects: &Path) -> Output {
+    run_cli(
+        database_url,
+        &[
+            "import",
+            &file.to_string_lossy(),
+            "--rejects",
+            &rejects.to_string_lossy(),
+        ],
+    )
+}
+
+/// The rejects file's lines.
+fn read_rejects(rejects: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(rejects)
+        .expect("a rejects file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect()
+}
+
 pub(crate) fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    dir.join(name)
+    crate::helpers::scratch_dir("cli").join(name)
 }
 
 /// The history used by the import tests, as (createdAt, email, phone), in date order.
@@ -178,25 +198,13 @@ fn bad_records_are_rejected_with_their_line_and_the_rest_is_imported_once() {
         ],
     );
     let rejects = scratch("mixed-rejects.jsonl");
-    let output = run_cli(
-        &db.url(),
-        &[
-            "import",
-            &file.to_string_lossy(),
-            "--rejects",
-            &rejects.to_string_lossy(),
-        ],
-    );
+    let output = run_import(&db.url(), &file, &rejects);
     let text = stdout(&output);
     assert!(output.status.success(), "{output:?}");
     assert!(text.contains("imported 8 records"), "{text}");
     assert!(text.contains("3 contacts created"), "{text}");
     assert!(text.contains("5 rejected"), "{text}");
-    let rejected: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
-        .expect("a rejects file")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON lines"))
-        .collect();
+    let rejected = read_rejects(&rejects);
     let lines: Vec<u64> = rejected.iter().filter_map(|r| r["line"].as_u64()).collect();
     assert_eq!(lines, [4, 5, 6, 7, 8]);
     assert!(rejected[0]["reason"]
@@ -211,20 +219,8 @@ fn bad_records_are_rejected_with_their_line_and_the_rest_is_imported_once() {
 
     let mut conn = db.connect();
     let before = graph(&mut conn);
-    let again = run_cli(
-        &db.url(),
-        &[
-            "import",
-            &file.to_string_lossy(),
-            "--rejects",
-            &rejects.to_string_lossy(),
-        ],
-    );
-    assert!(
-        stdout(&again).contains("0 contacts created"),
-        "{}",
-        stdout(&again)
-    );
+    let again = run_import(&db.url(), &file, &rejects);
+    assert_prints(&again, "0 contacts created");
     assert_eq!(graph(&mut conn), before, "a second import changes nothing");
     assert_eq!(conn.number("SELECT count(*) AS n FROM contact"), 3);
 }
@@ -255,11 +251,7 @@ fn check_finds_a_planted_violation_and_stats_describe_the_store() {
         .expect("planted");
     let broken = run_cli(&db.url(), &["check"]);
     assert_eq!(broken.status.code(), Some(1), "{broken:?}");
-    assert!(
-        stdout(&broken).contains("violated: invariant 1"),
-        "{}",
-        stdout(&broken)
-    );
+    assert_prints(&broken, "violated: invariant 1");
 }
 
 #[test]
@@ -273,17 +265,9 @@ fn migrate_applies_the_schema_once() {
     ))
     .expect("the migrations")
     .count();
-    assert!(
-        stdout(&first).contains(&format!("applied {on_disk} migrations")),
-        "{}",
-        stdout(&first)
-    );
+    assert_prints(&first, &format!("applied {on_disk} migrations"));
     let second = run_cli(db.url(), &["migrate"]);
-    assert!(
-        stdout(&second).contains("up to date"),
-        "{}",
-        stdout(&second)
-    );
+    assert_prints(&second, "up to date");
 }
 
 #[test]
@@ -304,26 +288,10 @@ fn records_dated_in_the_future_are_rejected_and_a_little_clock_skew_is_not() {
         ],
     );
     let rejects = scratch("future-rejects.jsonl");
-    let output = run_cli(
-        &db.url(),
-        &[
-            "import",
-            &file.to_string_lossy(),
-            "--rejects",
-            &rejects.to_string_lossy(),
-        ],
-    );
+    let output = run_import(&db.url(), &file, &rejects);
     assert!(output.status.success(), "{output:?}");
-    assert!(
-        stdout(&output).contains("1 rejected"),
-        "{}",
-        stdout(&output)
-    );
-    let rejected: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
-        .expect("a rejects file")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON lines"))
-        .collect();
+    assert_prints(&output, "1 rejected");
+    let rejected = read_rejects(&rejects);
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0]["line"], 2);
     let reason = rejected[0]["reason"].as_str().unwrap_or_default();
@@ -352,15 +320,7 @@ fn the_rejects_file_is_readable_by_its_owner_only() {
     write_jsonl(&file, &[0], &[r#"{"email": "not an email"}"#]);
     let rejects = scratch("private-rejects.jsonl");
     let _ = std::fs::remove_file(&rejects);
-    let output = run_cli(
-        &db.url(),
-        &[
-            "import",
-            &file.to_string_lossy(),
-            "--rejects",
-            &rejects.to_string_lossy(),
-        ],
-    );
+    let output = run_import(&db.url(), &file, &rejects);
     assert!(output.status.success(), "{output:?}");
     let mode = std::fs::metadata(&rejects)
         .expect("a rejects file")
@@ -375,15 +335,7 @@ fn a_bad_line_is_rejected_alone_and_unknown_columns_are_named() {
     // Imports `file`; returns what it printed, what it warned, and its rejects file.
     let import = |file: &Path, rejects_name: &str| {
         let rejects = scratch(rejects_name);
-        let output = run_cli(
-            &db.url(),
-            &[
-                "import",
-                &file.to_string_lossy(),
-                "--rejects",
-                &rejects.to_string_lossy(),
-            ],
-        );
+        let output = run_import(&db.url(), file, &rejects);
         assert!(output.status.success(), "{output:?}");
         let printed = stdout(&output);
         assert!(

@@ -143,6 +143,30 @@ async fn until(client: &Client, what: &str, script: &str) {
     }
 }
 
+/// Clicks the element with this id.
+async fn click(client: &Client, id: &str) {
+    let element = client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"));
+    element
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("#{id} could not be clicked: {e}"));
+}
+
+/// Types `text` into the field with this id.
+async fn type_into(client: &Client, id: &str, text: &str) {
+    let field = client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"));
+    field
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("cannot type into #{id}: {e}"));
+}
+
 async fn count(client: &Client, selector: &str) -> usize {
     client
         .find_all(Locator::Css(selector))
@@ -383,20 +407,13 @@ async fn drive(client: &Client, app: &TestApp, lorraine: i64, biff: i64) -> Vec<
          document.getElementById('unlink-count').textContent.includes('2 customers')",
     )
     .await;
-    client
-        .find(Locator::Id("unlink-reason"))
-        .await
-        .expect("the reason")
-        .send_keys("the store's own number, typed at checkout")
-        .await
-        .expect("typed");
-    client
-        .find(Locator::Id("unlink-confirm"))
-        .await
-        .expect("the confirm button")
-        .click()
-        .await
-        .expect("confirmed");
+    type_into(
+        client,
+        "unlink-reason",
+        "the store's own number, typed at checkout",
+    )
+    .await;
+    click(client, "unlink-confirm").await;
     until(
         client,
         "two customers",
@@ -422,13 +439,7 @@ async fn drive(client: &Client, app: &TestApp, lorraine: i64, biff: i64) -> Vec<
 /// From biff's customer: finds lorraine's, previews, links the two with a reason, sees the
 /// link drawn and named in the why-chain (the screenshot), then undoes it from its edge.
 async fn link_by_hand_and_undo(client: &Client, lorraine: i64, biff: i64) -> Vec<u8> {
-    client
-        .find(Locator::Id("link-open"))
-        .await
-        .expect("the link action")
-        .click()
-        .await
-        .expect("clicked");
+    click(client, "link-open").await;
     let query = client
         .find(Locator::Id("link-query"))
         .await
@@ -458,20 +469,13 @@ async fn link_by_hand_and_undo(client: &Client, lorraine: i64, biff: i64) -> Vec
          && !document.getElementById('link-confirm').disabled",
     )
     .await;
-    client
-        .find(Locator::Id("link-reason"))
-        .await
-        .expect("the reason")
-        .send_keys("biff wrote in: lorraine's orders are his")
-        .await
-        .expect("typed");
-    client
-        .find(Locator::Id("link-confirm"))
-        .await
-        .expect("the link button")
-        .click()
-        .await
-        .expect("linked");
+    type_into(
+        client,
+        "link-reason",
+        "biff wrote in: lorraine's orders are his",
+    )
+    .await;
+    click(client, "link-confirm").await;
     until(
         client,
         "the joined customer with its link drawn",

@@ -94,7 +94,7 @@ fn compose_wires_the_service_to_a_healthy_postgres() {
         .as_str()
         .expect("a stop grace period");
     let grace_secs: u64 = grace.trim_end_matches('s').parse().expect("seconds");
-    assert!(grace_secs > settings.server.shutdown_timeout_secs);
+    assert!(grace_secs > settings.server.shutdown_timeout.as_secs());
 }
 
 #[test]

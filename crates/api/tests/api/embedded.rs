@@ -19,10 +19,7 @@ fn identify(server: &ServerProcess, body: Value) -> Value {
 
 #[test]
 fn the_embedded_default_answers_the_documented_sequences_and_survives_a_restart() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("embedded-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a working directory");
+    let dir = crate::helpers::scratch_dir("embedded");
 
     let mut server = ServerProcess::start_embedded(&dir, &[]);
     let lorraine = identify(
@@ -90,10 +87,7 @@ fn an_erased_email_leaves_no_bytes_in_the_sqlite_file() {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
 
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("embedded-erasure-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a working directory");
+    let dir = crate::helpers::scratch_dir("embedded-erasure");
     let mut server =
         ServerProcess::start_embedded(&dir, &[("IDENTITY__ADMIN__ERASURE_ENABLED", "true")]);
     for n in 0..50 {

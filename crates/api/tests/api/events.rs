@@ -358,11 +358,11 @@ fn handle(
 
 fn event_settings(url: &str) -> identity_api::settings::EventSettings {
     let mut settings = identity_api::Settings::defaults().expect("defaults").events;
-    settings.webhook_url = url.to_owned();
+    settings.webhook_url = Some(url.to_owned());
     settings.secret = SECRET.to_owned().into();
-    settings.poll_interval_ms = 20;
-    settings.request_timeout_ms = 2000;
-    settings.max_backoff_secs = 1;
+    settings.poll_interval = Duration::from_millis(20);
+    settings.request_timeout = Duration::from_secs(2);
+    settings.max_backoff = Duration::from_secs(1);
     settings
 }
 
@@ -451,16 +451,14 @@ fn two_dispatchers_never_deliver_one_event_at_the_same_time() {
         );
     }
     let settings = event_settings(&receiver.url);
-    let store = identity_persistence::open(
-        &crate::helpers::test_settings(app.db.url())
-            .store_settings()
-            .expect("store settings"),
-    )
-    .expect("store");
+    let store =
+        identity_persistence::open(&crate::helpers::test_settings(app.db.url()).store_settings())
+            .expect("store");
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..2)
         .map(|_| {
             Dispatcher::new(Arc::clone(&store.outbox), &settings)
+                .expect("a webhook")
                 .spawn(Arc::clone(&stop))
                 .expect("a dispatcher")
         })
@@ -563,16 +561,15 @@ fn a_webhook_that_redirects_gets_no_delivery_and_its_target_nothing() {
     for i in 0..statuses.len() {
         app.identify_ok(json!({"email": format!("r{i}@hillvalley.edu")}));
     }
-    let store = identity_persistence::open(
-        &crate::helpers::test_settings(app.db.url())
-            .store_settings()
-            .expect("store settings"),
-    )
-    .expect("store");
+    let store =
+        identity_persistence::open(&crate::helpers::test_settings(app.db.url()).store_settings())
+            .expect("store");
     for status in statuses {
         let mut settings = event_settings(&format!("{}/hook/{status}", redirector.base));
-        settings.batch_size = 1;
-        let handled = Dispatcher::new(Arc::clone(&store.outbox), &settings).run_once();
+        settings.batch_size = std::num::NonZeroUsize::MIN;
+        let handled = Dispatcher::new(Arc::clone(&store.outbox), &settings)
+            .expect("a webhook")
+            .run_once();
         assert_eq!(handled, 1, "one event tried against {status}");
     }
     let mut conn = TestConnection::from(app.db.connect());
@@ -706,12 +703,9 @@ fn an_absorbed_customers_pending_events_go_out_before_the_merge() {
 #[test]
 fn the_outbox_is_pruned_after_its_retention() {
     let db = identity_test_support::TestDb::new();
-    let store = identity_persistence::open(
-        &crate::helpers::test_settings(db.url())
-            .store_settings()
-            .expect("valid settings"),
-    )
-    .expect("the store opens");
+    let store =
+        identity_persistence::open(&crate::helpers::test_settings(db.url()).store_settings())
+            .expect("the store opens");
     let mut conn = TestConnection::from(db.connect());
     conn.execute(
         "INSERT INTO outbox (customer_id, kind, payload, created_at, delivered_at) VALUES

@@ -11,7 +11,7 @@ use crate::helpers::{run_cli, TestApp};
 #[test]
 fn a_sqlite_store_moved_to_postgres_keeps_its_customers_joins_rules_and_links() {
     let sqlite = TestStore::sqlite();
-    let app = TestApp::spawn_with(|s| s.database.url = sqlite.url().into());
+    let app = TestApp::spawn_with(|s| s.database.url = crate::helpers::database_url(&sqlite.url()));
     // Two customers joined by a request that created no contact (stored as evidence only).
     app.identify_ok(json!({"email": "george@hillvalley.edu", "phoneNumber": "919191"}));
     app.identify_ok(json!({"email": "biffsucks@hillvalley.edu", "phoneNumber": "717171"}));

@@ -20,10 +20,7 @@ fn text(output: &Output) -> String {
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("hardening-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    dir.join(name)
+    crate::helpers::scratch_dir("hardening").join(name)
 }
 
 /// Whether the server holds a database of this name.
@@ -390,41 +387,39 @@ fn only_canonical_ids_reach_the_erasure_routes() {
 #[test]
 fn the_history_stores_the_services_own_request_id_never_the_callers() {
     let app = crate::helpers::TestApp::spawn();
-    let answer = crate::helpers::agent()
-        .post(format!("{}/identify", app.address))
-        .header("Content-Type", "application/json")
-        .header("X-Request-Id", "erase.me@victim.io")
-        .send(r#"{"email":"someone@hillvalley.edu"}"#)
-        .expect("answers");
+    // Sends a new customer with this X-Request-Id: the id answered, and the cause its
+    // contact's history records.
+    let identify_as = |given: &str, email: &str| {
+        let answer = crate::helpers::into_reply(
+            crate::helpers::agent()
+                .post(format!("{}/identify", app.address))
+                .header("Content-Type", "application/json")
+                .header("X-Request-Id", given)
+                .send(serde_json::json!({ "email": email }).to_string()),
+        );
+        let answered = answer.header("x-request-id").map(str::to_owned);
+        let id = answer.body["contact"]["primaryContactId"]
+            .as_i64()
+            .expect("an id");
+        let history = app.get(&format!("/contacts/{id}/history"));
+        assert_eq!(history.status, 200, "{history:?}");
+        let cause = history.body["events"][0]["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        (answered, cause)
+    };
+    let (answered, cause) = identify_as("erase.me@victim.io", "someone@hillvalley.edu");
     assert_ne!(
-        answer.headers().get("x-request-id").map(|v| v.as_bytes()),
-        Some(&b"erase.me@victim.io"[..]),
+        answered.as_deref(),
+        Some("erase.me@victim.io"),
         "not a bounded token: not echoed"
     );
-    let history = app.get("/contacts/1/history");
-    assert_eq!(history.status, 200, "{history:?}");
-    let cause = history.body["events"][0]["cause"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
     assert!(cause.starts_with("request:"), "{cause}");
     assert!(!cause.contains("victim"), "{cause}");
     // A bounded token is echoed (for the caller's correlation) but still not stored.
-    let answer = crate::helpers::agent()
-        .post(format!("{}/identify", app.address))
-        .header("Content-Type", "application/json")
-        .header("X-Request-Id", "order-4711")
-        .send(r#"{"email":"other@hillvalley.edu"}"#)
-        .expect("answers");
-    assert_eq!(
-        answer.headers().get("x-request-id").map(|v| v.as_bytes()),
-        Some(&b"order-4711"[..])
-    );
-    let history = app.get("/contacts/2/history");
-    let cause = history.body["events"][0]["cause"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (answered, cause) = identify_as("order-4711", "other@hillvalley.edu");
+    assert_eq!(answered.as_deref(), Some("order-4711"));
     assert!(!cause.contains("order-4711"), "{cause}");
 }
 

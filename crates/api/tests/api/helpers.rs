@@ -1,6 +1,8 @@
 //! `TestApp`: the real server, started in-process on a free port against a fresh database,
 //! and typed helpers to talk to it and to look at its table.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Once;
 use std::thread::JoinHandle;
@@ -9,8 +11,8 @@ use actix_web::dev::ServerHandle;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use identity_api::{telemetry, Application, Settings};
+use identity_persistence::DatabaseUrl;
 use identity_test_support::TestDb;
-use secrecy::SecretString;
 use serde_json::Value;
 
 /// An HTTP answer, with its body parsed as JSON (a JSON string holding the raw text when it
@@ -85,18 +87,41 @@ pub fn init_test_log() {
     });
 }
 
-/// Settings for a server of the tests: free port, small pool, the given database.
+/// Settings for a server of the tests: free port, small pool, the given database; read
+/// the way the service reads its own, from the defaults and the environment's variables.
 pub fn test_settings(database_url: &str) -> Settings {
-    let mut settings = Settings::defaults().expect("compiled-in defaults are valid");
-    settings.server.port = 0;
-    settings.server.workers = 2;
-    settings.server.shutdown_timeout_secs = 1;
-    settings.database.url = SecretString::from(database_url.to_owned());
-    settings.database.pool_size = 4;
-    settings.database.min_idle = 0;
-    settings.database.acquire_timeout_ms = 1000;
-    settings.auth.refresh_ms = std::num::NonZeroU64::new(100).expect("positive");
-    settings
+    settings_from_env(&[
+        ("DATABASE_URL", database_url),
+        ("PORT", "0"),
+        ("IDENTITY__SERVER__WORKERS", "2"),
+        ("IDENTITY__SERVER__SHUTDOWN_TIMEOUT_SECS", "1"),
+        ("IDENTITY__DATABASE__POOL_SIZE", "4"),
+        ("IDENTITY__DATABASE__MIN_IDLE", "0"),
+        ("IDENTITY__DATABASE__ACQUIRE_TIMEOUT_MS", "1000"),
+        ("IDENTITY__AUTH__REFRESH_MS", "100"),
+    ])
+}
+
+/// A directory of this test run for files a test writes, `<name>-<pid>` under cargo's
+/// scratch directory.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// The compiled-in defaults under these environment variables.
+pub fn settings_from_env(env: &[(&str, &str)]) -> Settings {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Settings::load_from(Path::new("/nonexistent"), &env).expect("valid test settings")
+}
+
+/// A database URL the tests name, as the settings hold it.
+pub fn database_url(url: &str) -> DatabaseUrl {
+    DatabaseUrl::parse(url).expect("a supported database URL")
 }
 
 impl TestApp {
@@ -149,8 +174,8 @@ impl TestApp {
     #[must_use]
     pub fn with_key(mut self, secret: &str, scopes: &str) -> Self {
         let settings = test_settings(self.db.url());
-        let store = identity_persistence::open(&settings.store_settings().expect("valid settings"))
-            .expect("the store opens");
+        let store =
+            identity_persistence::open(&settings.store_settings()).expect("the store opens");
         store
             .keys
             .create(
@@ -413,6 +438,13 @@ pub fn agent() -> ureq::Agent {
 /// `database_url`, with the compiled-in defaults and quiet logs.
 pub fn run_cli(database_url: &str, args: &[&str]) -> std::process::Output {
     run_cli_with(Some(database_url), args, &[])
+}
+
+/// The command printed `text` on its standard output.
+#[track_caller]
+pub fn assert_prints(output: &std::process::Output, text: &str) {
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains(text), "{printed}");
 }
 
 /// [`run_cli`] with `env` on top, and without any database setting when `database_url` is

@@ -53,12 +53,10 @@ fn an_import_and_32_clients_on_the_same_identifiers_never_deadlock() {
         settings.merge_guard.max_contacts = 1_000_000;
         settings.merge_guard.max_emails = 1_000_000;
         settings.merge_guard.max_phones = 1_000_000;
-        settings.database.pool_size = 16;
+        settings.database.pool_size = std::num::NonZeroU32::new(16).expect("positive");
     };
     let app = Arc::new(TestApp::spawn_on(TestDb::new(), unlimited));
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("import-live-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let dir = crate::helpers::scratch_dir("import-live");
     let file = dir.join("orders.csv");
     let mut csv = String::from("email,phoneNumber\n");
     for r in &records {

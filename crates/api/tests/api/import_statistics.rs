@@ -17,9 +17,7 @@ struct Analyses {
 #[test]
 fn an_import_into_an_empty_database_refreshes_statistics_as_the_table_grows() {
     let db = TestDb::new();
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("import-statistics-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let dir = crate::helpers::scratch_dir("import-statistics");
     let file = dir.join("orders.csv");
     // 2,500 new customers: the import refreshes statistics after 1,000 and 2,000 contacts.
     let mut csv = String::from("email,phoneNumber,createdAt\n");

@@ -194,8 +194,7 @@ fn bad_link_bodies_and_other_scopes_are_refused_and_write_nothing() {
 
     // A key without the admin scope may not link, preview, list or delete.
     let settings = crate::helpers::test_settings(app.db.url());
-    let store = identity_persistence::open(&settings.store_settings().expect("settings"))
-        .expect("the store");
+    let store = identity_persistence::open(&settings.store_settings()).expect("the store");
     store
         .keys
         .create(

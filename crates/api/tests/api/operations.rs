@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use identity_test_support::TestDb;
 use serde_json::json;
 
-use crate::helpers::{agent, ServerProcess, TestApp};
+use crate::helpers::{agent, assert_prints, ServerProcess, TestApp};
 
 #[test]
 fn probes_answer_json() {
@@ -30,7 +30,8 @@ fn probes_answer_json() {
 fn an_unreachable_database_is_a_503_and_nothing_is_written() {
     let app = TestApp::spawn_with(|settings| {
         // Nothing listens on port 1.
-        settings.database.url = "postgres://postgres@127.0.0.1:1/identity".to_owned().into();
+        settings.database.url =
+            crate::helpers::database_url("postgres://postgres@127.0.0.1:1/identity");
         settings.database.run_migrations = false;
         settings.database.create_if_missing = false;
     });
@@ -190,24 +191,9 @@ fn the_normalize_command_rewrites_rows_stored_before_normalization() {
            (2, 'doc@hillvalley.edu', '+1 (415) 555-0199', 'primary')",
     )
     .expect("old rows");
-    let output = Command::new(ServerProcess::BINARY)
-        .arg("normalize")
-        .env("DATABASE_URL", db.url())
-        .env("IDENTITY_CONFIG_DIR", "/nonexistent")
-        .env("IDENTITY__LOG__LEVEL", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains("normalized 2 contacts, merged 1 customers"),
-        "{stdout}"
-    );
+    let output = crate::helpers::run_cli(&db.url(), &["normalize"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_prints(&output, "normalized 2 contacts, merged 1 customers");
     assert_eq!(
         conn.number(
             "SELECT count(*) AS n FROM contact WHERE id = 2 AND linked_id = 1
@@ -233,18 +219,13 @@ fn normalize_merges_contacts_left_with_the_same_values_and_check_stays_clean() {
     .expect("old rows");
     let binary = |command: &str| crate::helpers::run_cli(&db.url(), &[command]);
     let normalized = binary("normalize");
-    let stdout = String::from_utf8_lossy(&normalized.stdout);
-    assert!(normalized.status.success(), "{stdout}");
-    assert!(
-        stdout.contains("1 holding the same email and phone as an older one"),
-        "{stdout}"
+    assert!(normalized.status.success(), "{normalized:?}");
+    assert_prints(
+        &normalized,
+        "1 holding the same email and phone as an older one",
     );
     let check = binary("check");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    assert!(check.status.success(), "{check:?}");
     assert_eq!(
         conn.number("SELECT count(*) AS n FROM contact WHERE deleted_at IS NULL"),
         1

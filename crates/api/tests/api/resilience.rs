@@ -40,6 +40,25 @@ fn post(agent: &ureq::Agent, base: &str, body: &serde_json::Value) -> Exchange {
     }
 }
 
+/// How long after `since` a new customer was first answered 200, trying a new one every
+/// 20 ms for at most `within`; `None` if none was.
+fn first_write_after(
+    agent: &ureq::Agent,
+    base: &str,
+    since: Instant,
+    within: Duration,
+    domain: &str,
+) -> Option<Duration> {
+    while since.elapsed() < within {
+        let email = format!("probe{}@{domain}.test", since.elapsed().as_micros());
+        if post(agent, base, &json!({ "email": email })).reply.status == 200 {
+            return Some(since.elapsed());
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
 fn get(agent: &ureq::Agent, base: &str, path: &str) -> Exchange {
     let sent = Instant::now();
     let reply = into_reply(agent.get(format!("{base}{path}")).call());
@@ -167,19 +186,7 @@ fn a_frozen_database_costs_a_request_at_most_the_deadline_and_serving_resumes_by
     let thawed = Instant::now();
 
     // Serving again by itself: a new customer is answered 200.
-    let mut recovered = None;
-    while thawed.elapsed() < Duration::from_secs(10) {
-        let probe = post(
-            &http,
-            &base,
-            &json!({"email": format!("back{}@frozen.test", thawed.elapsed().as_micros())}),
-        );
-        if probe.reply.status == 200 {
-            recovered = Some(thawed.elapsed());
-            break;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+    let recovered = first_write_after(&http, &base, thawed, Duration::from_secs(10), "frozen");
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.join().expect("a client thread");
@@ -309,19 +316,7 @@ fn a_failover_under_load_loses_no_acknowledged_write_and_needs_no_restart() {
     let promoted = Instant::now();
     // Served again: the first write acknowledged after the promotion.
     let http = agent();
-    let mut served = None;
-    while promoted.elapsed() < Duration::from_secs(20) {
-        let probe = post(
-            &http,
-            &base,
-            &json!({"email": format!("probe{}@failover.test", promoted.elapsed().as_micros())}),
-        );
-        if probe.reply.status == 200 {
-            served = Some(promoted.elapsed());
-            break;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    let served = first_write_after(&http, &base, promoted, Duration::from_secs(20), "failover");
     thread::sleep(Duration::from_millis(1000));
     stop.store(true, Ordering::Relaxed);
     for client in clients {

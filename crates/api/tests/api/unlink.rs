@@ -251,9 +251,7 @@ fn the_import_treats_an_unlinked_value_as_a_placeholder() {
         &json!({"email": "orders@hillvalley.edu", "reason": "the store's own address"}).to_string(),
     );
     assert_eq!(made.status, 201, "{made:?}");
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("unlink-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let dir = crate::helpers::scratch_dir("unlink");
     let file = dir.join("orders.jsonl");
     std::fs::write(
         &file,
