@@ -487,16 +487,18 @@ mod tests {
             record(Some("b@x.io"), Some("1"), 2),
             record(Some("c@x.io"), Some("1"), 3),
         ];
-        let mut ids = (100..).filter_map(ContactId::new);
-        let decision = decide_batch(
-            &records,
-            Vec::new(),
-            &mut ids,
-            at(59).expect("a time"),
-            &limits,
-            IdentifierPriority::EmailFirst,
-        )
-        .expect("decided");
+        let decide = |priority| {
+            decide_batch(
+                &records,
+                Vec::new(),
+                &mut (100..).filter_map(ContactId::new),
+                at(59).expect("a time"),
+                &limits,
+                priority,
+            )
+            .expect("decided")
+        };
+        let decision = decide(IdentifierPriority::EmailFirst);
         // The third order would give the phone's customer three contacts: its phone is left
         // out, and its email becomes a customer of its own.
         assert_eq!(decision.inserts.len(), 3);
@@ -511,16 +513,7 @@ mod tests {
         );
         assert_eq!(decision.inserts[2].phone, None);
         // Phone first: the email is left out, and the phone alone brings nothing new.
-        let mut ids = (100..).filter_map(ContactId::new);
-        let decision = decide_batch(
-            &records,
-            Vec::new(),
-            &mut ids,
-            at(59).expect("a time"),
-            &limits,
-            IdentifierPriority::PhoneFirst,
-        )
-        .expect("decided");
+        let decision = decide(IdentifierPriority::PhoneFirst);
         assert_eq!(decision.inserts.len(), 2);
         assert_eq!(
             decision.decided[2].dropped,
