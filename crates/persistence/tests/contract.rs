@@ -459,13 +459,16 @@ mod more_cases {
                 .expect("sequence");
         }
         let policy = policy();
-        let rewrite = store
-            .maintenance
-            .rewrite_all(
-                &|contacts: &[Contact], _: &[Identifier]| renormalize(contacts, &policy),
-                "normalize",
-            )
-            .expect("rewritten");
+        let normalize_all = || {
+            store
+                .maintenance
+                .rewrite_all(
+                    &|contacts: &[Contact], _: &[Identifier]| renormalize(contacts, &policy),
+                    "normalize",
+                )
+                .expect("rewritten")
+        };
+        let rewrite = normalize_all();
         assert_eq!(rewrite.customers_merged, 2, "{rewrite:?}");
         assert_eq!(rewrite.contacts_erased, 1, "{rewrite:?}");
 
@@ -495,13 +498,7 @@ mod more_cases {
         let identified = identify(&service(&store), Some("MARTY@hillvalley.edu"), None);
         assert_eq!(identified.customer.primary_id.get(), 1);
         // A second run finds nothing left to do.
-        let again = store
-            .maintenance
-            .rewrite_all(
-                &|contacts: &[Contact], _: &[Identifier]| renormalize(contacts, &policy),
-                "normalize",
-            )
-            .expect("rewritten");
+        let again = normalize_all();
         assert!(again.changes.is_empty(), "{again:?}");
     }
 }
