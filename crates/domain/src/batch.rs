@@ -258,6 +258,7 @@ impl Model {
 mod tests {
     use super::*;
     use crate::customer::tests::{contact, id};
+    use crate::reconcile::customers_touched;
     use crate::reconcile::tests::request;
     use chrono::TimeZone;
 
@@ -286,24 +287,6 @@ mod tests {
         .expect("decided")
     }
 
-    /// Every contact of every customer in `store` that holds a value of `request`: what a
-    /// store reads for one request.
-    fn matching(store: &[Contact], request: &Identifiers) -> Vec<Contact> {
-        let primaries: BTreeSet<ContactId> = store
-            .iter()
-            .filter(|c| {
-                (c.email.is_some() && c.email.as_ref() == request.email())
-                    || (c.phone.is_some() && c.phone.as_ref() == request.phone())
-            })
-            .map(Contact::primary_id)
-            .collect();
-        store
-            .iter()
-            .filter(|c| primaries.contains(&c.primary_id()))
-            .cloned()
-            .collect()
-    }
-
     /// Asserts that each record's plan in `decision` is the plan it gets alone from
     /// [`reconcile_record`], against `known` as the records before it changed it; and that
     /// the net writes leave the store as those plans, one after the other, leave it.
@@ -316,7 +299,7 @@ mod tests {
     ) {
         let mut store = known.clone();
         for (i, record) in records.iter().enumerate() {
-            let current = matching(&store, &record.identifiers);
+            let current = customers_touched(&store, &record.identifiers);
             let (alone, dropped) = reconcile_with_priority(
                 &record.identifiers,
                 record.seen_at,
