@@ -755,28 +755,17 @@ mod history_cases {
     pub fn the_history_of_a_merge_lists_both_creations_and_the_demotion(db: TestStore) {
         let store = open_store(&db);
         let service = service(&store);
-        let george = service
-            .identify(
-                request(Some("george@hillvalley.edu"), Some("919191")).into(),
-                "req-1",
-            )
-            .expect("identified")
-            .customer
-            .primary_id;
-        let biff = service
-            .identify(
-                request(Some("biffsucks@hillvalley.edu"), Some("717171")).into(),
-                "req-2",
-            )
-            .expect("identified")
-            .customer
-            .primary_id;
-        service
-            .identify(
-                request(Some("george@hillvalley.edu"), Some("717171")).into(),
-                "req-3",
-            )
-            .expect("identified");
+        // Each request with a cause of its own, which the history names.
+        let primary_after = |cause: &str, email: &str, phone: &str| {
+            service
+                .identify(request(Some(email), Some(phone)).into(), cause)
+                .expect("identified")
+                .customer
+                .primary_id
+        };
+        let george = primary_after("req-1", "george@hillvalley.edu", "919191");
+        let biff = primary_after("req-2", "biffsucks@hillvalley.edu", "717171");
+        primary_after("req-3", "george@hillvalley.edu", "717171");
 
         let history = service
             .history(biff)
