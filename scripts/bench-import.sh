@@ -8,24 +8,19 @@
 # docs/import-benchmark.svg.
 #   scripts/bench-import.sh      (BENCH_ADMIN_URL, BENCH_ORDERS)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-admin="${BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+source "$(dirname "$0")/lib.sh"
 db_url="${admin%/*}/identity_import_bench"
 orders="${BENCH_ORDERS:-100000}"
 results="${BENCH_IMPORT_RESULTS:-docs/import-benchmark.jsonl}"
 
-cargo build --release -q -p identity-api
-cargo build --release -q -p identity-bench --example identity-bench
-bench=target/release/examples/identity-bench
-api=target/release/identity-api
+build_release
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 $bench orders --count "$orders" --jsonl "$work/orders.jsonl" --csv "$work/orders.csv"
 
 fresh() {
-  psql -X -q "$admin" -c "DROP DATABASE IF EXISTS identity_import_bench WITH (FORCE)" \
-    -c "CREATE DATABASE identity_import_bench"
-  DATABASE_URL="$db_url" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn $api migrate >/dev/null
+  fresh_database identity_import_bench
+  on_bench_db $api migrate >/dev/null
 }
 now() { date +%s.%N; }
 : >"$results"
@@ -40,10 +35,9 @@ for run in per-record:500 set-based:500 set-based:5000; do
   fresh
   flag=""; [ "$method" = per-record ] && flag="--per-record"
   start=$(now)
-  DATABASE_URL="$db_url" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn \
-    $api import "$work/orders.jsonl" --batch-size "$batch" --rejects "$work/rejects.jsonl" $flag >&2
+  on_bench_db $api import "$work/orders.jsonl" --batch-size "$batch" --rejects "$work/rejects.jsonl" $flag >&2
   record "$method" "$(echo "$(now) - $start" | bc)" "$batch"
-  DATABASE_URL="$db_url" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn $api check >&2
+  on_bench_db $api check >&2
 done
 
 # COPY into a table shaped and indexed like contact (its columns, defaults, checks and
@@ -52,7 +46,7 @@ psql -X -q "$db_url" -c "CREATE TABLE copy_target (LIKE contact INCLUDING ALL)"
 start=$(now)
 psql -X -q "$db_url" -c "\\copy copy_target (email, phone_number, created_at, link_precedence) FROM '$work/orders.csv' WITH (FORMAT csv)"
 record copy "$(echo "$(now) - $start" | bc)" 0
-psql -X -q "$admin" -c "DROP DATABASE IF EXISTS identity_import_bench WITH (FORCE)"
+drop_database identity_import_bench
 
 echo "| method | batch | records | seconds | records/s | share of COPY |"
 echo "|---|---|---|---|---|---|"

@@ -7,7 +7,7 @@
 # and the transactions each server ran (pg_stat_database.xact_commit).
 #   scripts/bench-replica.sh   (BENCH_CUSTOMERS, BENCH_CLIENTS, BENCH_SECONDS, BENCH_WORKLOADS)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 customers="${BENCH_CUSTOMERS:-100000}"
 clients="${BENCH_CLIENTS:-16}"
 seconds="${BENCH_SECONDS:-10}"
@@ -16,9 +16,7 @@ port="${BENCH_PORT:-18481}"
 bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 root="$PWD/target/bench-replica"
 
-cargo build --release -q -p identity-api
-cargo build --release -q -p identity-bench --example identity-bench
-bench=target/release/examples/identity-bench
+build_release
 
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

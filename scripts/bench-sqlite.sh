@@ -5,13 +5,11 @@
 # database. Prints Markdown table rows.
 #   scripts/bench-sqlite.sh [customers]      (default 100000)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q -p identity-api
-cargo build --release -q -p identity-bench --example identity-bench
+source "$(dirname "$0")/lib.sh"
+build_release
 customers=${1:-100000}
 dir=$(mktemp -d)
 port=18484
-bench=target/release/examples/identity-bench
 start() {
   DATABASE_URL="sqlite://$dir/bench.db" PORT="$port" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn \
     IDENTITY__DATABASE__POOL_SIZE=16 IDENTITY__MERGE_GUARD__MAX_CONTACTS=1000000 \

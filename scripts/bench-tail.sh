@@ -5,28 +5,24 @@
 # steady tail of one process measured after a 20 s warm-up. Prints one line per run.
 #   scripts/bench-tail.sh        (BENCH_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-admin="${BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+source "$(dirname "$0")/lib.sh"
 db_url="${admin%/*}/identity_tail"
 port="${BENCH_PORT:-18481}"
 runs="${BENCH_RUNS:-10}"
 seconds="${BENCH_SECONDS:-20}"
 customers="${BENCH_CUSTOMERS:-100000}"
-cargo build --release -q -p identity-api
-cargo build --release -q -p identity-bench --example identity-bench
-bench=target/release/examples/identity-bench
+build_release
 server=""
 trap 'kill $server 2>/dev/null || true' EXIT
 start_server() {
-  DATABASE_URL="$db_url" PORT="$port" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn \
-    IDENTITY__DATABASE__POOL_SIZE=16 target/release/identity-api >>/tmp/identity-tail.log 2>&1 &
+  PORT="$port" IDENTITY__DATABASE__POOL_SIZE=16 on_bench_db $api >>/tmp/identity-tail.log 2>&1 &
   server=$!
   until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.05; done
 }
 stop_server() { kill "$server"; wait "$server" 2>/dev/null || true; }
 run() { $bench run --url "http://127.0.0.1:$port" --workload known --customers "$customers" \
           --concurrency 16 --seconds "$seconds"; }
-psql -X -q "$admin" -c "DROP DATABASE IF EXISTS identity_tail WITH (FORCE)" -c "CREATE DATABASE identity_tail"
+fresh_database identity_tail
 : >/tmp/identity-tail.log
 start_server
 $bench seed --database "$db_url" --customers "$customers" >&2
@@ -41,4 +37,4 @@ start_server
 run >/dev/null
 echo "| steady (after ${seconds} s) |$(run | cut -d'|' -f4-)"
 stop_server
-psql -X -q "$admin" -c "DROP DATABASE IF EXISTS identity_tail WITH (FORCE)"
+drop_database identity_tail

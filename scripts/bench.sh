@@ -5,19 +5,14 @@
 # in target/bench/results.jsonl (BENCH_RESULTS) and draws them to docs/benchmarks.svg.
 #   scripts/bench.sh                 (BENCH_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-admin="${BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+source "$(dirname "$0")/lib.sh"
 db_url="${admin%/*}/identity_bench"
 port="${BENCH_PORT:-18480}"
 clients="${BENCH_CLIENTS:-16}"
 seconds="${BENCH_SECONDS:-10}"
 sizes="${BENCH_SIZES:-100000 1000000}"   # customers (two contacts each): 100k and 1M customers
 
-# Two builds: a target filter such as `--example` applies to every `-p`, so one command with
-# both packages would build the load generator and skip the service.
-cargo build --release -q -p identity-api
-cargo build --release -q -p identity-bench --example identity-bench
-bench=target/release/examples/identity-bench
+build_release
 results="${BENCH_RESULTS:-target/bench/results.jsonl}"   # one JSON line per measurement
 mkdir -p "$(dirname "$results")"
 : >"$results"
@@ -31,10 +26,9 @@ key_rows=$(mktemp)
 
 # Starts the service on the bench database (sets $server) and waits until it answers.
 start_server() {
-  DATABASE_URL="$db_url" PORT="$port" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn \
-    IDENTITY__DATABASE__POOL_SIZE="$clients" IDENTITY__MERGE_GUARD__MAX_CONTACTS=1000000 \
+  PORT="$port" IDENTITY__DATABASE__POOL_SIZE="$clients" IDENTITY__MERGE_GUARD__MAX_CONTACTS=1000000 \
     IDENTITY__MERGE_GUARD__MAX_EMAILS=1000000 IDENTITY__MERGE_GUARD__MAX_PHONES=1000000 \
-    target/release/identity-api >>/tmp/identity-bench-server.log 2>&1 &
+    on_bench_db $api >>/tmp/identity-bench-server.log 2>&1 &
   server=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 }
@@ -43,7 +37,7 @@ server=""
 trap 'kill $server 2>/dev/null || true' EXIT
 
 for customers in $sizes; do
-  psql -X -q "$admin" -c "DROP DATABASE IF EXISTS identity_bench WITH (FORCE)" -c "CREATE DATABASE identity_bench"
+  fresh_database identity_bench
   start_server
   $bench seed --database "$db_url" --customers "$customers" >&2
   contacts=$((customers * 2))
@@ -74,8 +68,7 @@ for customers in $sizes; do
     row=$($bench run --url "http://127.0.0.1:$port" --workload known --customers "$customers" \
             --concurrency "$clients" --seconds "$seconds")
     echo "| $contacts | keys off |$(echo "$row" | cut -d'|' -f4-)" >>"$key_rows"
-    key=$(DATABASE_URL="$db_url" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn \
-            target/release/identity-api keys create --name "bench-$round" --scope identify | tail -n 1)
+    key=$(on_bench_db $api keys create --name "bench-$round" --scope identify | tail -n 1)
     sleep 3
     row=$($bench run --url "http://127.0.0.1:$port" --workload known --customers "$customers" \
             --concurrency "$clients" --seconds "$seconds" --key "$key")

@@ -114,6 +114,13 @@ struct Load {
     seconds: u64,
 }
 
+impl Load {
+    /// How many contacts the seeded database holds.
+    fn contacts(&self) -> u64 {
+        self.customers * CONTACTS_PER_CUSTOMER
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -343,7 +350,7 @@ fn run(
         |r| format!("open, {r:.0}/s"),
     );
     let measured = Service {
-        contacts: customers * CONTACTS_PER_CUSTOMER,
+        contacts: load.contacts(),
         workload,
         concurrency,
         mode: rate.map_or(Mode::Closed, |rate| Mode::Open { rate }),
@@ -401,24 +408,18 @@ SELECT id, phone_number, email, linked_id, link_precedence, created_at FROM cont
 }
 
 fn ceiling(database: &str, load: &Load, results: Option<&Path>) -> Result<(), String> {
-    let Load {
-        workload,
-        customers,
-        concurrency,
-        seconds,
-    } = *load;
-    let path = std::env::temp_dir().join(format!("identity-bench-{workload:?}.sql"));
-    std::fs::write(&path, script(workload, customers)).map_err(|e| e.to_string())?;
+    let path = std::env::temp_dir().join(format!("identity-bench-{:?}.sql", load.workload));
+    std::fs::write(&path, script(load.workload, load.customers)).map_err(|e| e.to_string())?;
     let out = Command::new("pgbench")
         .args(["-n", "-M", "prepared", "-f"])
         .arg(&path)
         .args([
             "-c",
-            &concurrency.to_string(),
+            &load.concurrency.to_string(),
             "-j",
             "2",
             "-T",
-            &seconds.to_string(),
+            &load.seconds.to_string(),
             database,
         ])
         .stderr(Stdio::inherit())
@@ -440,8 +441,8 @@ fn ceiling(database: &str, load: &Load, results: Option<&Path>) -> Result<(), St
     measurement::append(
         path,
         &Record::Ceiling(Ceiling {
-            contacts: customers * CONTACTS_PER_CUSTOMER,
-            workload,
+            contacts: load.contacts(),
+            workload: load.workload,
             tps,
         }),
     )

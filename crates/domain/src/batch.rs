@@ -258,6 +258,7 @@ impl Model {
 mod tests {
     use super::*;
     use crate::customer::tests::{contact, id};
+    use crate::reconcile::customers_touched;
     use crate::reconcile::tests::request;
     use chrono::TimeZone;
 
@@ -286,24 +287,6 @@ mod tests {
         .expect("decided")
     }
 
-    /// Every contact of every customer in `store` that holds a value of `request`: what a
-    /// store reads for one request.
-    fn matching(store: &[Contact], request: &Identifiers) -> Vec<Contact> {
-        let primaries: BTreeSet<ContactId> = store
-            .iter()
-            .filter(|c| {
-                (c.email.is_some() && c.email.as_ref() == request.email())
-                    || (c.phone.is_some() && c.phone.as_ref() == request.phone())
-            })
-            .map(Contact::primary_id)
-            .collect();
-        store
-            .iter()
-            .filter(|c| primaries.contains(&c.primary_id()))
-            .cloned()
-            .collect()
-    }
-
     /// Asserts that each record's plan in `decision` is the plan it gets alone from
     /// [`reconcile_record`], against `known` as the records before it changed it; and that
     /// the net writes leave the store as those plans, one after the other, leave it.
@@ -316,7 +299,7 @@ mod tests {
     ) {
         let mut store = known.clone();
         for (i, record) in records.iter().enumerate() {
-            let current = matching(&store, &record.identifiers);
+            let current = customers_touched(&store, &record.identifiers);
             let (alone, dropped) = reconcile_with_priority(
                 &record.identifiers,
                 record.seen_at,
@@ -487,16 +470,18 @@ mod tests {
             record(Some("b@x.io"), Some("1"), 2),
             record(Some("c@x.io"), Some("1"), 3),
         ];
-        let mut ids = (100..).filter_map(ContactId::new);
-        let decision = decide_batch(
-            &records,
-            Vec::new(),
-            &mut ids,
-            at(59).expect("a time"),
-            &limits,
-            IdentifierPriority::EmailFirst,
-        )
-        .expect("decided");
+        let decide = |priority| {
+            decide_batch(
+                &records,
+                Vec::new(),
+                &mut (100..).filter_map(ContactId::new),
+                at(59).expect("a time"),
+                &limits,
+                priority,
+            )
+            .expect("decided")
+        };
+        let decision = decide(IdentifierPriority::EmailFirst);
         // The third order would give the phone's customer three contacts: its phone is left
         // out, and its email becomes a customer of its own.
         assert_eq!(decision.inserts.len(), 3);
@@ -511,16 +496,7 @@ mod tests {
         );
         assert_eq!(decision.inserts[2].phone, None);
         // Phone first: the email is left out, and the phone alone brings nothing new.
-        let mut ids = (100..).filter_map(ContactId::new);
-        let decision = decide_batch(
-            &records,
-            Vec::new(),
-            &mut ids,
-            at(59).expect("a time"),
-            &limits,
-            IdentifierPriority::PhoneFirst,
-        )
-        .expect("decided");
+        let decision = decide(IdentifierPriority::PhoneFirst);
         assert_eq!(decision.inserts.len(), 2);
         assert_eq!(
             decision.decided[2].dropped,

@@ -1,6 +1,7 @@
 //! The consolidated customer that `/identify` answers with, and how it is assembled.
 
 use std::collections::HashSet;
+use std::hash::Hash;
 
 use thiserror::Error;
 
@@ -67,19 +68,8 @@ impl Customer {
         secondaries.sort_by_key(|c| c.age_key());
         let in_order = || std::iter::once(primary).chain(secondaries.iter().copied());
 
-        // First occurrences in order; the sets keep this linear in the customer's size.
-        let mut seen_emails = HashSet::new();
-        let emails: Vec<Email> = in_order()
-            .filter_map(|c| c.email.as_ref())
-            .filter(|e| seen_emails.insert(*e))
-            .cloned()
-            .collect();
-        let mut seen_phones = HashSet::new();
-        let phone_numbers: Vec<PhoneNumber> = in_order()
-            .filter_map(|c| c.phone.as_ref())
-            .filter(|p| seen_phones.insert(*p))
-            .cloned()
-            .collect();
+        let emails = first_occurrences(in_order().filter_map(|c| c.email.as_ref()));
+        let phone_numbers = first_occurrences(in_order().filter_map(|c| c.phone.as_ref()));
         let mut secondary_ids: Vec<ContactId> = secondaries.iter().map(|c| c.id).collect();
         secondary_ids.sort_unstable();
 
@@ -90,6 +80,12 @@ impl Customer {
             secondary_ids,
         })
     }
+}
+
+/// Each value once, where it first occurs; the set keeps this linear in the customer's size.
+fn first_occurrences<'a, T: Eq + Hash + Clone + 'a>(values: impl Iterator<Item = &'a T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    values.filter(|v| seen.insert(*v)).cloned().collect()
 }
 
 impl Customer {

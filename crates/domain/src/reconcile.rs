@@ -189,8 +189,9 @@ pub fn reconcile_with_priority(
     Ok((plan, Some(dropped)))
 }
 
-/// The contacts of `known` whose customers hold a value of `request`.
-fn customers_touched(known: &[Contact], request: &Identifiers) -> Vec<Contact> {
+/// The contacts of `known` whose customers hold a value of `request`: what a store reads
+/// for the request.
+pub(crate) fn customers_touched(known: &[Contact], request: &Identifiers) -> Vec<Contact> {
     let holds = |c: &Contact| {
         (request.email().is_some() && c.email.as_ref() == request.email())
             || (request.phone().is_some() && c.phone.as_ref() == request.phone())

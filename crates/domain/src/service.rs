@@ -488,18 +488,25 @@ mod tests {
         IdentityService::new(Arc::new(repo), CustomerLimits::UNLIMITED)
     }
 
-    /// A mock whose guarded unit of work sees `current`, records the plan it was asked to
-    /// apply, and returns `after`.
+    /// Identifies the request of `email` and `phone` through `service`.
+    fn identify(service: &IdentityService, email: Option<&str>, phone: Option<&str>) -> Identified {
+        service
+            .identify(Admitted::from(request(email, phone)), "test")
+            .expect("identified")
+    }
+
+    /// A mock whose lock-free read sees `read` and whose guarded unit of work sees
+    /// `current`, records the plan it was asked to apply, and returns `after`.
     fn repository_writing(
+        read: Vec<Contact>,
         current: Vec<Contact>,
         after: Vec<Contact>,
         applied: Arc<Mutex<Vec<Plan>>>,
     ) -> MockContactRepository {
         let mut repo = MockContactRepository::new();
-        let snapshot = current.clone();
         repo.expect_find_customers()
             .times(1)
-            .returning(move |_| Ok(snapshot.clone()));
+            .returning(move |_| Ok(read.clone()));
         repo.expect_apply_atomically()
             .times(1)
             .returning(move |_, decide, _| {
@@ -565,16 +572,10 @@ mod tests {
     fn rule_1_unknown_identifiers_create_a_primary() {
         let applied = Arc::default();
         let created = contact(1, Some("doc@hillvalley.edu"), Some("88"), None, 0);
-        let repo = repository_writing(vec![], vec![created], Arc::clone(&applied));
+        let repo = repository_writing(vec![], vec![], vec![created], Arc::clone(&applied));
         let service = service_on(repo);
 
-        let customer = service
-            .identify(
-                Admitted::from(request(Some("doc@hillvalley.edu"), Some("88"))),
-                "test",
-            )
-            .expect("identified")
-            .customer;
+        let customer = identify(&service, Some("doc@hillvalley.edu"), Some("88")).customer;
 
         assert_eq!(customer.primary_id, id(1));
         assert!(customer.secondary_ids.is_empty());
@@ -604,7 +605,7 @@ mod tests {
             Some(1),
             1,
         ));
-        let repo = repository_writing(known, after, Arc::clone(&applied));
+        let repo = repository_writing(known.clone(), known, after, Arc::clone(&applied));
         let service = service_on(repo);
         let req = request(Some("mcfly@hillvalley.edu"), Some("123456"));
 
@@ -641,13 +642,7 @@ mod tests {
         repo.expect_apply_atomically().never();
         let service = service_on(repo);
 
-        let customer = service
-            .identify(
-                Admitted::from(request(Some("mcfly@hillvalley.edu"), Some("123456"))),
-                "test",
-            )
-            .expect("identified")
-            .customer;
+        let customer = identify(&service, Some("mcfly@hillvalley.edu"), Some("123456")).customer;
 
         assert_eq!(customer.primary_id, id(1));
         assert_eq!(customer.secondary_ids, vec![id(2)]);
@@ -662,16 +657,10 @@ mod tests {
             contact(3, Some("biff@hillvalley.edu"), Some("717171"), Some(2), 2),
         ];
         let after = george_merged_with_biffsucks();
-        let repo = repository_writing(known, after, Arc::clone(&applied));
+        let repo = repository_writing(known.clone(), known, after, Arc::clone(&applied));
         let service = service_on(repo);
 
-        let customer = service
-            .identify(
-                Admitted::from(request(Some("george@hillvalley.edu"), Some("717171"))),
-                "test",
-            )
-            .expect("identified")
-            .customer;
+        let customer = identify(&service, Some("george@hillvalley.edu"), Some("717171")).customer;
 
         assert_eq!(customer.primary_id, id(1));
         assert_eq!(customer.secondary_ids, vec![id(2), id(3)]);
@@ -730,12 +719,7 @@ mod tests {
         };
         let service = IdentityService::new(Arc::new(repo), limits);
 
-        let identified = service
-            .identify(
-                Admitted::from(request(Some("biffsucks@hillvalley.edu"), Some("919191"))),
-                "test",
-            )
-            .expect("identified");
+        let identified = identify(&service, Some("biffsucks@hillvalley.edu"), Some("919191"));
 
         assert_eq!(identified.customer.primary_id, id(2));
         assert!(identified.refused.is_some());
@@ -792,20 +776,17 @@ mod tests {
         repo
     }
 
+    /// The merge guard under which the household is full.
+    const FULL: CustomerLimits = CustomerLimits {
+        max_contacts: 2,
+        ..CustomerLimits::UNLIMITED
+    };
+
     #[test]
     fn a_new_email_with_the_phone_of_a_full_customer_becomes_a_customer_of_its_own() {
         let plans = Arc::new(Mutex::new(Vec::new()));
-        let limits = CustomerLimits {
-            max_contacts: 2,
-            ..CustomerLimits::UNLIMITED
-        };
-        let service = IdentityService::new(Arc::new(full_household(Arc::clone(&plans))), limits);
-        let identified = service
-            .identify(
-                Admitted::from(request(Some("lodger@family.io"), Some("5550100"))),
-                "test",
-            )
-            .expect("identified");
+        let service = IdentityService::new(Arc::new(full_household(Arc::clone(&plans))), FULL);
+        let identified = identify(&service, Some("lodger@family.io"), Some("5550100"));
         // The phone would have made the household three contacts: it is dropped, and the
         // email alone lands on a customer of its own.
         assert_eq!(identified.customer.primary_id, id(3));
@@ -835,18 +816,9 @@ mod tests {
     #[test]
     fn with_the_phone_first_the_email_is_dropped_and_the_phone_s_customer_answers() {
         let plans = Arc::new(Mutex::new(Vec::new()));
-        let limits = CustomerLimits {
-            max_contacts: 2,
-            ..CustomerLimits::UNLIMITED
-        };
-        let service = IdentityService::new(Arc::new(full_household(Arc::clone(&plans))), limits)
+        let service = IdentityService::new(Arc::new(full_household(Arc::clone(&plans))), FULL)
             .with_priority(IdentifierPriority::PhoneFirst);
-        let identified = service
-            .identify(
-                Admitted::from(request(Some("lodger@family.io"), Some("5550100"))),
-                "test",
-            )
-            .expect("identified");
+        let identified = identify(&service, Some("lodger@family.io"), Some("5550100"));
         assert_eq!(identified.customer.primary_id, id(1));
         assert_eq!(identified.ignored.len(), 1);
         assert_eq!(identified.ignored[0].field, "email");
@@ -857,12 +829,7 @@ mod tests {
     fn without_a_limit_in_the_way_the_priority_changes_nothing() {
         let plans = Arc::new(Mutex::new(Vec::new()));
         let service = service_on(full_household(Arc::clone(&plans)));
-        let identified = service
-            .identify(
-                Admitted::from(request(Some("lodger@family.io"), Some("5550100"))),
-                "test",
-            )
-            .expect("identified");
+        let identified = identify(&service, Some("lodger@family.io"), Some("5550100"));
         assert_eq!(identified.customer.primary_id, id(1));
         assert_eq!(identified.customer.secondary_ids, vec![id(2), id(3)]);
         assert!(identified.ignored.is_empty());
@@ -876,28 +843,10 @@ mod tests {
         // concurrent request has created the customer, so the right write is no write.
         let applied: Arc<Mutex<Vec<Plan>>> = Arc::default();
         let fresh = vec![contact(4, Some("doc@hillvalley.edu"), None, None, 0)];
-        let mut repo = MockContactRepository::new();
-        repo.expect_find_customers().returning(|_| Ok(vec![]));
-        let seen = Arc::clone(&applied);
-        let current = fresh.clone();
-        repo.expect_apply_atomically()
-            .returning(move |_, decide, _| {
-                let plan = decide.decide(&current)?;
-                seen.lock().expect("not poisoned").push(plan.clone());
-                Ok(Applied {
-                    plan,
-                    contacts: current.clone(),
-                })
-            });
+        let repo = repository_writing(vec![], fresh.clone(), fresh, Arc::clone(&applied));
         let service = service_on(repo);
 
-        let customer = service
-            .identify(
-                Admitted::from(request(Some("doc@hillvalley.edu"), None)),
-                "test",
-            )
-            .expect("identified")
-            .customer;
+        let customer = identify(&service, Some("doc@hillvalley.edu"), None).customer;
 
         assert_eq!(customer.primary_id, id(4));
         assert!(applied.lock().expect("not poisoned")[0].is_empty());
@@ -967,12 +916,7 @@ mod tests {
     fn a_value_unlinked_meanwhile_is_set_aside_and_the_request_runs_again() {
         let seen = Arc::default();
         let service = service_on(repository_with_rule_on("555000", Arc::clone(&seen)));
-        let identified = service
-            .identify(
-                Admitted::from(request(Some("doc@hillvalley.edu"), Some("555000"))),
-                "test",
-            )
-            .expect("identified");
+        let identified = identify(&service, Some("doc@hillvalley.edu"), Some("555000"));
         assert_eq!(
             identified.ignored,
             vec![Ignored {
@@ -1006,12 +950,7 @@ mod tests {
             ..CustomerLimits::UNLIMITED
         };
         let service = IdentityService::new(Arc::new(repo), limits);
-        let identified = service
-            .identify(
-                Admitted::from(request(Some("doc@hillvalley.edu"), Some("555000"))),
-                "test",
-            )
-            .expect("identified");
+        let identified = identify(&service, Some("doc@hillvalley.edu"), Some("555000"));
         assert_eq!(identified.refused, None);
         assert_eq!(identified.ignored.len(), 1);
         assert_eq!(identified.customer.primary_id, id(1));

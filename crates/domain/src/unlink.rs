@@ -131,11 +131,18 @@ mod tests {
         ]
     }
 
+    /// What unlinking `value` does to [`family`]: the rewrite, the customers after it and
+    /// the contacts it erases.
+    fn unlink_in_family(value: &Identifier) -> (Rewrite, Vec<Customer>, Vec<ContactId>) {
+        let before = family();
+        let rewrite = plan_unlink(&before, &[], value);
+        let (customers, erased) = customers_after(&before, &rewrite).expect("customers");
+        (rewrite, customers, erased)
+    }
+
     #[test]
     fn unlinking_a_shared_phone_splits_the_strangers_it_joined() {
-        let before = family();
-        let rewrite = plan_unlink(&before, &[], &phone("555000"));
-        let (customers, erased) = customers_after(&before, &rewrite).expect("customers");
+        let (rewrite, customers, erased) = unlink_in_family(&phone("555000"));
         // Contact 4 held only the phone; 2 keeps marty's email, which 3 shares.
         assert_eq!(erased, vec![id(4)]);
         let parts: Vec<(ContactId, Vec<ContactId>)> = customers
@@ -161,9 +168,7 @@ mod tests {
 
     #[test]
     fn a_value_no_one_else_shares_changes_only_its_holder() {
-        let before = family();
-        let rewrite = plan_unlink(&before, &[], &email("jennifer@hillvalley.edu"));
-        let (customers, erased) = customers_after(&before, &rewrite).expect("customers");
+        let (rewrite, customers, erased) = unlink_in_family(&email("jennifer@hillvalley.edu"));
         // Jennifer's contact is left with the phone alone, which contact 4 (older) holds.
         assert_eq!(erased, vec![id(5)]);
         assert_eq!(customers.len(), 1, "the phone still joins all of them");

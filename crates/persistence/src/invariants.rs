@@ -11,6 +11,20 @@ pub struct InvariantCheck {
     pub sql: &'static str,
 }
 
+/// Invariant 2's query for one identifier column: the values live contacts of more than one
+/// customer hold.
+#[rustfmt::skip]
+macro_rules! held_by_two_customers {
+    ($column:literal) => {
+        concat!(
+            "SELECT ", $column, " AS item FROM contact
+               WHERE deleted_at IS NULL AND ", $column, " IS NOT NULL
+               GROUP BY ", $column, " HAVING count(DISTINCT COALESCE(linked_id, id)) > 1
+               ORDER BY ", $column
+        )
+    };
+}
+
 pub const INVARIANT_CHECKS: &[InvariantCheck] = &[
     InvariantCheck {
         invariant: "1: every live secondary links to a live primary",
@@ -31,18 +45,12 @@ pub const INVARIANT_CHECKS: &[InvariantCheck] = &[
     InvariantCheck {
         invariant: "2: two customers never share an email",
         items: "emails",
-        sql: "SELECT email AS item FROM contact
-               WHERE deleted_at IS NULL AND email IS NOT NULL
-               GROUP BY email HAVING count(DISTINCT COALESCE(linked_id, id)) > 1
-               ORDER BY email",
+        sql: held_by_two_customers!("email"),
     },
     InvariantCheck {
         invariant: "2: two customers never share a phone",
         items: "phones",
-        sql: "SELECT phone_number AS item FROM contact
-               WHERE deleted_at IS NULL AND phone_number IS NOT NULL
-               GROUP BY phone_number HAVING count(DISTINCT COALESCE(linked_id, id)) > 1
-               ORDER BY phone_number",
+        sql: held_by_two_customers!("phone_number"),
     },
     InvariantCheck {
         invariant: "3: the primary is the customer's oldest contact",

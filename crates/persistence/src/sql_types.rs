@@ -42,25 +42,21 @@ impl Instant {
 
     /// `age` ago.
     pub fn before(age: std::time::Duration) -> Self {
-        let now = Utc::now();
-        Self(
-            chrono::TimeDelta::from_std(age)
-                .ok()
-                .and_then(|delta| now.checked_sub_signed(delta))
-                .unwrap_or(DateTime::<Utc>::MIN_UTC),
-        )
+        Self(from_now(age, DateTime::checked_sub_signed).unwrap_or(DateTime::<Utc>::MIN_UTC))
     }
 
     /// `delay` from now.
     pub fn after(delay: std::time::Duration) -> Self {
-        let now = Utc::now();
-        Self(
-            chrono::TimeDelta::from_std(delay)
-                .ok()
-                .and_then(|delta| now.checked_add_signed(delta))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-        )
+        Self(from_now(delay, DateTime::checked_add_signed).unwrap_or(DateTime::<Utc>::MAX_UTC))
     }
+}
+
+/// Now, moved by `by` with `shift`; `None` past the range of a date.
+fn from_now(
+    by: std::time::Duration,
+    shift: fn(DateTime<Utc>, chrono::TimeDelta) -> Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    shift(Utc::now(), chrono::TimeDelta::from_std(by).ok()?)
 }
 
 impl FromSql<Timestamptz, Pg> for Instant {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use identity_domain::{
     reconcile, renormalize, BlockList, Contact, ContactId, CustomerLimits, Email, HistoryKind,
-    Identifier, IdentifierPolicy, Identifiers, IdentityService, InconsistentGraph, Link, LinkTo,
-    NewContact, PhoneNumber, Plan, RawPhone, Region, Relink, RepositoryError,
+    Identified, Identifier, IdentifierPolicy, Identifiers, IdentityService, InconsistentGraph,
+    Link, LinkTo, NewContact, PhoneNumber, Plan, RawPhone, Region, Relink, RepositoryError,
 };
 use identity_persistence::{
     open, DatabaseUrl, PersistenceError, PoolSettings, RetryPolicy, Store, StoreSettings,
@@ -48,6 +48,13 @@ fn request(email: Option<&str>, phone: Option<&str>) -> Identifiers {
         phone.and_then(|p| PhoneNumber::parse(p, us()).expect("valid phone")),
     )
     .expect("an identifier")
+}
+
+/// Identifies the request of `email` and `phone` through `service`.
+fn identify(service: &IdentityService, email: Option<&str>, phone: Option<&str>) -> Identified {
+    service
+        .identify(request(email, phone).into(), "test")
+        .expect("identified")
 }
 
 fn service(store: &Store) -> IdentityService {
@@ -129,13 +136,7 @@ mod cases {
     pub fn rule_1_unknown_identifiers_create_a_primary(db: TestStore) {
         let store = open_store(&db);
         let service = service(&store);
-        let customer = service
-            .identify(
-                request(Some("doc@hillvalley.edu"), Some("88")).into(),
-                "test",
-            )
-            .expect("identified")
-            .customer;
+        let customer = identify(&service, Some("doc@hillvalley.edu"), Some("88")).customer;
         assert!(customer.secondary_ids.is_empty());
         let mut conn = db.connect();
         assert_eq!(
@@ -151,20 +152,8 @@ mod cases {
     pub fn rule_2_new_information_creates_a_secondary_of_the_primary(db: TestStore) {
         let store = open_store(&db);
         let service = service(&store);
-        let first = service
-            .identify(
-                request(Some("lorraine@hillvalley.edu"), Some("123456")).into(),
-                "test",
-            )
-            .expect("identified")
-            .customer;
-        let second = service
-            .identify(
-                request(Some("mcfly@hillvalley.edu"), Some("123456")).into(),
-                "test",
-            )
-            .expect("identified")
-            .customer;
+        let first = identify(&service, Some("lorraine@hillvalley.edu"), Some("123456")).customer;
+        let second = identify(&service, Some("mcfly@hillvalley.edu"), Some("123456")).customer;
         assert_eq!(second.primary_id, first.primary_id);
         let [secondary] = second.secondary_ids[..] else {
             panic!("one secondary: {second:?}")
@@ -185,12 +174,8 @@ mod cases {
     pub fn rule_3_nothing_new_writes_nothing(db: TestStore) {
         let store = open_store(&db);
         let service = service(&store);
-        service
-            .identify(request(Some("a@x.io"), Some("1")).into(), "test")
-            .expect("identified");
-        service
-            .identify(request(Some("b@x.io"), Some("1")).into(), "test")
-            .expect("identified");
+        identify(&service, Some("a@x.io"), Some("1"));
+        identify(&service, Some("b@x.io"), Some("1"));
         let before = count(&db);
         let stamp = "SELECT count(DISTINCT updated_at) AS n FROM contact";
         let stamps = db.connect().number(stamp);
@@ -211,26 +196,13 @@ mod cases {
     pub fn rule_4_a_join_relinks_the_newer_customer_and_all_its_secondaries(db: TestStore) {
         let store = open_store(&db);
         let service = service(&store);
-        let older = service
-            .identify(request(Some("doc@x.io"), Some("1")).into(), "test")
-            .expect("identified")
-            .customer;
-        let newer = service
-            .identify(request(Some("marty@x.io"), Some("2")).into(), "test")
-            .expect("identified")
-            .customer;
-        service
-            .identify(request(Some("marty@x.io"), Some("3")).into(), "test")
-            .expect("identified");
-        service
-            .identify(request(Some("jennifer@x.io"), Some("2")).into(), "test")
-            .expect("identified");
+        let older = identify(&service, Some("doc@x.io"), Some("1")).customer;
+        let newer = identify(&service, Some("marty@x.io"), Some("2")).customer;
+        identify(&service, Some("marty@x.io"), Some("3"));
+        identify(&service, Some("jennifer@x.io"), Some("2"));
         let before = count(&db);
 
-        let merged = service
-            .identify(request(Some("doc@x.io"), Some("3")).into(), "test")
-            .expect("identified")
-            .customer;
+        let merged = identify(&service, Some("doc@x.io"), Some("3")).customer;
 
         assert_eq!(merged.primary_id, older.primary_id);
         assert_eq!(merged.secondary_ids.len(), 3);
@@ -487,13 +459,16 @@ mod more_cases {
                 .expect("sequence");
         }
         let policy = policy();
-        let rewrite = store
-            .maintenance
-            .rewrite_all(
-                &|contacts: &[Contact], _: &[Identifier]| renormalize(contacts, &policy),
-                "normalize",
-            )
-            .expect("rewritten");
+        let normalize_all = || {
+            store
+                .maintenance
+                .rewrite_all(
+                    &|contacts: &[Contact], _: &[Identifier]| renormalize(contacts, &policy),
+                    "normalize",
+                )
+                .expect("rewritten")
+        };
+        let rewrite = normalize_all();
         assert_eq!(rewrite.customers_merged, 2, "{rewrite:?}");
         assert_eq!(rewrite.contacts_erased, 1, "{rewrite:?}");
 
@@ -520,30 +495,65 @@ mod more_cases {
             1
         );
         // The request path now finds the merged customer from any old spelling.
-        let identified = service(&store)
-            .identify(request(Some("MARTY@hillvalley.edu"), None).into(), "test")
-            .expect("identified");
+        let identified = identify(&service(&store), Some("MARTY@hillvalley.edu"), None);
         assert_eq!(identified.customer.primary_id.get(), 1);
         // A second run finds nothing left to do.
-        let again = store
-            .maintenance
-            .rewrite_all(
-                &|contacts: &[Contact], _: &[Identifier]| renormalize(contacts, &policy),
-                "normalize",
-            )
-            .expect("rewritten");
+        let again = normalize_all();
         assert!(again.changes.is_empty(), "{again:?}");
     }
 }
 
 mod batch_cases {
     use chrono::{DateTime, TimeZone, Utc};
-    use identity_domain::{reconcile_record, BatchRecord, IdentifierPriority};
+    use identity_domain::{
+        reconcile_record, BatchOutcome, BatchRecord, DecideEach, IdentifierPriority,
+    };
 
     use super::*;
 
+    /// What each record of a batch brought, and when it was seen (`None`: when imported).
+    type Records = [(Identifiers, Option<DateTime<Utc>>)];
+
     fn day(d: u32) -> Option<DateTime<Utc>> {
         Utc.with_ymd_and_hms(2021, 3, d, 12, 0, 0).single()
+    }
+
+    /// `records` written record by record (`apply_batch`), each as `decide` says.
+    fn apply_one_by_one(store: &Store, records: &Records, decide: &dyn DecideEach) -> BatchOutcome {
+        let requests: Vec<Identifiers> = records.iter().map(|(r, _)| r.clone()).collect();
+        store
+            .maintenance
+            .apply_batch(&requests, decide, "import")
+            .expect("applied")
+    }
+
+    /// `records` imported set-based (`import_batch`), email first.
+    fn import_set_based(store: &Store, records: &Records, limits: &CustomerLimits) -> BatchOutcome {
+        let batch: Vec<BatchRecord> = records
+            .iter()
+            .map(|(identifiers, seen_at)| BatchRecord {
+                identifiers: identifiers.clone(),
+                seen_at: *seen_at,
+            })
+            .collect();
+        store
+            .maintenance
+            .import_batch(&batch, limits, IdentifierPriority::EmailFirst, "import")
+            .expect("applied")
+    }
+
+    /// Record `i` of `records` decided by the rules, with no merge guard.
+    fn unguarded(
+        records: &Records,
+    ) -> impl Fn(usize, &[Contact]) -> Result<Plan, InconsistentGraph> + '_ {
+        |i, current| {
+            reconcile_record(
+                &records[i].0,
+                records[i].1,
+                current,
+                &CustomerLimits::UNLIMITED,
+            )
+        }
     }
 
     pub fn a_batch_applies_the_rules_in_order_and_an_older_record_becomes_primary(db: TestStore) {
@@ -556,27 +566,12 @@ mod batch_cases {
             (request(Some("emmett@x.io"), Some("101")), day(2)),
             (request(Some("biff@x.io"), Some("202")), day(5)),
         ];
-        let requests: Vec<Identifiers> = records.iter().map(|(r, _)| r.clone()).collect();
-        let decide = |i: usize, current: &[Contact]| {
-            reconcile_record(
-                &records[i].0,
-                records[i].1,
-                current,
-                &CustomerLimits::UNLIMITED,
-            )
-        };
-        let outcome = store
-            .maintenance
-            .apply_batch(&requests, &decide, "import")
-            .expect("applied");
+        let outcome = apply_one_by_one(&store, &records, &unguarded(&records));
         assert_eq!((outcome.created, outcome.unchanged), (4, 1), "{outcome:?}");
 
         let mut conn = db.connect();
         assert!(check_invariants(&mut conn).is_empty());
-        let customer = service(&store)
-            .identify(request(Some("doc@x.io"), None).into(), "test")
-            .expect("identified")
-            .customer;
+        let customer = identify(&service(&store), Some("doc@x.io"), None).customer;
         assert_eq!(
             customer
                 .emails
@@ -587,10 +582,7 @@ mod batch_cases {
             "the oldest record is the primary"
         );
         // The same batch again writes nothing.
-        let again = store
-            .maintenance
-            .apply_batch(&requests, &decide, "import")
-            .expect("applied");
+        let again = apply_one_by_one(&store, &records, &unguarded(&records));
         assert_eq!((again.created, again.unchanged), (0, 5));
     }
 
@@ -639,10 +631,7 @@ mod batch_cases {
     }
 
     pub fn a_set_based_batch_writes_what_record_by_record_writes(db: TestStore) {
-        let twin = match &db {
-            TestStore::Postgres(_) => TestStore::postgres(),
-            TestStore::Sqlite(_) => TestStore::sqlite(),
-        };
+        let twin = db.another();
         let records = [
             // Older than lorraine, stored before the batch: becomes her primary (rule 5).
             (request(Some("mcfly@x.io"), Some("123456")), day(12)),
@@ -668,35 +657,8 @@ mod batch_cases {
                 write(store, &request(Some(email), Some(phone)));
             }
         }
-        let batch: Vec<BatchRecord> = records
-            .iter()
-            .map(|(identifiers, seen_at)| BatchRecord {
-                identifiers: identifiers.clone(),
-                seen_at: *seen_at,
-            })
-            .collect();
-        let set_based = stores[0]
-            .maintenance
-            .import_batch(
-                &batch,
-                &CustomerLimits::UNLIMITED,
-                IdentifierPriority::EmailFirst,
-                "import",
-            )
-            .expect("applied");
-        let requests: Vec<Identifiers> = records.iter().map(|(r, _)| r.clone()).collect();
-        let decide = |i: usize, current: &[Contact]| {
-            reconcile_record(
-                &records[i].0,
-                records[i].1,
-                current,
-                &CustomerLimits::UNLIMITED,
-            )
-        };
-        let one_by_one = stores[1]
-            .maintenance
-            .apply_batch(&requests, &decide, "import")
-            .expect("applied");
+        let set_based = import_set_based(&stores[0], &records, &CustomerLimits::UNLIMITED);
+        let one_by_one = apply_one_by_one(&stores[1], &records, &unguarded(&records));
         assert_eq!(set_based, one_by_one);
         assert_eq!(
             (set_based.created, set_based.merged),
@@ -714,15 +676,7 @@ mod batch_cases {
         );
 
         // The same batch again writes nothing.
-        let again = stores[0]
-            .maintenance
-            .import_batch(
-                &batch,
-                &CustomerLimits::UNLIMITED,
-                IdentifierPriority::EmailFirst,
-                "import",
-            )
-            .expect("applied");
+        let again = import_set_based(&stores[0], &records, &CustomerLimits::UNLIMITED);
         assert_eq!((again.created, again.unchanged), (0, records.len()));
         assert_eq!(snapshot(&db), written);
     }
@@ -730,10 +684,7 @@ mod batch_cases {
     pub fn under_the_merge_guard_a_set_based_batch_writes_what_record_by_record_writes(
         db: TestStore,
     ) {
-        let twin = match &db {
-            TestStore::Postgres(_) => TestStore::postgres(),
-            TestStore::Sqlite(_) => TestStore::sqlite(),
-        };
+        let twin = db.another();
         let limits = CustomerLimits {
             max_contacts: 3,
             max_emails: 2,
@@ -754,18 +705,7 @@ mod batch_cases {
         .iter()
         .map(|(email, phone, d)| (request(Some(email), Some(phone)), day(*d)))
         .collect();
-        let batch: Vec<BatchRecord> = records
-            .iter()
-            .map(|(identifiers, seen_at)| BatchRecord {
-                identifiers: identifiers.clone(),
-                seen_at: *seen_at,
-            })
-            .collect();
-        let set_based = open_store(&db)
-            .maintenance
-            .import_batch(&batch, &limits, IdentifierPriority::EmailFirst, "import")
-            .expect("applied");
-        let requests: Vec<Identifiers> = records.iter().map(|(r, _)| r.clone()).collect();
+        let set_based = import_set_based(&open_store(&db), &records, &limits);
         let decide = |i: usize, current: &[Contact]| {
             identity_domain::reconcile::reconcile_with_priority(
                 &records[i].0,
@@ -776,14 +716,11 @@ mod batch_cases {
             )
             .map(|(plan, _)| plan)
         };
-        let one_by_one = open_store(&twin)
-            .maintenance
-            .apply_batch(&requests, &decide, "import")
-            .expect("applied");
+        let one_by_one = apply_one_by_one(&open_store(&twin), &records, &decide);
         // The same writes; only the set-based outcome counts the identifiers left out (the
         // record-by-record path counts them in the command, around its decisions).
         assert_eq!(
-            identity_domain::BatchOutcome {
+            BatchOutcome {
                 dropped: 0,
                 ..set_based
             },
@@ -818,28 +755,17 @@ mod history_cases {
     pub fn the_history_of_a_merge_lists_both_creations_and_the_demotion(db: TestStore) {
         let store = open_store(&db);
         let service = service(&store);
-        let george = service
-            .identify(
-                request(Some("george@hillvalley.edu"), Some("919191")).into(),
-                "req-1",
-            )
-            .expect("identified")
-            .customer
-            .primary_id;
-        let biff = service
-            .identify(
-                request(Some("biffsucks@hillvalley.edu"), Some("717171")).into(),
-                "req-2",
-            )
-            .expect("identified")
-            .customer
-            .primary_id;
-        service
-            .identify(
-                request(Some("george@hillvalley.edu"), Some("717171")).into(),
-                "req-3",
-            )
-            .expect("identified");
+        // Each request with a cause of its own, which the history names.
+        let primary_after = |cause: &str, email: &str, phone: &str| {
+            service
+                .identify(request(Some(email), Some(phone)).into(), cause)
+                .expect("identified")
+                .customer
+                .primary_id
+        };
+        let george = primary_after("req-1", "george@hillvalley.edu", "919191");
+        let biff = primary_after("req-2", "biffsucks@hillvalley.edu", "717171");
+        primary_after("req-3", "george@hillvalley.edu", "717171");
 
         let history = service
             .history(biff)
@@ -882,12 +808,7 @@ mod history_cases {
     pub fn erasing_the_bridge_splits_the_customer_and_leaves_no_personal_data(db: TestStore) {
         let store = open_store(&db);
         let service = service(&store);
-        let say = |email: &str, phone: &str| {
-            service
-                .identify(request(Some(email), Some(phone)).into(), "test")
-                .expect("identified")
-                .customer
-        };
+        let say = |email: &str, phone: &str| identify(&service, Some(email), Some(phone)).customer;
         say("doc@hillvalley.edu", "5550101");
         say("marty@hillvalley.edu", "5550101");
         let bridge = say("marty@hillvalley.edu", "5550202");
@@ -902,17 +823,8 @@ mod history_cases {
             .expect("a live contact");
         assert_eq!(rewrite.contacts_erased, 1);
 
-        let doc = service
-            .identify(request(Some("doc@hillvalley.edu"), None).into(), "test")
-            .expect("identified")
-            .customer;
-        let jennifer = service
-            .identify(
-                request(Some("jennifer@hillvalley.edu"), None).into(),
-                "test",
-            )
-            .expect("identified")
-            .customer;
+        let doc = identify(&service, Some("doc@hillvalley.edu"), None).customer;
+        let jennifer = identify(&service, Some("jennifer@hillvalley.edu"), None).customer;
         assert_ne!(doc.primary_id, jennifer.primary_id, "split in two");
         assert_eq!(doc.secondary_ids.len(), 1, "doc and marty");
         assert_eq!(
@@ -978,6 +890,11 @@ mod history_cases {
 mod opening {
     use super::*;
 
+    /// Why the store at `url` does not open.
+    fn refusal(url: &str) -> PersistenceError {
+        open(&settings(url)).err().expect("refused")
+    }
+
     #[test]
     fn a_file_that_is_not_a_database_is_refused() {
         let path = std::env::temp_dir().join(format!("not-a-db-{}.db", std::process::id()));
@@ -986,22 +903,20 @@ mod opening {
             "these are not the bytes of a SQLite database, not even close ".repeat(50),
         )
         .expect("write");
-        let outcome = open(&settings(&format!("sqlite://{}", path.display())));
+        let refused = refusal(&format!("sqlite://{}", path.display()));
         let _ = std::fs::remove_file(&path);
         assert!(
-            matches!(outcome, Err(PersistenceError::NotADatabase { .. })),
-            "{:?}",
-            outcome.err()
+            matches!(refused, PersistenceError::NotADatabase { .. }),
+            "{refused:?}"
         );
     }
 
     #[test]
     fn a_directory_that_cannot_be_created_is_refused() {
-        let outcome = open(&settings("sqlite:///proc/identity/contacts.db"));
+        let refused = refusal("sqlite:///proc/identity/contacts.db");
         assert!(
-            matches!(outcome, Err(PersistenceError::CreateDirectory { .. })),
-            "{:?}",
-            outcome.err()
+            matches!(refused, PersistenceError::CreateDirectory { .. }),
+            "{refused:?}"
         );
     }
 
@@ -1075,12 +990,7 @@ mod unlink_cases {
             matches!(&outcome, Err(RepositoryError::Unlinked(values)) if values == &[phone("555000")]),
             "{outcome:?}"
         );
-        let identified = service
-            .identify(
-                request(Some("jennifer@x.io"), Some("555000")).into(),
-                "test",
-            )
-            .expect("identified");
+        let identified = identify(&service, Some("jennifer@x.io"), Some("555000"));
         assert_eq!(identified.ignored.len(), 1);
         assert!(identified.customer.phone_numbers.is_empty());
 
@@ -1091,12 +1001,7 @@ mod unlink_cases {
             .expect("it existed");
         assert_eq!(&deleted, stored);
         assert_eq!(service.delete_unlink_rule(stored.id).expect("read"), None);
-        let identified = service
-            .identify(
-                request(Some("jennifer@x.io"), Some("555000")).into(),
-                "test",
-            )
-            .expect("identified");
+        let identified = identify(&service, Some("jennifer@x.io"), Some("555000"));
         assert!(identified.ignored.is_empty());
         assert_eq!(identified.customer.phone_numbers.len(), 1);
         assert!(check_invariants(&mut db.connect()).is_empty());
@@ -1121,12 +1026,8 @@ mod unlink_cases {
                         let email = format!("t{t}-{n}@x.io");
                         let other = format!("{t}{n:04}");
                         let phone = if n % 2 == 0 { "555000" } else { other.as_str() };
-                        service
-                            .identify(request(Some(&email), Some(phone)).into(), "test")
-                            .expect("no request fails");
-                        service
-                            .identify(request(Some(&email), Some("555000")).into(), "test")
-                            .expect("no request fails");
+                        identify(&service, Some(&email), Some(phone));
+                        identify(&service, Some(&email), Some("555000"));
                         n += 1;
                         after_rule += usize::from(ruled.load(Ordering::SeqCst));
                     }

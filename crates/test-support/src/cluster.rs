@@ -12,6 +12,9 @@ they may create databases (e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:
 the PostgreSQL server binaries (Debian: apt-get install postgresql) so the tests can start a \
 throwaway cluster themselves, or run `just db`.";
 
+/// How `initdb` makes every cluster here: superuser `postgres`, trusted, not synced, UTF-8.
+const INITDB: [&str; 6] = ["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"];
+
 /// Starts (or reuses) the cluster and returns the URL of its `postgres` database.
 pub(crate) fn start_throwaway() -> Result<String, String> {
     let bindir = find_bindir().ok_or_else(|| HOW_TO.to_owned())?;
@@ -34,14 +37,10 @@ pub(crate) fn start_throwaway() -> Result<String, String> {
         run(Command::new("chown").args(["-R", "postgres"]).arg(&root))?;
     }
     if !data.join("PG_VERSION").exists() {
-        run(tool(&bindir, "initdb", as_root).arg("-D").arg(&data).args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-        ]))?;
+        run(tool(&bindir, "initdb", as_root)
+            .arg("-D")
+            .arg(&data)
+            .args(INITDB))?;
     }
     let running = tool(&bindir, "pg_ctl", as_root)
         .arg("status")
@@ -137,14 +136,13 @@ impl PrivateCluster {
     pub fn primary(name: &str, settings: &[&str]) -> Self {
         let cluster = Self::new(name);
         cluster
-            .run(cluster.tool("initdb").arg("-D").arg(cluster.data()).args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ]))
+            .run(
+                cluster
+                    .tool("initdb")
+                    .arg("-D")
+                    .arg(cluster.data())
+                    .args(INITDB),
+            )
             .expect("initdb");
         cluster.start(settings);
         cluster

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
+use crate::components::Components;
 use crate::store::TestConnection;
 
 /// One broken invariant, with the rows or values that break it.
@@ -85,50 +86,18 @@ pub fn stored_groups(conn: &mut TestConnection) -> HashMap<i64, Group> {
 /// Invariant 5's oracle: the connected components of the identifiers of `requests` (two
 /// identifiers are connected when one request brought both), computed with a union-find.
 pub fn expected_groups<'a>(requests: impl IntoIterator<Item = &'a Pair>) -> BTreeSet<Group> {
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut parent: Vec<usize> = Vec::new();
-    fn find(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
-    let mut node = |key: String, parent: &mut Vec<usize>| -> usize {
-        *index.entry(key).or_insert_with(|| {
-            parent.push(parent.len());
-            parent.len() - 1
-        })
-    };
-    let mut keys: Vec<String> = Vec::new();
+    let mut components = Components::default();
     for pair in requests {
-        let nodes: Vec<usize> = [
+        let values: Vec<String> = [
             pair.email.as_ref().map(|e| format!("email:{e}")),
             pair.phone.as_ref().map(|p| format!("phone:{p}")),
         ]
         .into_iter()
         .flatten()
-        .map(|key| {
-            let n = node(key.clone(), &mut parent);
-            if n == keys.len() {
-                keys.push(key);
-            }
-            n
-        })
         .collect();
-        if let [a, b] = nodes[..] {
-            let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-            if ra != rb {
-                parent[ra] = rb;
-            }
-        }
+        components.join(&values);
     }
-    let mut groups: HashMap<usize, Group> = HashMap::new();
-    for (n, key) in keys.into_iter().enumerate() {
-        let root = find(&mut parent, n);
-        groups.entry(root).or_default().insert(key);
-    }
-    groups.into_values().collect()
+    components.groups().into_iter().collect()
 }
 
 #[cfg(test)]

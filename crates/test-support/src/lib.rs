@@ -11,6 +11,7 @@
 //! 3. otherwise the first test fails with a message saying how to get one.
 
 mod cluster;
+mod components;
 mod database;
 mod invariants;
 mod orders;

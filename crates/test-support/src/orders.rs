@@ -6,7 +6,9 @@
 //! Dates are spread over five years, in no particular order. The same `seed` gives the same
 //! orders.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::components::Components;
 
 /// One order: what an import file holds for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,15 +109,7 @@ pub fn orders(count: usize, seed: u64) -> Vec<Order> {
 /// file). Each customer as (its primary's values, all its values), values written
 /// `email:…` and `phone:…`, the primary's joined by a space.
 pub fn expected_customers(orders: &[Order]) -> BTreeSet<(String, BTreeSet<String>)> {
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut parent: Vec<usize> = Vec::new();
-    fn find(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
+    let mut components = Components::default();
     let values = |o: &Order| -> Vec<String> {
         o.email
             .iter()
@@ -124,27 +118,16 @@ pub fn expected_customers(orders: &[Order]) -> BTreeSet<(String, BTreeSet<String
             .collect()
     };
     for order in orders {
-        let ids: Vec<usize> = values(order)
-            .into_iter()
-            .map(|v| {
-                let next = index.len();
-                *index.entry(v).or_insert_with(|| {
-                    parent.push(next);
-                    next
-                })
-            })
-            .collect();
-        if let [a, b] = ids[..] {
-            let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-            parent[ra] = rb;
-        }
+        components.join(&values(order));
     }
     /// A group's oldest order (date, position in the file) and its values.
     type Group<'a> = (Option<(&'a str, usize)>, BTreeSet<String>);
     let mut groups: BTreeMap<usize, Group<'_>> = BTreeMap::new();
     for (position, order) in orders.iter().enumerate() {
         let vals = values(order);
-        let root = find(&mut parent, index[&vals[0]]);
+        let Some(root) = vals.first().and_then(|v| components.of(v)) else {
+            continue;
+        };
         let group = groups.entry(root).or_default();
         let key = (order.created_at.as_str(), position);
         if group.0.is_none_or(|oldest| key < oldest) {

@@ -24,6 +24,14 @@ impl TestStore {
         Self::Sqlite(TestSqlite::new())
     }
 
+    /// Another fresh database, of this one's backend.
+    pub fn another(&self) -> Self {
+        match self {
+            Self::Postgres(_) => Self::postgres(),
+            Self::Sqlite(_) => Self::sqlite(),
+        }
+    }
+
     pub fn url(&self) -> String {
         match self {
             Self::Postgres(db) => db.url().to_owned(),
