@@ -3,29 +3,36 @@
 //! time, and there is no build step). The page holds no data and needs no key; it
 //! asks the operator for one and calls the API with it (`read` to look, `admin` to unlink).
 
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::{web, HttpResponse};
 
-use crate::error::ApiError;
+use crate::routes::Endpoint;
 
 const PAGE: &str = include_str!("console/index.html");
 const STYLE: &str = include_str!("console/console.css");
 
-/// The modules, by name: each is served at `/console/<name>`.
-const MODULES: [(&str, &str); 13] = [
-    ("main.js", include_str!("console/main.js")),
-    ("api.js", include_str!("console/api.js")),
-    ("customer.js", include_str!("console/customer.js")),
-    ("dom.js", include_str!("console/dom.js")),
-    ("draw.js", include_str!("console/draw.js")),
-    ("layout.js", include_str!("console/layout.js")),
-    ("links.js", include_str!("console/links.js")),
-    ("model.js", include_str!("console/model.js")),
-    ("selection.js", include_str!("console/selection.js")),
-    ("state.js", include_str!("console/state.js")),
-    ("unlink.js", include_str!("console/unlink.js")),
-    ("why.js", include_str!("console/why.js")),
-    ("words.js", include_str!("console/words.js")),
+/// The modules by file name, each compiled in from `console/<name>` and served at
+/// `/console/<name>`.
+macro_rules! modules {
+    ($($name:literal),* $(,)?) => {
+        [$(($name, include_str!(concat!("console/", $name)))),*]
+    };
+}
+
+const MODULES: [(&str, &str); 13] = modules![
+    "main.js",
+    "api.js",
+    "customer.js",
+    "dom.js",
+    "draw.js",
+    "layout.js",
+    "links.js",
+    "model.js",
+    "selection.js",
+    "state.js",
+    "unlink.js",
+    "why.js",
+    "words.js",
 ];
 
 /// Only this origin's script, style and API; no framing; no inline code (the page has none,
@@ -64,12 +71,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     });
     let assets = page.into_iter().chain(modules);
     for (path, content_type, body) in assets {
-        cfg.service(
-            web::resource(path.as_str())
-                .route(web::get().to(move || async move { asset(content_type, body) }))
-                .default_service(web::to(|| async {
-                    Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "GET" })
-                })),
-        );
+        cfg.service(Endpoint::at(&path).on(Method::GET, move || async move {
+            asset(content_type, body)
+        }));
     }
 }

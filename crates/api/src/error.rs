@@ -61,7 +61,7 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     #[error("this resource only accepts {allow}")]
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed { allow: String },
     /// The database is down or overloaded. The request was not applied, or (if the
     /// connection broke while committing) may have been: repeating it is always safe.
     #[error("the service cannot reach its database right now; try again (repeating a request is always safe)")]
@@ -230,7 +230,7 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             Self::MethodNotAllowed { allow } => {
-                response.insert_header((header::ALLOW, *allow));
+                response.insert_header((header::ALLOW, allow.as_str()));
             }
             Self::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

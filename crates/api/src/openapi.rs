@@ -4,6 +4,7 @@
 use identity_domain::contact::{MAX_EMAIL_LEN, MAX_PHONE_LEN, MAX_PHONE_NUMBER};
 
 use crate::error::Problem;
+use crate::routes::admin::ErasureView;
 use crate::wire::{IdentifyRequest, PreviewRequest, RuleRequest, MAX_REASON_LEN};
 use serde_json::{json, Value};
 use utoipa::OpenApi;
@@ -11,26 +12,21 @@ use utoipa::OpenApi;
 /// Replaces the derived request schemas with the exact ones.
 struct RequestSchema;
 
-/// The answers every route that needs a key may give, declared here once instead of on
-/// each handler: 401 (no or a bad key), 403 (the key lacks the scope the operation's
-/// security names), 429 (too many failed attempts), 500 and 503 (the database). A handler
-/// that says more about one of them (erasure's 403, `/identify`'s 503) keeps its own words.
+/// What every route's annotation would otherwise repeat, declared here once. Every error
+/// answer (4xx, 5xx) is a `Problem`, as `ApiError` writes it: a handler names the status
+/// and what it means, and this gives the answer its body. And the answers every route that
+/// needs a key may give: 401 (no or a bad key), 403 (the key lacks the scope the
+/// operation's security names), 429 (too many failed attempts), 500 and 503 (the
+/// database). A handler that says more about one of them (erasure's 403, `/identify`'s
+/// 503) keeps its own words.
 struct CommonResponses;
 
 impl utoipa::Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let problem = |description: String| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build()
-        };
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let problem = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build();
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
@@ -47,24 +43,32 @@ impl utoipa::Modify for CommonResponses {
                     .flatten()
                     .filter_map(|requirement| serde_json::to_value(requirement).ok())
                     .find_map(|requirement| requirement["api_key"][0].as_str().map(str::to_owned));
-                let Some(scope) = scope else {
-                    continue;
-                };
-                for (status, description) in [
-                    ("401", "No API key, or one that is not valid".to_owned()),
-                    ("403", format!("The key lacks the {scope} scope")),
-                    (
-                        "429",
-                        "Too many failed attempts from this client".to_owned(),
-                    ),
-                    ("500", "Unexpected error".to_owned()),
-                    ("503", "The database is unreachable; retry".to_owned()),
-                ] {
-                    operation
-                        .responses
-                        .responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| problem(description).into());
+                let responses = &mut operation.responses.responses;
+                if let Some(scope) = scope {
+                    for (status, description) in [
+                        ("401", "No API key, or one that is not valid".to_owned()),
+                        ("403", format!("The key lacks the {scope} scope")),
+                        (
+                            "429",
+                            "Too many failed attempts from this client".to_owned(),
+                        ),
+                        ("500", "Unexpected error".to_owned()),
+                        ("503", "The database is unreachable; retry".to_owned()),
+                    ] {
+                        responses.entry(status.to_owned()).or_insert_with(|| {
+                            ResponseBuilder::new().description(description).into()
+                        });
+                    }
+                }
+                for (status, response) in responses.iter_mut() {
+                    let error = status.starts_with('4') || status.starts_with('5');
+                    if let RefOr::T(response) = response {
+                        if error && response.content.is_empty() {
+                            response
+                                .content
+                                .insert("application/problem+json".to_owned(), problem.clone());
+                        }
+                    }
                 }
             }
         }
@@ -196,7 +200,8 @@ impl utoipa::Modify for RequestSchema {
         crate::routes::health::readyz,
         crate::routes::metrics::metrics,
     ),
-    components(schemas(Problem, IdentifyRequest, RuleRequest, PreviewRequest)),
+    // `ErasureView` is named only inside an `IntoResponses` type, which does not register it.
+    components(schemas(Problem, IdentifyRequest, RuleRequest, PreviewRequest, ErasureView)),
     modifiers(&RequestSchema, &KeySecurity, &CommonResponses),
     tags(
         (name = "identity", description = "Identify customers and read them back"),

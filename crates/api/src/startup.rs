@@ -191,6 +191,10 @@ pub struct AppState {
 /// The routes of the service, with JSON errors for bad bodies, unknown routes and wrong
 /// methods. Public so that tests can mount them on a service of their own.
 pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+    use actix_web::http::Method;
+
+    use crate::routes::Endpoint;
+
     move |cfg: &mut web::ServiceConfig| {
         let document = crate::openapi::document(state.compat.get_ref());
         let json = web::JsonConfig::default()
@@ -205,95 +209,40 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> impl FnOnce(&mut web::S
             .app_data(state.compat)
             .app_data(json)
             .service(
-                web::resource("/contacts/{id}")
-                    .route(web::get().to(contact))
-                    .route(web::delete().to(erase_contact))
-                    .default_service(web::to(|| method_not_allowed("GET, DELETE"))),
+                Endpoint::at("/contacts/{id}")
+                    .on(Method::GET, contact)
+                    .on(Method::DELETE, erase_contact),
             )
+            .service(Endpoint::at("/contacts/{id}/why/{other}").on(Method::GET, why))
+            .service(Endpoint::at("/contacts/{id}/graph").on(Method::GET, graph))
+            .service(Endpoint::at("/customers/search").on(Method::POST, search))
             .service(
-                web::resource("/contacts/{id}/why/{other}")
-                    .route(web::get().to(why))
-                    .default_service(web::to(|| method_not_allowed("GET"))),
+                Endpoint::at("/blocked-identifiers")
+                    .on(Method::GET, list_rules)
+                    .on(Method::POST, create_rule),
             )
+            .service(Endpoint::at("/blocked-identifiers/preview").on(Method::POST, preview_rule))
+            .service(Endpoint::at("/blocked-identifiers/{id}").on(Method::DELETE, delete_rule))
             .service(
-                web::resource("/contacts/{id}/graph")
-                    .route(web::get().to(graph))
-                    .default_service(web::to(|| method_not_allowed("GET"))),
+                Endpoint::at("/links")
+                    .on(Method::GET, list_links)
+                    .on(Method::POST, create_link),
             )
-            .service(
-                web::resource("/customers/search")
-                    .route(web::post().to(search))
-                    .default_service(web::to(|| method_not_allowed("POST"))),
-            )
-            .service(
-                web::resource("/blocked-identifiers")
-                    .route(web::get().to(list_rules))
-                    .route(web::post().to(create_rule))
-                    .default_service(web::to(|| method_not_allowed("GET, POST"))),
-            )
-            .service(
-                web::resource("/blocked-identifiers/preview")
-                    .route(web::post().to(preview_rule))
-                    .default_service(web::to(|| method_not_allowed("POST"))),
-            )
-            .service(
-                web::resource("/blocked-identifiers/{id}")
-                    .route(web::delete().to(delete_rule))
-                    .default_service(web::to(|| method_not_allowed("DELETE"))),
-            )
-            .service(
-                web::resource("/links")
-                    .route(web::get().to(list_links))
-                    .route(web::post().to(create_link))
-                    .default_service(web::to(|| method_not_allowed("GET, POST"))),
-            )
-            .service(
-                web::resource("/links/preview")
-                    .route(web::post().to(preview_link))
-                    .default_service(web::to(|| method_not_allowed("POST"))),
-            )
-            .service(
-                web::resource("/links/{id}")
-                    .route(web::delete().to(delete_link))
-                    .default_service(web::to(|| method_not_allowed("DELETE"))),
-            )
+            .service(Endpoint::at("/links/preview").on(Method::POST, preview_link))
+            .service(Endpoint::at("/links/{id}").on(Method::DELETE, delete_link))
             .configure(crate::console::routes)
-            .service(
-                web::resource("/contacts/{id}/history")
-                    .route(web::get().to(history))
-                    .default_service(web::to(|| method_not_allowed("GET"))),
-            )
-            .service(
-                web::resource("/customers/{primaryId}")
-                    .route(web::delete().to(erase_customer))
-                    .default_service(web::to(|| method_not_allowed("DELETE"))),
-            )
-            .service(
-                web::resource("/metrics")
-                    .route(web::get().to(metrics))
-                    .default_service(web::to(|| method_not_allowed("GET"))),
-            )
+            .service(Endpoint::at("/contacts/{id}/history").on(Method::GET, history))
+            .service(Endpoint::at("/customers/{primaryId}").on(Method::DELETE, erase_customer))
+            .service(Endpoint::at("/metrics").on(Method::GET, metrics))
             .service(web::resource("/docs").route(web::get().to(|| async {
                 HttpResponse::PermanentRedirect()
                     .insert_header((actix_web::http::header::LOCATION, "/docs/"))
                     .finish()
             })))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document))
-            .service(
-                web::resource("/identify")
-                    .route(web::post().to(identify))
-                    .default_service(web::to(|| method_not_allowed("POST"))),
-            )
-            .service(
-                web::resource("/healthz")
-                    .route(web::get().to(healthz))
-                    .default_service(web::to(|| method_not_allowed("GET"))),
-            )
-            .service(
-                web::resource("/readyz")
-                    .route(web::get().to(readyz))
-                    .default_service(web::to(|| method_not_allowed("GET"))),
-            )
+            .service(Endpoint::at("/identify").on(Method::POST, identify))
+            .service(Endpoint::at("/healthz").on(Method::GET, healthz))
+            .service(Endpoint::at("/readyz").on(Method::GET, readyz))
             .default_service(web::to(not_found));
     }
 }
@@ -412,8 +361,4 @@ fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Err
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
-}
-
-async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed { allow })
 }

@@ -1,8 +1,8 @@
 //! The HTTP wire types that several routes share, and nothing else: the body `/identify`
 //! takes (also the values of unlink rules, searches and import records), the customer and
-//! link views, ids from paths, the request's id, reasons, and the request-body schemas of
-//! the OpenAPI document. The routes and `openapi.rs` import from here; this module imports
-//! no route, so no circle runs through it.
+//! link views, ids from paths, the request's id, reasons, and the request-body schemas and
+//! shared error answers of the OpenAPI document. The routes and `openapi.rs` import from
+//! here; this module imports no route, so no circle runs through it.
 
 use actix_web::{HttpMessage, HttpRequest};
 use identity_domain::contact::MAX_PHONE_NUMBER;
@@ -11,7 +11,7 @@ use identity_domain::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::error::ApiError;
 use crate::settings::CompatSettings;
@@ -38,6 +38,31 @@ pub(crate) fn path_id(raw: &str) -> Result<i64, ApiError> {
 pub(crate) fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
     let id = path_id(raw)?;
     ContactId::new(id).ok_or(ApiError::ContactNotFound(id))
+}
+
+/// The 400 of every route that takes ids in its path, for its OpenAPI `responses`.
+#[derive(IntoResponses)]
+#[response(
+    status = 400,
+    description = "An id in the path is not a positive whole number"
+)]
+#[allow(dead_code)]
+pub(crate) struct InvalidId;
+
+/// The 404 of every route that names a contact by the id in its path.
+#[derive(IntoResponses)]
+#[response(status = 404, description = "No live contact has this id")]
+#[allow(dead_code)]
+pub(crate) struct NoContact;
+
+/// The answers of every route that reads a JSON body, before it looks inside.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum JsonBody {
+    #[response(status = 413, description = "Body over the size limit")]
+    TooLarge,
+    #[response(status = 415, description = "Content-Type is not application/json")]
+    NotJson,
 }
 
 /// Longest reason accepted, in characters.

@@ -237,16 +237,11 @@ impl Output<'_> {
     }
 }
 
-/// When `line` is a rule's line of an export (a JSON object whose only key is
-/// `unlinkRule`), the rule it holds, admitted with `policy` (the configured identifier
-/// rules, without the store's unlink rules: a rule's own value is not refused for having a
-/// rule); or the reason it is not a good one. `None` for every other line.
-pub(crate) fn rule_line(
-    line: &str,
-    policy: &identity_domain::IdentifierPolicy,
-) -> Option<Result<NewUnlinkRule, String>> {
-    // A cheap look first: records are many, rules few.
-    if !line.contains(RULE_QUOTED) {
+/// When `line` is a JSON object whose only key is `key` (`quoted`: the key in quotes), the
+/// fields it holds, or the reason they are not an object. `None` for every other line.
+fn entry_fields(line: &str, key: &str, quoted: &str) -> Option<Result<Map<String, Value>, String>> {
+    // A cheap look first: records are many, rules and links few.
+    if !line.contains(quoted) {
         return None;
     }
     let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(line) else {
@@ -255,8 +250,23 @@ pub(crate) fn rule_line(
     if object.len() != 1 {
         return None;
     }
-    let Some(Value::Object(mut fields)) = object.remove(RULE) else {
-        return Some(Err(format!("{RULE} must be a JSON object")));
+    match object.remove(key) {
+        Some(Value::Object(fields)) => Some(Ok(fields)),
+        _ => Some(Err(format!("{key} must be a JSON object"))),
+    }
+}
+
+/// When `line` is a rule's line of an export (a JSON object whose only key is
+/// `unlinkRule`), the rule it holds, admitted with `policy` (the configured identifier
+/// rules, without the store's unlink rules: a rule's own value is not refused for having a
+/// rule); or the reason it is not a good one. `None` for every other line.
+pub(crate) fn rule_line(
+    line: &str,
+    policy: &identity_domain::IdentifierPolicy,
+) -> Option<Result<NewUnlinkRule, String>> {
+    let mut fields = match entry_fields(line, RULE, RULE_QUOTED)? {
+        Ok(fields) => fields,
+        Err(e) => return Some(Err(e)),
     };
     let created_by = match fields.remove("createdBy") {
         Some(Value::String(by)) if !by.trim().is_empty() => by,
@@ -299,17 +309,9 @@ pub(crate) fn link_line(
     line: &str,
     policy: &identity_domain::IdentifierPolicy,
 ) -> Option<Result<LinkRecord, String>> {
-    if !line.contains(LINK_QUOTED) {
-        return None;
-    }
-    let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(line) else {
-        return None;
-    };
-    if object.len() != 1 {
-        return None;
-    }
-    let Some(Value::Object(mut fields)) = object.remove(LINK) else {
-        return Some(Err(format!("{LINK} must be a JSON object")));
+    let mut fields = match entry_fields(line, LINK, LINK_QUOTED)? {
+        Ok(fields) => fields,
+        Err(e) => return Some(Err(e)),
     };
     let text = |fields: &mut Map<String, Value>, key: &str| match fields.remove(key) {
         Some(Value::String(text)) if !text.trim().is_empty() => Some(text),

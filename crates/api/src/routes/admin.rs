@@ -2,16 +2,18 @@
 //! `DELETE /customers/{primaryId}`. Reading the history needs the read scope; erasure the
 //! admin scope, and `admin.erasure_enabled`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use identity_domain::{ContactId, IdentifyError, IdentityService, Link, Rewrite};
-use serde::Serialize;
-use utoipa::ToSchema;
+use std::future::{ready, Ready};
 
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use identity_domain::{ContactId, IdentityService, Link, Rewrite};
+use serde::Serialize;
+use utoipa::{IntoResponses, ToSchema};
+
+use super::{about_contact, call};
 use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::error::ApiError;
-use crate::error::Problem;
-use crate::run_blocking;
-use crate::wire::{contact_id, request_id};
+use crate::wire::{contact_id, request_id, InvalidId, NoContact};
 
 /// Whether erasure is on (`admin.erasure_enabled`).
 #[derive(Clone, Copy)]
@@ -74,20 +76,16 @@ pub struct HistoryView {
     security(("api_key" = ["read"])),
     responses(
         (status = 200, description = "The customer's history", body = HistoryView),
-        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
+        InvalidId,
+        NoContact,
     ))]
 pub async fn history(
     _key: Authorized<ReadScope>,
     service: web::Data<IdentityService>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = contact_id(&id)?;
-    let service = service.into_inner();
-    let events = run_blocking(move || service.history(id))
-        .await??
-        .ok_or(ApiError::ContactNotFound(id.get()))?;
-    let events = events
+    let events = about_contact(service, contact_id(&id)?, IdentityService::history)
+        .await?
         .into_iter()
         .map(|e| HistoryEventView {
             id: e.id,
@@ -139,13 +137,79 @@ impl From<Rewrite> for ErasureView {
     }
 }
 
-fn ensure_enabled(access: &ErasureAccess) -> Result<(), ApiError> {
-    if access.enabled {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "erasure is disabled on this service (admin.erasure_enabled)".to_owned(),
-        ))
+/// The answers both erasure routes give of their own.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+enum Erased {
+    #[response(status = 200, description = "Erased")]
+    Erased(ErasureView),
+    #[response(
+        status = 403,
+        description = "The key lacks the admin scope, or erasure is disabled"
+    )]
+    Disabled,
+}
+
+/// What an erasure route's id names.
+#[derive(Clone, Copy)]
+enum Erasable {
+    Contact,
+    /// A customer, by its primary's id.
+    Customer,
+}
+
+/// The right to erase, taken from the request: a key with the admin scope while erasure is
+/// on (else 401 or 403), the service, and the cause the history records
+/// (`erasure:<request id>`).
+pub struct Erasure {
+    service: web::Data<IdentityService>,
+    cause: String,
+}
+
+impl FromRequest for Erasure {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(Self::granted(request, payload))
+    }
+}
+
+impl Erasure {
+    fn granted(request: &HttpRequest, payload: &mut Payload) -> Result<Self, ApiError> {
+        Authorized::<AdminScope>::from_request(request, payload).into_inner()?;
+        let access = request.app_data::<web::Data<ErasureAccess>>();
+        let service = request.app_data::<web::Data<IdentityService>>();
+        let (Some(access), Some(service)) = (access, service) else {
+            return Err(ApiError::Internal(
+                "erasure is mounted without its service or setting".into(),
+            ));
+        };
+        if !access.enabled {
+            return Err(ApiError::Forbidden(
+                "erasure is disabled on this service (admin.erasure_enabled)".to_owned(),
+            ));
+        }
+        Ok(Self {
+            service: service.clone(),
+            cause: format!("erasure:{}", request_id(request)),
+        })
+    }
+
+    /// Erases what the path's `id` names.
+    async fn erase(self, id: &str, what: Erasable) -> Result<HttpResponse, ApiError> {
+        let id = contact_id(id)?;
+        let cause = self.cause;
+        let rewrite = call(self.service, move |service| match what {
+            Erasable::Contact => service.erase_contact(id, &cause),
+            Erasable::Customer => service.erase_customer(id, &cause),
+        })
+        .await?
+        .ok_or(match what {
+            Erasable::Contact => ApiError::ContactNotFound(id.get()),
+            Erasable::Customer => ApiError::CustomerNotFound(id.get()),
+        })?;
+        Ok(HttpResponse::Ok().json(ErasureView::from(rewrite)))
     }
 }
 
@@ -155,47 +219,12 @@ fn ensure_enabled(access: &ErasureAccess) -> Result<(), ApiError> {
 #[utoipa::path(delete, path = "/contacts/{id}", tag = "admin",
     params(("id" = i64, Path, description = "The contact to erase", minimum = 1)),
     security(("api_key" = ["admin"])),
-    responses(
-        (status = 200, description = "Erased", body = ErasureView),
-        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope, or erasure is disabled", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses(Erased, InvalidId, NoContact))]
 pub async fn erase_contact(
-    _key: Authorized<AdminScope>,
-    service: web::Data<IdentityService>,
-    access: web::Data<ErasureAccess>,
-    request: HttpRequest,
+    erasure: Erasure,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    erase(
-        service,
-        &access,
-        &request,
-        &id,
-        ApiError::ContactNotFound,
-        |s, id, cause| s.erase_contact(id, cause),
-    )
-    .await
-}
-
-/// The erasure endpoints' shared part: authorize, parse the id, erase, answer.
-async fn erase(
-    service: web::Data<IdentityService>,
-    access: &ErasureAccess,
-    request: &HttpRequest,
-    id: &str,
-    not_found: fn(i64) -> ApiError,
-    operation: fn(&IdentityService, ContactId, &str) -> Result<Option<Rewrite>, IdentifyError>,
-) -> Result<HttpResponse, ApiError> {
-    ensure_enabled(access)?;
-    let id = contact_id(id)?;
-    let cause = format!("erasure:{}", request_id(request));
-    let service = service.into_inner();
-    let rewrite = run_blocking(move || operation(&service, id, &cause))
-        .await??
-        .ok_or(not_found(id.get()))?;
-    Ok(HttpResponse::Ok().json(ErasureView::from(rewrite)))
+    erasure.erase(&id, Erasable::Contact).await
 }
 
 /// Erases every contact of a customer, named by its primary's id.
@@ -203,26 +232,14 @@ async fn erase(
     params(("primaryId" = i64, Path, description = "The customer's primary contact id", minimum = 1)),
     security(("api_key" = ["admin"])),
     responses(
-        (status = 200, description = "Erased", body = ErasureView),
-        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the admin scope, or erasure is disabled", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The contact does not lead a customer (it was merged into another); nothing erased", body = Problem, content_type = "application/problem+json"),
+        Erased,
+        InvalidId,
+        NoContact,
+        (status = 409, description = "The contact does not lead a customer (it was merged into another); nothing erased"),
     ))]
 pub async fn erase_customer(
-    _key: Authorized<AdminScope>,
-    service: web::Data<IdentityService>,
-    access: web::Data<ErasureAccess>,
-    request: HttpRequest,
+    erasure: Erasure,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    erase(
-        service,
-        &access,
-        &request,
-        &id,
-        ApiError::CustomerNotFound,
-        |s, id, cause| s.erase_customer(id, cause),
-    )
-    .await
+    erasure.erase(&id, Erasable::Customer).await
 }

@@ -10,12 +10,14 @@ use identity_domain::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::{about_contact, call};
 use crate::auth::{Authorized, ReadScope};
 use crate::error::ApiError;
-use crate::error::Problem;
-use crate::run_blocking;
 use crate::settings::CompatSettings;
-use crate::wire::{contact_id, ContactView, IdentifyBody, IdentifyResponse, LinkView};
+use crate::wire::{
+    contact_id, ContactView, IdentifyBody, IdentifyResponse, InvalidId, JsonBody, LinkView,
+    NoContact,
+};
 
 /// The consolidated customer that contact `id` (primary or secondary) belongs to, in the
 /// same shape as `/identify`'s answer. Writes nothing.
@@ -28,8 +30,8 @@ use crate::wire::{contact_id, ContactView, IdentifyBody, IdentifyResponse, LinkV
     responses(
         (status = 200, description = "The customer", body = IdentifyResponse,
          example = json!({"contact": {"primaryContactId": 1, "emails": ["lorraine@hillvalley.edu", "mcfly@hillvalley.edu"], "phoneNumbers": ["123456"], "secondaryContactIds": [23]}})),
-        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
+        InvalidId,
+        NoContact,
     )
 )]
 pub async fn contact(
@@ -38,11 +40,7 @@ pub async fn contact(
     compat: web::Data<CompatSettings>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = contact_id(&id)?;
-    let service = service.into_inner();
-    let customer = run_blocking(move || service.customer_of(id))
-        .await??
-        .ok_or(ApiError::ContactNotFound(id.get()))?;
+    let customer = about_contact(service, contact_id(&id)?, IdentityService::customer_of).await?;
     Ok(HttpResponse::Ok().json(IdentifyResponse::of(customer, Vec::new(), &compat)))
 }
 
@@ -133,8 +131,8 @@ impl From<Step> for StepView {
     security(("api_key" = ["read"])),
     responses(
         (status = 200, description = "The chain", body = WhyView),
-        (status = 400, description = "An id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The two are not live contacts of one customer", body = Problem, content_type = "application/problem+json"),
+        InvalidId,
+        (status = 404, description = "The two are not live contacts of one customer"),
     )
 )]
 pub async fn why(
@@ -143,9 +141,8 @@ pub async fn why(
     ids: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (from, to) = (contact_id(&ids.0)?, contact_id(&ids.1)?);
-    let service = service.into_inner();
-    let chain = run_blocking(move || service.why(from, to))
-        .await??
+    let chain = call(service, move |service| service.why(from, to))
+        .await?
         .ok_or(ApiError::NotOneCustomer)?;
     Ok(HttpResponse::Ok().json(WhyView {
         chain: chain.into_iter().map(StepView::from).collect(),
@@ -171,10 +168,9 @@ pub struct SearchView {
     security(("api_key" = ["read"])),
     responses(
         (status = 200, description = "The customers found (perhaps none)", body = SearchView),
-        (status = 400, description = "Not a JSON object, an invalid email or phone, or neither given", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Every identifier given is a blocked placeholder", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a JSON object, an invalid email or phone, or neither given"),
+        JsonBody,
+        (status = 422, description = "Every identifier given is a blocked placeholder"),
     )
 )]
 pub async fn search(
@@ -185,8 +181,7 @@ pub async fn search(
     body: web::Json<IdentifyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let identifiers = body.into_inner().admit(&policy)?.identifiers;
-    let service = service.into_inner();
-    let customers = run_blocking(move || service.search(&identifiers)).await??;
+    let customers = call(service, move |service| service.search(&identifiers)).await?;
     Ok(HttpResponse::Ok().json(SearchView {
         customers: customers
             .into_iter()
@@ -277,8 +272,8 @@ pub struct GraphView {
     security(("api_key" = ["read"])),
     responses(
         (status = 200, description = "The customer's graph", body = GraphView),
-        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No live contact has this id", body = Problem, content_type = "application/problem+json"),
+        InvalidId,
+        NoContact,
     )
 )]
 pub async fn graph(
@@ -288,10 +283,7 @@ pub async fn graph(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = contact_id(&id)?;
-    let service = service.into_inner();
-    let Graph { contacts, evidence } = run_blocking(move || service.graph(id))
-        .await??
-        .ok_or(ApiError::ContactNotFound(id.get()))?;
+    let Graph { contacts, evidence } = about_contact(service, id, IdentityService::graph).await?;
     let primary = contacts.first().map_or(id, Contact::primary_id).get();
     Ok(HttpResponse::Ok().json(GraphView {
         primary_contact_id: primary,

@@ -23,8 +23,8 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = serde_json::Value, example = json!({"status": "ready"})),
-        (status = 503, description = "The database does not answer", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected error", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database does not answer"),
+        (status = 500, description = "Unexpected error"),
     ))]
 pub async fn readyz(check: web::Data<ReadinessCheck>) -> Result<HttpResponse, ApiError> {
     let check = Arc::clone(check.get_ref());

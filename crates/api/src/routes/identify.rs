@@ -3,12 +3,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use identity_domain::{IdentifierPolicy, IdentityService};
 
+use super::call;
 use crate::auth::{Authorized, IdentifyScope};
 use crate::error::ApiError;
-use crate::error::Problem;
-use crate::run_blocking;
 use crate::settings::CompatSettings;
-use crate::wire::{request_cause, IdentifyBody, IdentifyResponse};
+use crate::wire::{request_cause, IdentifyBody, IdentifyResponse, JsonBody};
 
 /// Finds the customer that an email and/or phone number belong to, creating or linking
 /// contacts as the rules say.
@@ -21,11 +20,10 @@ use crate::wire::{request_cause, IdentifyBody, IdentifyResponse};
     responses(
         (status = 200, description = "The consolidated customer", body = IdentifyResponse,
          example = json!({"contact": {"primaryContactId": 1, "emails": ["lorraine@hillvalley.edu", "mcfly@hillvalley.edu"], "phoneNumbers": ["123456"], "secondaryContactIds": [23]}})),
-        (status = 400, description = "Not a JSON object, a field of the wrong type, an invalid email or phone, or neither given", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Every identifier given is a blocked placeholder or an unlinked value", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable or overloaded; repeating the request is safe", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a JSON object, a field of the wrong type, an invalid email or phone, or neither given"),
+        JsonBody,
+        (status = 422, description = "Every identifier given is a blocked placeholder or an unlinked value"),
+        (status = 503, description = "The database is unreachable or overloaded; repeating the request is safe"),
     )
 )]
 pub async fn identify(
@@ -38,8 +36,7 @@ pub async fn identify(
 ) -> Result<HttpResponse, ApiError> {
     let cause = request_cause(&request);
     let admitted = body.into_inner().admit(&policy)?;
-    let service = service.into_inner();
-    let identified = run_blocking(move || service.identify(admitted, &cause)).await??;
+    let identified = call(service, move |service| service.identify(admitted, &cause)).await?;
     if let Some(refusal) = identified.refused {
         // Ids and sizes only: identifiers are personal data and stay out of logs.
         tracing::warn!(

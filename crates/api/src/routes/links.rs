@@ -5,17 +5,16 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use identity_domain::{ContactId, IdentityService, Linked, ManualLink};
+use identity_domain::{ContactId, Customer, IdentityService, Linked, ManualLink, StoredLink};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
+use super::call;
 use crate::auth::{AdminScope, Authorized};
 use crate::error::ApiError;
-use crate::error::Problem;
-use crate::run_blocking;
 use crate::settings::CompatSettings;
-use crate::wire::{path_id, valid_reason, ContactView, LinkView};
+use crate::wire::{path_id, valid_reason, ContactView, InvalidId, JsonBody, LinkView};
 
 /// What a link did (or, previewed, would do).
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,6 +25,18 @@ pub struct LinkedView {
     link: Option<LinkView>,
     /// The customer the two contacts form.
     customer: Option<ContactView>,
+}
+
+impl LinkedView {
+    fn new(link: Option<StoredLink>, customers: Vec<Customer>, compat: &CompatSettings) -> Self {
+        Self {
+            link: link.map(LinkView::from),
+            customer: customers
+                .into_iter()
+                .next()
+                .map(|customer| ContactView::new(customer, compat)),
+        }
+    }
 }
 
 /// What deleting a link did.
@@ -59,6 +70,19 @@ pub struct LinkRequest {
     /// preview ignores it.
     #[schema(min_length = 1, max_length = 500)]
     reason: Option<String>,
+}
+
+/// Why a link (or its preview) is refused, beside a bad body: the answers both routes share.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+enum LinkRefused {
+    #[response(status = 404, description = "A contact id names no live contact")]
+    NoContact,
+    #[response(
+        status = 409,
+        description = "The two are one customer already, or joining them would pass a merge_guard limit (named)"
+    )]
+    Conflict,
 }
 
 /// Reads `{"contactIds": [a, b], "reason": "…"}`: two different positive ids; the reason
@@ -114,11 +138,9 @@ fn read_body(
     security(("api_key" = ["admin"])),
     responses(
         (status = 201, description = "The link, and the customer the two form now", body = LinkedView),
-        (status = 400, description = "Not two different contact ids, or no reason", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "A contact id names no live contact", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The two are one customer already, or joining them would pass a merge_guard limit (named)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not two different contact ids, or no reason"),
+        LinkRefused,
+        JsonBody,
     )
 )]
 pub async fn create_link(
@@ -128,8 +150,7 @@ pub async fn create_link(
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let link = read_body(body.into_inner(), true, key.caller.name())?;
-    let service = service.into_inner();
-    let Linked { link, customers } = run_blocking(move || service.link(&link)).await??;
+    let Linked { link, customers } = call(service, move |service| service.link(&link)).await?;
     tracing::info!(
         link = link.id,
         by = %link.link.created_by,
@@ -137,13 +158,7 @@ pub async fn create_link(
     );
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/links/{}", link.id)))
-        .json(LinkedView {
-            link: Some(link.into()),
-            customer: customers
-                .into_iter()
-                .next()
-                .map(|customer| ContactView::new(customer, &compat)),
-        }))
+        .json(LinkedView::new(Some(link), customers, &compat)))
 }
 
 /// What linking the two contacts' customers would give now. Writes nothing.
@@ -155,11 +170,9 @@ pub async fn create_link(
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The customer that would result", body = LinkedView),
-        (status = 400, description = "Not two different contact ids", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "A contact id names no live contact", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The two are one customer already, or joining them would pass a merge_guard limit (named)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not two different contact ids"),
+        LinkRefused,
+        JsonBody,
     )
 )]
 pub async fn preview_link(
@@ -169,15 +182,9 @@ pub async fn preview_link(
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let link = read_body(body.into_inner(), false, key.caller.name())?;
-    let service = service.into_inner();
-    let Linked { customers, .. } = run_blocking(move || service.preview_link(&link)).await??;
-    Ok(HttpResponse::Ok().json(LinkedView {
-        link: None,
-        customer: customers
-            .into_iter()
-            .next()
-            .map(|customer| ContactView::new(customer, &compat)),
-    }))
+    let Linked { customers, .. } =
+        call(service, move |service| service.preview_link(&link)).await?;
+    Ok(HttpResponse::Ok().json(LinkedView::new(None, customers, &compat)))
 }
 
 /// Every manual link, oldest first.
@@ -194,8 +201,7 @@ pub async fn list_links(
     _key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = service.into_inner();
-    let links = run_blocking(move || service.links()).await??;
+    let links = call(service, IdentityService::links).await?;
     Ok(HttpResponse::Ok().json(LinksView {
         links: links.into_iter().map(LinkView::from).collect(),
     }))
@@ -212,8 +218,8 @@ pub async fn list_links(
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "Deleted; the customers its contacts belong to now", body = UnlinkedByHandView),
-        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No link has this id", body = Problem, content_type = "application/problem+json"),
+        InvalidId,
+        (status = 404, description = "No link has this id"),
     )
 )]
 pub async fn delete_link(
@@ -223,15 +229,12 @@ pub async fn delete_link(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id)?;
-    let service = service.into_inner();
-    let Linked { link, customers } = run_blocking(move || service.delete_link(id))
-        .await??
+    let Linked { link, customers } = call(service, move |service| service.delete_link(id))
+        .await?
         .ok_or(ApiError::LinkNotFound(id))?;
     tracing::info!(link = link.id, by = %key.caller.name(), "manual link deleted");
     let [a, b] = link.link.contacts;
-    let holds = |c: &identity_domain::Customer, id: ContactId| {
-        c.primary_id == id || c.secondary_ids.contains(&id)
-    };
+    let holds = |c: &Customer, id: ContactId| c.primary_id == id || c.secondary_ids.contains(&id);
     let still_one_customer = customers.iter().any(|c| holds(c, a) && holds(c, b));
     Ok(HttpResponse::Ok().json(UnlinkedByHandView {
         link: link.into(),

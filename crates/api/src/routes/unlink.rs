@@ -11,14 +11,13 @@ use identity_domain::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
+use super::call;
 use crate::auth::{AdminScope, Authorized};
 use crate::error::ApiError;
-use crate::error::Problem;
-use crate::run_blocking;
 use crate::settings::CompatSettings;
-use crate::wire::{path_id, valid_reason, ContactView, IdentifyBody};
+use crate::wire::{path_id, valid_reason, ContactView, IdentifyBody, InvalidId, JsonBody};
 
 /// The body of both routes: one value (`email` or `phoneNumber`, any spelling `/identify`
 /// accepts) and, to make a rule, a `reason` (a preview ignores it, as unknown fields).
@@ -58,6 +57,19 @@ impl RuleBody {
             )),
         }
     }
+}
+
+/// Why a rule (or its preview) is refused, beside a bad body: the answers both routes share.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+enum RuleRefused {
+    #[response(status = 409, description = "A rule for this value exists")]
+    Exists,
+    #[response(
+        status = 422,
+        description = "The value is a configured placeholder already"
+    )]
+    Placeholder,
 }
 
 /// A rule.
@@ -138,11 +150,9 @@ pub struct RulesView {
     security(("api_key" = ["admin"])),
     responses(
         (status = 201, description = "The rule, and the customers that resulted", body = UnlinkedView),
-        (status = 400, description = "Not one valid email or phone, or no reason", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A rule for this value exists", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The value is a configured placeholder already", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not one valid email or phone, or no reason"),
+        RuleRefused,
+        JsonBody,
     )
 )]
 pub async fn create_rule(
@@ -161,8 +171,7 @@ pub async fn create_rule(
         )?,
         created_by: key.caller.name().to_owned(),
     };
-    let service = service.into_inner();
-    let unlinked = run_blocking(move || service.unlink(&rule)).await??;
+    let unlinked = call(service, move |service| service.unlink(&rule)).await?;
     if let Some(rule) = &unlinked.rule {
         // The rule's id, kind and author; never its value.
         tracing::info!(
@@ -195,11 +204,9 @@ pub async fn create_rule(
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The customers that would result", body = UnlinkedView),
-        (status = 400, description = "Not one valid email or phone", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A rule for this value exists", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The value is a configured placeholder already", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not one valid email or phone"),
+        RuleRefused,
+        JsonBody,
     )
 )]
 pub async fn preview_rule(
@@ -210,8 +217,7 @@ pub async fn preview_rule(
     body: web::Json<RuleBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (identifier, _) = body.into_inner().identifier(&policy)?;
-    let service = service.into_inner();
-    let preview = run_blocking(move || service.preview_unlink(&identifier)).await??;
+    let preview = call(service, move |service| service.preview_unlink(&identifier)).await?;
     Ok(HttpResponse::Ok().json(UnlinkedView::new(preview, &compat)))
 }
 
@@ -229,8 +235,7 @@ pub async fn list_rules(
     _key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = service.into_inner();
-    let rules = run_blocking(move || service.unlink_rules()).await??;
+    let rules = call(service, IdentityService::unlink_rules).await?;
     Ok(HttpResponse::Ok().json(RulesView {
         rules: rules.into_iter().map(RuleView::from).collect(),
     }))
@@ -246,8 +251,8 @@ pub async fn list_rules(
     security(("api_key" = ["admin"])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "The id is not a positive whole number", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No rule has this id", body = Problem, content_type = "application/problem+json"),
+        InvalidId,
+        (status = 404, description = "No rule has this id"),
     )
 )]
 pub async fn delete_rule(
@@ -256,9 +261,8 @@ pub async fn delete_rule(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id)?;
-    let service = service.into_inner();
-    let deleted = run_blocking(move || service.delete_unlink_rule(id))
-        .await??
+    let deleted = call(service, move |service| service.delete_unlink_rule(id))
+        .await?
         .ok_or(ApiError::RuleNotFound(id))?;
     tracing::info!(
         rule = deleted.id,
