@@ -26,8 +26,8 @@ use std::io::{self, Write};
 use chrono::{DateTime, Utc};
 use identity_domain::{
     check_link, plan_relink, Contact, ContactId, ContactRepository, CustomerLimits, Evidence,
-    Exported, Identifier, Identifiers, LinkPlanner, LinkRefused, ManualLink, NewUnlinkRule,
-    RepositoryError, Rewrite,
+    Exported, Identifiers, LinkPlanner, LinkRefused, ManualLink, NewUnlinkRule, RepositoryError,
+    Rewrite,
 };
 use serde_json::{json, Map, Value};
 
@@ -237,9 +237,14 @@ impl Output<'_> {
     }
 }
 
-/// When `line` is a JSON object whose only key is `key` (`quoted`: the key in quotes), the
-/// fields it holds, or the reason they are not an object. `None` for every other line.
-fn entry_fields(line: &str, key: &str, quoted: &str) -> Option<Result<Map<String, Value>, String>> {
+/// When `line` is a JSON object whose only key is `key` (`quoted`: the key in quotes), what
+/// `read` makes of the fields it holds, or why that is not a good `what`. `None` for every
+/// other line.
+fn read_entry<T>(
+    line: &str,
+    (key, quoted, what): (&str, &str, &str),
+    read: impl FnOnce(Map<String, Value>) -> Result<T, String>,
+) -> Option<Result<T, String>> {
     // A cheap look first: records are many, rules and links few.
     if !line.contains(quoted) {
         return None;
@@ -250,10 +255,11 @@ fn entry_fields(line: &str, key: &str, quoted: &str) -> Option<Result<Map<String
     if object.len() != 1 {
         return None;
     }
-    match object.remove(key) {
-        Some(Value::Object(fields)) => Some(Ok(fields)),
-        _ => Some(Err(format!("{key} must be a JSON object"))),
-    }
+    let read = match object.remove(key) {
+        Some(Value::Object(fields)) => read(fields),
+        _ => Err(format!("{key} must be a JSON object")),
+    };
+    Some(read.map_err(|e| format!("not {what}: {e}")))
 }
 
 /// When `line` is a rule's line of an export (a JSON object whose only key is
@@ -264,34 +270,36 @@ pub(crate) fn rule_line(
     line: &str,
     policy: &identity_domain::IdentifierPolicy,
 ) -> Option<Result<NewUnlinkRule, String>> {
-    let mut fields = match entry_fields(line, RULE, RULE_QUOTED)? {
-        Ok(fields) => fields,
-        Err(e) => return Some(Err(e)),
-    };
-    let created_by = match fields.remove("createdBy") {
+    read_entry(line, (RULE, RULE_QUOTED, "an unlink rule"), |fields| {
+        read_rule(fields, policy).map_err(|e| e.to_string())
+    })
+}
+
+/// Who made an exported rule or link: its `createdBy`, else `import`.
+fn created_by(fields: &mut Map<String, Value>) -> String {
+    match fields.remove("createdBy") {
         Some(Value::String(by)) if !by.trim().is_empty() => by,
         _ => "import".to_owned(),
-    };
+    }
+}
+
+/// The unlink rule a rule's line holds.
+fn read_rule(
+    mut fields: Map<String, Value>,
+    policy: &identity_domain::IdentifierPolicy,
+) -> Result<NewUnlinkRule, ApiError> {
+    let created_by = created_by(&mut fields);
     fields.remove("createdAt");
-    let admitted =
-        RuleBody::from(fields)
-            .identifier(policy)
-            .and_then(|(identifier, raw_reason)| {
-                let reason = valid_reason(
-                    raw_reason,
-                    "give a reason: a sentence that says why this value identifies no one",
-                )?;
-                Ok((identifier, reason))
-            });
-    Some(
-        admitted
-            .map(|(identifier, reason): (Identifier, String)| NewUnlinkRule {
-                identifier,
-                reason,
-                created_by,
-            })
-            .map_err(|e: ApiError| format!("not an unlink rule: {e}")),
-    )
+    let (identifier, raw_reason) = RuleBody::from(fields).identifier(policy)?;
+    let reason = valid_reason(
+        raw_reason,
+        "give a reason: a sentence that says why this value identifies no one",
+    )?;
+    Ok(NewUnlinkRule {
+        identifier,
+        reason,
+        created_by,
+    })
 }
 
 /// A manual link read from an import file: its two contacts by their values and dates.
@@ -309,14 +317,16 @@ pub(crate) fn link_line(
     line: &str,
     policy: &identity_domain::IdentifierPolicy,
 ) -> Option<Result<LinkRecord, String>> {
-    let mut fields = match entry_fields(line, LINK, LINK_QUOTED)? {
-        Ok(fields) => fields,
-        Err(e) => return Some(Err(e)),
-    };
-    let text = |fields: &mut Map<String, Value>, key: &str| match fields.remove(key) {
-        Some(Value::String(text)) if !text.trim().is_empty() => Some(text),
-        _ => None,
-    };
+    read_entry(line, (LINK, LINK_QUOTED, "a manual link"), |fields| {
+        read_link(fields, policy)
+    })
+}
+
+/// The manual link a link's line holds.
+fn read_link(
+    mut fields: Map<String, Value>,
+    policy: &identity_domain::IdentifierPolicy,
+) -> Result<LinkRecord, String> {
     let contact = |value: &Value| -> Result<(Identifiers, Option<DateTime<Utc>>), String> {
         let Value::Object(mut body) = value.clone() else {
             return Err("a link's contact must be a JSON object".to_owned());
@@ -334,25 +344,23 @@ pub(crate) fn link_line(
             .map_err(|e| format!("a link's contact: {e}"))?;
         Ok((admitted.identifiers, created_at))
     };
-    let parsed = (|| {
-        let Some(Value::Array(contacts)) = fields.remove("contacts") else {
-            return Err("a link names its two contacts under \"contacts\"".to_owned());
-        };
-        let [a, b] = contacts.as_slice() else {
-            return Err("a link names exactly two contacts".to_owned());
-        };
-        let reason = valid_reason(
-            fields.remove("reason"),
-            "give a reason: a sentence that says why the two customers are one person",
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(LinkRecord {
-            contacts: [contact(a)?, contact(b)?],
-            reason,
-            created_by: text(&mut fields, "createdBy").unwrap_or_else(|| "import".to_owned()),
-        })
-    })();
-    Some(parsed.map_err(|e| format!("not a manual link: {e}")))
+    let Some(Value::Array(contacts)) = fields.remove("contacts") else {
+        return Err("a link names its two contacts under \"contacts\"".to_owned());
+    };
+    let [a, b] = contacts.as_slice() else {
+        return Err("a link names exactly two contacts".to_owned());
+    };
+    let reason = valid_reason(
+        fields.remove("reason"),
+        "give a reason: a sentence that says why the two customers are one person",
+    )
+    .map_err(|e| e.to_string())?;
+    let created_by = created_by(&mut fields);
+    Ok(LinkRecord {
+        contacts: [contact(a)?, contact(b)?],
+        reason,
+        created_by,
+    })
 }
 
 /// What making an import file's links did.

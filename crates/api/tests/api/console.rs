@@ -143,6 +143,14 @@ async fn until(client: &Client, what: &str, script: &str) {
     }
 }
 
+/// Picks contacts in the picture with the keyboard alone (Enter on each), as for a
+/// why-chain.
+async fn pick_with_keyboard(client: &Client, ids: [i64; 2]) {
+    for id in ids {
+        press(client, &contact_node(client, id).await, Key::Enter).await;
+    }
+}
+
 /// Clicks the element with this id.
 async fn click(client: &Client, id: &str) {
     let element = client
@@ -295,18 +303,8 @@ async fn drive(client: &Client, app: &TestApp, lorraine: i64, biff: i64) -> Vec<
         .select_by_value("email")
         .await
         .expect("selected");
-    let search = client
-        .find(Locator::Id("search-value"))
-        .await
-        .expect("the value");
-    search
-        .send_keys(" Biff@HillValley.edu ")
-        .await
-        .expect("typed");
-    search
-        .send_keys(&Key::Enter.to_string())
-        .await
-        .expect("submitted");
+    type_into(client, "search-value", " Biff@HillValley.edu ").await;
+    type_into(client, "search-value", &Key::Enter.to_string()).await;
 
     // Every contact drawn, with the edges of the shared values and the joining request.
     until(
@@ -344,9 +342,7 @@ async fn drive(client: &Client, app: &TestApp, lorraine: i64, biff: i64) -> Vec<
     .await;
 
     // Why are lorraine and biff one customer? Picked with the keyboard only.
-    for id in [lorraine, biff] {
-        press(client, &contact_node(client, id).await, Key::Enter).await;
-    }
+    pick_with_keyboard(client, [lorraine, biff]).await;
     until(
         client,
         "the chain",
@@ -440,18 +436,8 @@ async fn drive(client: &Client, app: &TestApp, lorraine: i64, biff: i64) -> Vec<
 /// link drawn and named in the why-chain (the screenshot), then undoes it from its edge.
 async fn link_by_hand_and_undo(client: &Client, lorraine: i64, biff: i64) -> Vec<u8> {
     click(client, "link-open").await;
-    let query = client
-        .find(Locator::Id("link-query"))
-        .await
-        .expect("the search field");
-    query
-        .send_keys("lorraine@hillvalley.edu")
-        .await
-        .expect("typed");
-    query
-        .send_keys(&Key::Enter.to_string())
-        .await
-        .expect("submitted");
+    type_into(client, "link-query", "lorraine@hillvalley.edu").await;
+    type_into(client, "link-query", &Key::Enter.to_string()).await;
     client
         .wait()
         .for_element(Locator::Css(&format!(
@@ -484,9 +470,7 @@ async fn link_by_hand_and_undo(client: &Client, lorraine: i64, biff: i64) -> Vec
     )
     .await;
     // The why-chain between the two sides names the link.
-    for id in [lorraine, biff] {
-        press(client, &contact_node(client, id).await, Key::Enter).await;
-    }
+    pick_with_keyboard(client, [lorraine, biff]).await;
     until(
         client,
         "the chain through the link",

@@ -344,23 +344,21 @@ fn bearer_is_case_insensitive_and_other_charsets_are_refused() {
             .expect("answers");
         assert_eq!(answer.status(), 404, "{scheme}: the key was taken");
     }
-    let body = r#"{"email":"utf16@hillvalley.edu"}"#;
-    let reply = crate::helpers::into_reply(
-        crate::helpers::agent()
-            .post(format!("{}/identify", app.address))
-            .header("Authorization", format!("Bearer {key}"))
-            .header("Content-Type", "application/json; charset=utf-16")
-            .send(body),
-    );
-    reply.assert_problem(415, "unsupported-media-type");
+    let identify_in = |charset: &str| {
+        crate::helpers::into_reply(
+            crate::helpers::agent()
+                .post(format!("{}/identify", app.address))
+                .header("Authorization", format!("Bearer {key}"))
+                .header(
+                    "Content-Type",
+                    format!("application/json; charset={charset}"),
+                )
+                .send(r#"{"email":"utf16@hillvalley.edu"}"#),
+        )
+    };
+    identify_in("utf-16").assert_problem(415, "unsupported-media-type");
     assert!(app.rows().is_empty(), "nothing was written");
-    let reply = crate::helpers::into_reply(
-        crate::helpers::agent()
-            .post(format!("{}/identify", app.address))
-            .header("Authorization", format!("Bearer {key}"))
-            .header("Content-Type", "application/json; charset=UTF-8")
-            .send(body),
-    );
+    let reply = identify_in("UTF-8");
     assert_eq!(reply.status, 200, "{reply:?}");
 }
 

@@ -9,6 +9,13 @@ use crate::helpers::{agent, assert_check_clean, id_of, into_reply, run_cli, Test
 const ADMIN_KEY: &str = "idk_links_test_admin_0123456789abcdef";
 const READ_KEY: &str = "idk_links_test_read_0123456789abcdef";
 
+/// A service with an admin key, and doc's id: its first customer (phone 5550100).
+fn with_doc() -> (TestApp, i64) {
+    let app = TestApp::spawn().with_key(ADMIN_KEY, "identify,read,admin");
+    let doc = app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "5550100"}));
+    (app, id_of(&doc))
+}
+
 fn post(app: &TestApp, path: &str, body: &Value) -> crate::helpers::Reply {
     app.post(path, Some("application/json"), &body.to_string())
 }
@@ -112,9 +119,7 @@ fn support_links_two_customers_previews_lists_and_deletes_the_link() {
 /// side whose values it shares, as if the link had never been made.
 #[test]
 fn deleting_a_link_re_clusters_what_came_since_by_its_values() {
-    let app = TestApp::spawn().with_key(ADMIN_KEY, "identify,read,admin");
-    let doc =
-        id_of(&app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "5550100"})));
+    let (app, doc) = with_doc();
     let marty =
         id_of(&app.identify_ok(json!({"email": "marty@hillvalley.edu", "phoneNumber": "5550199"})));
     let made = post(
@@ -146,9 +151,7 @@ fn deleting_a_link_re_clusters_what_came_since_by_its_values() {
 
 #[test]
 fn bad_link_bodies_and_other_scopes_are_refused_and_write_nothing() {
-    let app = TestApp::spawn().with_key(ADMIN_KEY, "identify,read,admin");
-    let doc =
-        id_of(&app.identify_ok(json!({"email": "doc@hillvalley.edu", "phoneNumber": "5550100"})));
+    let (app, doc) = with_doc();
     let marty = app.identify_ok(json!({"email": "marty@hillvalley.edu", "phoneNumber": "5550100"}));
     let marty = crate::helpers::ids(&marty["secondaryContactIds"])[0];
     let biff = id_of(&app.identify_ok(json!({"email": "biff@hillvalley.edu"})));

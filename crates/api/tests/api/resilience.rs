@@ -59,6 +59,19 @@ fn first_write_after(
     None
 }
 
+/// Stops the client threads and takes what they recorded.
+fn stop_clients<T>(
+    stop: &AtomicBool,
+    clients: Vec<thread::JoinHandle<()>>,
+    recorded: &Mutex<Vec<T>>,
+) -> Vec<T> {
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().expect("a client thread");
+    }
+    std::mem::take(&mut *recorded.lock().expect("not poisoned"))
+}
+
 fn get(agent: &ureq::Agent, base: &str, path: &str) -> Exchange {
     let sent = Instant::now();
     let reply = into_reply(agent.get(format!("{base}{path}")).call());
@@ -187,12 +200,7 @@ fn a_frozen_database_costs_a_request_at_most_the_deadline_and_serving_resumes_by
 
     // Serving again by itself: a new customer is answered 200.
     let recovered = first_write_after(&http, &base, thawed, Duration::from_secs(10), "frozen");
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().expect("a client thread");
-    }
-
-    let exchanges = exchanges.lock().expect("not poisoned");
+    let exchanges = stop_clients(&stop, clients, &exchanges);
     let hit: Vec<&Exchange> = exchanges
         .iter()
         .filter(|e| e.sent + e.took > frozen && e.sent < thawed)
@@ -318,12 +326,7 @@ fn a_failover_under_load_loses_no_acknowledged_write_and_needs_no_restart() {
     let http = agent();
     let served = first_write_after(&http, &base, promoted, Duration::from_secs(20), "failover");
     thread::sleep(Duration::from_millis(1000));
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().expect("a client thread");
-    }
-
-    let exchanges = exchanges.lock().expect("not poisoned");
+    let exchanges = stop_clients(&stop, clients, &exchanges);
     let acknowledged: Vec<&String> = exchanges
         .iter()
         .filter(|(_, e)| e.reply.status == 200)
