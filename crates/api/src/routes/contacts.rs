@@ -21,10 +21,7 @@ use crate::wire::{
 
 /// The consolidated customer that contact `id` (primary or secondary) belongs to, in the
 /// same shape as `/identify`'s answer. Writes nothing.
-#[utoipa::path(
-    get,
-    path = "/contacts/{id}",
-    tag = "identity",
+#[utoipa::path(get, path = "/contacts/{id}", tag = "identity",
     params(("id" = i64, Path, description = "Any contact id of the customer (primary or secondary)", minimum = 1)),
     security(("api_key" = ["read"])),
     responses(
@@ -32,8 +29,7 @@ use crate::wire::{
          example = json!({"contact": {"primaryContactId": 1, "emails": ["lorraine@hillvalley.edu", "mcfly@hillvalley.edu"], "phoneNumbers": ["123456"], "secondaryContactIds": [23]}})),
         InvalidId,
         NoContact,
-    )
-)]
+    ))]
 pub async fn contact(
     _key: Authorized<ReadScope>,
     service: web::Data<IdentityService>,
@@ -120,10 +116,7 @@ impl From<Step> for StepView {
 
 /// Why contacts `id` and `other` are one customer: the shortest chain of evidence that joins
 /// them (a shared email or phone, or a stored request that joined two customers).
-#[utoipa::path(
-    get,
-    path = "/contacts/{id}/why/{other}",
-    tag = "identity",
+#[utoipa::path(get, path = "/contacts/{id}/why/{other}", tag = "identity",
     params(
         ("id" = i64, Path, description = "A contact", minimum = 1),
         ("other" = i64, Path, description = "Another contact", minimum = 1),
@@ -133,8 +126,7 @@ impl From<Step> for StepView {
         (status = 200, description = "The chain", body = WhyView),
         InvalidId,
         (status = 404, description = "The two are not live contacts of one customer"),
-    )
-)]
+    ))]
 pub async fn why(
     _key: Authorized<ReadScope>,
     service: web::Data<IdentityService>,
@@ -160,10 +152,7 @@ pub struct SearchView {
 /// Finds the customers that hold an email or a phone number (normalized as `/identify`
 /// does), without writing anything. The values travel in the body, not the URL, so that
 /// they stay out of access logs.
-#[utoipa::path(
-    post,
-    path = "/customers/search",
-    tag = "identity",
+#[utoipa::path(post, path = "/customers/search", tag = "identity",
     request_body(content = crate::wire::IdentifyRequest, content_type = "application/json"),
     security(("api_key" = ["read"])),
     responses(
@@ -171,8 +160,7 @@ pub struct SearchView {
         (status = 400, description = "Not a JSON object, an invalid email or phone, or neither given"),
         JsonBody,
         (status = 422, description = "Every identifier given is a blocked placeholder"),
-    )
-)]
+    ))]
 pub async fn search(
     _key: Authorized<ReadScope>,
     service: web::Data<IdentityService>,
@@ -264,18 +252,14 @@ pub struct GraphView {
 
 /// The graph of the customer of any contact: its contacts with their values and links, and
 /// the stored requests that joined parts of it.
-#[utoipa::path(
-    get,
-    path = "/contacts/{id}/graph",
-    tag = "identity",
+#[utoipa::path(get, path = "/contacts/{id}/graph", tag = "identity",
     params(("id" = i64, Path, description = "Any contact id of the customer", minimum = 1)),
     security(("api_key" = ["read"])),
     responses(
         (status = 200, description = "The customer's graph", body = GraphView),
         InvalidId,
         NoContact,
-    )
-)]
+    ))]
 pub async fn graph(
     _key: Authorized<ReadScope>,
     service: web::Data<IdentityService>,

@@ -11,10 +11,7 @@ use crate::wire::{request_cause, IdentifyBody, IdentifyResponse, JsonBody};
 
 /// Finds the customer that an email and/or phone number belong to, creating or linking
 /// contacts as the rules say.
-#[utoipa::path(
-    post,
-    path = "/identify",
-    tag = "identity",
+#[utoipa::path(post, path = "/identify", tag = "identity",
     request_body(content = crate::wire::IdentifyRequest, content_type = "application/json"),
     security(("api_key" = ["identify"])),
     responses(
@@ -24,8 +21,7 @@ use crate::wire::{request_cause, IdentifyBody, IdentifyResponse, JsonBody};
         JsonBody,
         (status = 422, description = "Every identifier given is a blocked placeholder or an unlinked value"),
         (status = 503, description = "The database is unreachable or overloaded; repeating the request is safe"),
-    )
-)]
+    ))]
 pub async fn identify(
     _key: Authorized<IdentifyScope>,
     service: web::Data<IdentityService>,

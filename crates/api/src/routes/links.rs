@@ -130,10 +130,7 @@ fn read_body(
 /// Joins the customers of two contacts by hand, as a request that brought a value of each
 /// would: the older primary leads, the other customer's contacts link to it; history (cause
 /// `link:<id>`) and change events record it. Within the merge guard.
-#[utoipa::path(
-    post,
-    path = "/links",
-    tag = "admin",
+#[utoipa::path(post, path = "/links", tag = "admin",
     request_body(content = LinkRequest, content_type = "application/json"),
     security(("api_key" = ["admin"])),
     responses(
@@ -141,8 +138,7 @@ fn read_body(
         (status = 400, description = "Not two different contact ids, or no reason"),
         LinkRefused,
         JsonBody,
-    )
-)]
+    ))]
 pub async fn create_link(
     key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
@@ -162,10 +158,7 @@ pub async fn create_link(
 }
 
 /// What linking the two contacts' customers would give now. Writes nothing.
-#[utoipa::path(
-    post,
-    path = "/links/preview",
-    tag = "admin",
+#[utoipa::path(post, path = "/links/preview", tag = "admin",
     request_body(content = LinkRequest, content_type = "application/json"),
     security(("api_key" = ["admin"])),
     responses(
@@ -173,8 +166,7 @@ pub async fn create_link(
         (status = 400, description = "Not two different contact ids"),
         LinkRefused,
         JsonBody,
-    )
-)]
+    ))]
 pub async fn preview_link(
     key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
@@ -188,15 +180,11 @@ pub async fn preview_link(
 }
 
 /// Every manual link, oldest first.
-#[utoipa::path(
-    get,
-    path = "/links",
-    tag = "admin",
+#[utoipa::path(get, path = "/links", tag = "admin",
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The links", body = LinksView),
-    )
-)]
+    ))]
 pub async fn list_links(
     _key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
@@ -210,18 +198,14 @@ pub async fn list_links(
 /// Deletes a link and re-clusters its customer as if it had never been made: the two
 /// customers come apart unless other evidence still holds them together (the answer says
 /// which). History (cause `link:<id>`) and change events record it.
-#[utoipa::path(
-    delete,
-    path = "/links/{id}",
-    tag = "admin",
+#[utoipa::path(delete, path = "/links/{id}", tag = "admin",
     params(("id" = i64, Path, description = "The link's id", minimum = 1)),
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "Deleted; the customers its contacts belong to now", body = UnlinkedByHandView),
         InvalidId,
         (status = 404, description = "No link has this id"),
-    )
-)]
+    ))]
 pub async fn delete_link(
     key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,

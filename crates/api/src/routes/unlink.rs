@@ -142,10 +142,7 @@ pub struct RulesView {
 /// Marks an email or a phone number as "does not identify anyone": no contact keeps it, the
 /// customers it alone held together are split (history and change events record it), and
 /// `/identify` sets it aside from the next request on, on every replica.
-#[utoipa::path(
-    post,
-    path = "/blocked-identifiers",
-    tag = "admin",
+#[utoipa::path(post, path = "/blocked-identifiers", tag = "admin",
     request_body(content = crate::wire::RuleRequest, content_type = "application/json"),
     security(("api_key" = ["admin"])),
     responses(
@@ -153,8 +150,7 @@ pub struct RulesView {
         (status = 400, description = "Not one valid email or phone, or no reason"),
         RuleRefused,
         JsonBody,
-    )
-)]
+    ))]
 pub async fn create_rule(
     key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
@@ -196,10 +192,7 @@ pub async fn create_rule(
 
 /// What making a rule for this value would do now: the customers that would result.
 /// Writes nothing.
-#[utoipa::path(
-    post,
-    path = "/blocked-identifiers/preview",
-    tag = "admin",
+#[utoipa::path(post, path = "/blocked-identifiers/preview", tag = "admin",
     request_body(content = crate::wire::PreviewRequest, content_type = "application/json"),
     security(("api_key" = ["admin"])),
     responses(
@@ -207,8 +200,7 @@ pub async fn create_rule(
         (status = 400, description = "Not one valid email or phone"),
         RuleRefused,
         JsonBody,
-    )
-)]
+    ))]
 pub async fn preview_rule(
     _key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
@@ -222,15 +214,11 @@ pub async fn preview_rule(
 }
 
 /// Every unlink rule, oldest first.
-#[utoipa::path(
-    get,
-    path = "/blocked-identifiers",
-    tag = "admin",
+#[utoipa::path(get, path = "/blocked-identifiers", tag = "admin",
     security(("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The rules", body = RulesView),
-    )
-)]
+    ))]
 pub async fn list_rules(
     _key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
@@ -243,18 +231,14 @@ pub async fn list_rules(
 
 /// Deletes a rule: its value links again from the next request. What the rule changed is
 /// not restored (see the README).
-#[utoipa::path(
-    delete,
-    path = "/blocked-identifiers/{id}",
-    tag = "admin",
+#[utoipa::path(delete, path = "/blocked-identifiers/{id}", tag = "admin",
     params(("id" = i64, Path, description = "The rule's id", minimum = 1)),
     security(("api_key" = ["admin"])),
     responses(
         (status = 204, description = "Deleted"),
         InvalidId,
         (status = 404, description = "No rule has this id"),
-    )
-)]
+    ))]
 pub async fn delete_rule(
     key: Authorized<AdminScope>,
     service: web::Data<IdentityService>,
