@@ -19,21 +19,8 @@ use crate::unlink::{NewUnlinkRule, UnlinkRule};
 type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// The decision a unit of work applies: given the guarded contacts, what to write. The
-/// service passes [`crate::reconcile`]; any `Fn(&[Contact]) -> Result<Plan, _>` will do.
-pub trait Decide {
-    /// # Errors
-    /// When the contacts are not a graph the rules can be applied to.
-    fn decide(&self, current: &[Contact]) -> Result<Plan, InconsistentGraph>;
-}
-
-impl<F> Decide for F
-where
-    F: Fn(&[Contact]) -> Result<Plan, InconsistentGraph>,
-{
-    fn decide(&self, current: &[Contact]) -> Result<Plan, InconsistentGraph> {
-        self(current)
-    }
-}
+/// service passes [`crate::reconcile`].
+pub type Decide<'a> = dyn Fn(&[Contact]) -> Result<Plan, InconsistentGraph> + 'a;
 
 /// How a repository call can fail. Adapters classify their own errors into these.
 #[derive(Debug, Error)]
@@ -104,10 +91,10 @@ pub trait ContactRepository: Send + Sync {
     /// under the guard, so a rule made by another replica is never missed);
     /// [`RepositoryError::Unavailable`] when the store cannot be reached;
     /// [`RepositoryError::Internal`] for anything else. In every case nothing was written.
-    fn apply_atomically(
+    fn apply_atomically<'f>(
         &self,
         identifiers: &Identifiers,
-        decide: &dyn Decide,
+        decide: &'f Decide<'f>,
         cause: &str,
     ) -> Result<Applied, RepositoryError>;
 
@@ -132,10 +119,10 @@ pub trait ContactRepository: Send + Sync {
     ///
     /// # Errors
     /// As [`Self::apply_atomically`].
-    fn rewrite_customer_of(
+    fn rewrite_customer_of<'f>(
         &self,
         id: ContactId,
-        rewriter: &dyn CustomerRewriter,
+        rewriter: &'f CustomerRewriter<'f>,
         cause: &str,
     ) -> Result<Option<Rewrite>, RepositoryError>;
 
@@ -153,10 +140,10 @@ pub trait ContactRepository: Send + Sync {
     ///
     /// # Errors
     /// As [`Self::apply_atomically`].
-    fn create_unlink_rule(
+    fn create_unlink_rule<'f>(
         &self,
         rule: &NewUnlinkRule,
-        rewriter: &dyn CustomerRewriter,
+        rewriter: &'f CustomerRewriter<'f>,
     ) -> Result<Option<AppliedRule>, RepositoryError>;
 
     /// Deletes unlink rule `id`: its value links again from the next request. `None` when
@@ -193,10 +180,10 @@ pub trait ContactRepository: Send + Sync {
     ///
     /// # Errors
     /// As [`Self::apply_atomically`].
-    fn delete_link(
+    fn delete_link<'f>(
         &self,
         id: i64,
-        rewriter: &dyn CustomerRewriter,
+        rewriter: &'f CustomerRewriter<'f>,
     ) -> Result<Option<AppliedLink>, RepositoryError>;
 }
 
@@ -239,37 +226,13 @@ pub struct AppliedRule {
 }
 
 /// What a one-customer rewrite applies: given every live contact of the customer and the
-/// evidence that joined parts of it ([`Evidence`]), the changes to make. Any
-/// `Fn(&[Contact], &[Evidence]) -> Rewrite` will do (erasure passes
+/// evidence that joined parts of it ([`Evidence`]), the changes to make (erasure passes
 /// [`crate::plan_erasure`]).
-pub trait CustomerRewriter {
-    fn rewrite(&self, contacts: &[Contact], evidence: &[Evidence]) -> Rewrite;
-}
-
-impl<F> CustomerRewriter for F
-where
-    F: Fn(&[Contact], &[Evidence]) -> Rewrite,
-{
-    fn rewrite(&self, contacts: &[Contact], evidence: &[Evidence]) -> Rewrite {
-        self(contacts, evidence)
-    }
-}
+pub type CustomerRewriter<'a> = dyn Fn(&[Contact], &[Evidence]) -> Rewrite + 'a;
 
 /// What a whole-table rewrite applies: given every live contact and the values that unlink
-/// rules name, the changes to make. Any `Fn(&[Contact], &[Identifier]) -> Rewrite` will do
-/// (the operator's command passes [`crate::renormalize`]).
-pub trait Rewriter {
-    fn rewrite(&self, contacts: &[Contact], unlinked: &[Identifier]) -> Rewrite;
-}
-
-impl<F> Rewriter for F
-where
-    F: Fn(&[Contact], &[Identifier]) -> Rewrite,
-{
-    fn rewrite(&self, contacts: &[Contact], unlinked: &[Identifier]) -> Rewrite {
-        self(contacts, unlinked)
-    }
-}
+/// rules name, the changes to make (the operator's command passes [`crate::renormalize`]).
+pub type Rewriter<'a> = dyn Fn(&[Contact], &[Identifier]) -> Rewrite + 'a;
 
 /// Operations on the whole store, for operators (not on any request's path).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -281,8 +244,11 @@ pub trait ContactMaintenance: Send + Sync {
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the store cannot be reached;
     /// [`RepositoryError::Internal`] for anything else. In every case nothing was written.
-    fn rewrite_all(&self, rewriter: &dyn Rewriter, cause: &str)
-        -> Result<Rewrite, RepositoryError>;
+    fn rewrite_all<'f>(
+        &self,
+        rewriter: &'f Rewriter<'f>,
+        cause: &str,
+    ) -> Result<Rewrite, RepositoryError>;
 
     /// One unit of work over many requests, in order, each decided exactly as
     /// [`ContactRepository::apply_atomically`] does for one (later requests see what earlier
@@ -293,10 +259,10 @@ pub trait ContactMaintenance: Send + Sync {
     /// # Errors
     /// As [`ContactRepository::apply_atomically`] (an unlink rule made since the batch was
     /// admitted: [`RepositoryError::Unlinked`], naming every value of the batch it names).
-    fn apply_batch(
+    fn apply_batch<'f>(
         &self,
         requests: &[Identifiers],
-        decide: &dyn DecideEach,
+        decide: &'f DecideEach<'f>,
         cause: &str,
     ) -> Result<BatchOutcome, RepositoryError>;
 
@@ -343,25 +309,11 @@ pub trait ContactMaintenance: Send + Sync {
     ///
     /// # Errors
     /// When the store cannot be read, or `sink` fails (then the export stops there).
-    fn export(&self, sink: &mut dyn ExportSink) -> Result<(), RepositoryError>;
+    fn export<'f>(&self, sink: &'f mut ExportSink<'f>) -> Result<(), RepositoryError>;
 }
 
-/// Where [`ContactMaintenance::export`] hands its items; any
-/// `FnMut(Exported) -> std::io::Result<()>` will do.
-pub trait ExportSink {
-    /// # Errors
-    /// When the item cannot be written: the export stops.
-    fn take(&mut self, item: Exported) -> std::io::Result<()>;
-}
-
-impl<F> ExportSink for F
-where
-    F: FnMut(Exported) -> std::io::Result<()>,
-{
-    fn take(&mut self, item: Exported) -> std::io::Result<()> {
-        self(item)
-    }
-}
+/// Where [`ContactMaintenance::export`] hands its items; an error stops the export.
+pub type ExportSink<'a> = dyn FnMut(Exported) -> std::io::Result<()> + 'a;
 
 /// One item of a store's export ([`ContactMaintenance::export`]): what an import needs to
 /// rebuild the same customers elsewhere.
@@ -389,20 +341,7 @@ pub enum Exported {
 
 /// The decision a batch applies to each of its requests: given the request's index and the
 /// guarded contacts, what to write.
-pub trait DecideEach {
-    /// # Errors
-    /// When the contacts are not a graph the rules can be applied to.
-    fn decide(&self, index: usize, current: &[Contact]) -> Result<Plan, InconsistentGraph>;
-}
-
-impl<F> DecideEach for F
-where
-    F: Fn(usize, &[Contact]) -> Result<Plan, InconsistentGraph>,
-{
-    fn decide(&self, index: usize, current: &[Contact]) -> Result<Plan, InconsistentGraph> {
-        self(index, current)
-    }
-}
+pub type DecideEach<'a> = dyn Fn(usize, &[Contact]) -> Result<Plan, InconsistentGraph> + 'a;
 
 /// What a batch wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

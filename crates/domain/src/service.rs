@@ -510,7 +510,7 @@ mod tests {
         repo.expect_apply_atomically()
             .times(1)
             .returning(move |_, decide, _| {
-                let plan = decide.decide(&current)?;
+                let plan = decide(&current)?;
                 applied.lock().expect("not poisoned").push(plan.clone());
                 Ok(Applied {
                     plan,
@@ -525,7 +525,7 @@ mod tests {
         let mut repo = MockContactRepository::new();
         repo.expect_rewrite_customer_of()
             .times(1)
-            .returning(move |_, rewriter, _| Ok(Some(rewriter.rewrite(&customer, &[]))));
+            .returning(move |_, rewriter, _| Ok(Some(rewriter(&customer, &[]))));
         repo
     }
 
@@ -706,7 +706,7 @@ mod tests {
             .times(1)
             .returning(move |ids, decide, _| {
                 let current = matching(ids, &known);
-                let plan = decide.decide(&current)?;
+                let plan = decide(&current)?;
                 assert!(plan.is_empty() && plan.refused.is_some(), "{plan:?}");
                 Ok(Applied {
                     plan,
@@ -756,7 +756,7 @@ mod tests {
         repo.expect_apply_atomically()
             .returning(move |ids, decide, _| {
                 let current = seen(ids, &household);
-                let plan = decide.decide(&current)?;
+                let plan = decide(&current)?;
                 plans.lock().expect("not poisoned").push(plan.clone());
                 let mut after = current;
                 if let Some(new) = plan.insert.clone() {
@@ -898,7 +898,7 @@ mod tests {
                 if !named.is_empty() {
                     return Err(RepositoryError::Unlinked(named));
                 }
-                let plan = decide.decide(&[])?;
+                let plan = decide(&[])?;
                 let created = plan.insert.clone().expect("a new primary");
                 let contacts = vec![Contact {
                     id: id(1),

@@ -75,7 +75,7 @@ pub(crate) fn create_link(
 pub(crate) fn delete_link(
     db: &mut Db<'_>,
     id: i64,
-    rewriter: &dyn CustomerRewriter,
+    rewriter: &CustomerRewriter<'_>,
 ) -> Result<Option<AppliedLink>, UnitError> {
     let found: Option<LinkRow> = on_backend!(db, conn => manual_link::table
         .find(id)
@@ -89,7 +89,7 @@ pub(crate) fn delete_link(
     let before = guarded_read_both(db, &stored.link)?;
     on_backend!(db, conn => diesel::delete(manual_link::table.find(id)).execute(conn))?;
     let evidence = read_evidence(db, &before)?;
-    let rewrite = rewriter.rewrite(&before, &evidence);
+    let rewrite = rewriter(&before, &evidence);
     apply_rewrite(db, &rewrite, &before, &link_cause(id))?;
     Ok(Some(AppliedLink {
         link: stored,

@@ -29,9 +29,9 @@ use crate::writes::{
 };
 
 impl ContactMaintenance for SqlContactRepository {
-    fn rewrite_all(
+    fn rewrite_all<'f>(
         &self,
-        rewriter: &dyn Rewriter,
+        rewriter: &'f Rewriter<'f>,
         cause: &str,
     ) -> Result<Rewrite, RepositoryError> {
         // Not run again when it collides: it waited for every other writer already. Takes
@@ -41,7 +41,7 @@ impl ContactMaintenance for SqlContactRepository {
                 write_transaction(db, |db| {
                     lock_all(db)?;
                     let contacts = read_all(db)?;
-                    let rewrite = rewriter.rewrite(&contacts, &read_unlinked(db)?);
+                    let rewrite = rewriter(&contacts, &read_unlinked(db)?);
                     apply_rewrite(db, &rewrite, &contacts, cause)?;
                     Ok(rewrite)
                 })
@@ -49,10 +49,10 @@ impl ContactMaintenance for SqlContactRepository {
         })
     }
 
-    fn apply_batch(
+    fn apply_batch<'f>(
         &self,
         requests: &[Identifiers],
-        decide: &dyn DecideEach,
+        decide: &'f DecideEach<'f>,
         cause: &str,
     ) -> Result<BatchOutcome, RepositoryError> {
         // Waits up to 30 s for the table lock: no client-side deadline.
@@ -80,9 +80,7 @@ impl ContactMaintenance for SqlContactRepository {
                     for (index, identifiers) in requests.iter().enumerate() {
                         let current = into_contacts(read_customers(db, identifiers)?)
                             .map_err(UnitError::Malformed)?;
-                        let plan = decide
-                            .decide(index, &current)
-                            .map_err(UnitError::Inconsistent)?;
+                        let plan = decide(index, &current).map_err(UnitError::Inconsistent)?;
                         if plan.refused.is_some() {
                             outcome.refused += 1;
                         } else if plan.is_empty() {
@@ -164,7 +162,7 @@ impl ContactMaintenance for SqlContactRepository {
         self.retry.once(&self.pool, |db| Ok(read_stats(db, top)?))
     }
 
-    fn export(&self, sink: &mut dyn ExportSink) -> Result<(), RepositoryError> {
+    fn export<'f>(&self, sink: &'f mut ExportSink<'f>) -> Result<(), RepositoryError> {
         // Run again on another connection only when the first broke before anything was
         // handed on: a second run would hand on the same items twice.
         let mut handed_on = false;
@@ -177,7 +175,7 @@ impl ContactMaintenance for SqlContactRepository {
             snapshot(db, |db| {
                 export_all(db, &mut |item| {
                     handed_on = true;
-                    sink.take(item)
+                    sink(item)
                 })
             })
         })

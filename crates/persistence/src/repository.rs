@@ -112,10 +112,10 @@ impl ContactRepository for SqlContactRepository {
         self.read(|db| history::read(db, &ids)).map(Some)
     }
 
-    fn rewrite_customer_of(
+    fn rewrite_customer_of<'f>(
         &self,
         id: ContactId,
-        rewriter: &dyn CustomerRewriter,
+        rewriter: &'f CustomerRewriter<'f>,
         cause: &str,
     ) -> Result<Option<Rewrite>, RepositoryError> {
         let rewrite = self.retry.run(&self.pool, |db| {
@@ -125,7 +125,7 @@ impl ContactRepository for SqlContactRepository {
                     return Ok(None);
                 }
                 let evidence = read_evidence(db, &contacts)?;
-                let rewrite = rewriter.rewrite(&contacts, &evidence);
+                let rewrite = rewriter(&contacts, &evidence);
                 apply_rewrite(db, &rewrite, &contacts, cause)?;
                 Ok(Some(rewrite))
             })
@@ -136,10 +136,10 @@ impl ContactRepository for SqlContactRepository {
         Ok(rewrite)
     }
 
-    fn apply_atomically(
+    fn apply_atomically<'f>(
         &self,
         identifiers: &Identifiers,
-        decide: &dyn Decide,
+        decide: &'f Decide<'f>,
         cause: &str,
     ) -> Result<Applied, RepositoryError> {
         let (contacts, plan) = self.retry.run(&self.pool, |db| {
@@ -151,7 +151,7 @@ impl ContactRepository for SqlContactRepository {
                 if !unlinked.is_empty() {
                     return Err(UnitError::Final(RepositoryError::Unlinked(unlinked)));
                 }
-                let plan = decide.decide(&current).map_err(UnitError::Inconsistent)?;
+                let plan = decide(&current).map_err(UnitError::Inconsistent)?;
                 if plan.is_empty() {
                     return Ok((current, plan));
                 }
@@ -167,10 +167,10 @@ impl ContactRepository for SqlContactRepository {
         self.retry.once(&self.pool, read_rules)
     }
 
-    fn create_unlink_rule(
+    fn create_unlink_rule<'f>(
         &self,
         rule: &NewUnlinkRule,
-        rewriter: &dyn CustomerRewriter,
+        rewriter: &'f CustomerRewriter<'f>,
     ) -> Result<Option<AppliedRule>, RepositoryError> {
         self.retry.run(&self.pool, |db| {
             write_transaction(db, |db| create_rule(db, rule, rewriter))
@@ -195,10 +195,10 @@ impl ContactRepository for SqlContactRepository {
         })
     }
 
-    fn delete_link(
+    fn delete_link<'f>(
         &self,
         id: i64,
-        rewriter: &dyn CustomerRewriter,
+        rewriter: &'f CustomerRewriter<'f>,
     ) -> Result<Option<AppliedLink>, RepositoryError> {
         let applied = self.retry.run(&self.pool, |db| {
             write_transaction(db, |db| crate::links::delete_link(db, id, rewriter))

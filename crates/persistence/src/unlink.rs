@@ -118,7 +118,7 @@ pub(crate) fn read_rules(db: &mut Db<'_>) -> Result<Vec<UnlinkRule>, UnitError> 
 pub(crate) fn create_rule(
     db: &mut Db<'_>,
     rule: &NewUnlinkRule,
-    rewriter: &dyn CustomerRewriter,
+    rewriter: &CustomerRewriter<'_>,
 ) -> Result<Option<AppliedRule>, UnitError> {
     let before = guarded_read(db, &rule.identifier.as_identifiers())?;
     let row = NewRuleRow {
@@ -139,7 +139,7 @@ pub(crate) fn create_rule(
     };
     let rule = stored.into_rule()?;
     let evidence = read_evidence(db, &before)?;
-    let rewrite = rewriter.rewrite(&before, &evidence);
+    let rewrite = rewriter(&before, &evidence);
     apply_rewrite(db, &rewrite, &before, &unlink_cause(rule.id))?;
     Ok(Some(AppliedRule {
         rule,

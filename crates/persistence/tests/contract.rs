@@ -519,7 +519,7 @@ mod batch_cases {
     }
 
     /// `records` written record by record (`apply_batch`), each as `decide` says.
-    fn apply_one_by_one(store: &Store, records: &Records, decide: &dyn DecideEach) -> BatchOutcome {
+    fn apply_one_by_one(store: &Store, records: &Records, decide: &DecideEach<'_>) -> BatchOutcome {
         let requests: Vec<Identifiers> = records.iter().map(|(r, _)| r.clone()).collect();
         store
             .maintenance

@@ -122,15 +122,16 @@ impl Cluster {
     }
 
     /// How many times the replicas ran a unit of work again, because it collided with a
-    /// concurrent one or because its connection was lost.
-    fn retries(&self) -> (usize, usize) {
+    /// concurrent one or because its connection was lost, for the run's summary line.
+    fn retries(&self) -> String {
         let count = |needle: &str| -> usize {
             self.servers
                 .iter()
                 .map(|s| s.log_text().matches(needle).count())
                 .sum()
         };
-        (
+        format!(
+            "{} collisions retried, {} reconnections",
             count("unit of work collided"),
             count("connection lost during a unit of work"),
         )
@@ -460,11 +461,11 @@ fn stress_on(cluster: Cluster, backend: &str, per_client: usize, rounds: usize) 
     }
     problems.extend(violations(&mut conn, &exchanges));
     assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
-    let (collided, reconnected) = cluster.retries();
     println!(
-        "stress ({backend}): {} requests, 2 replicas, {CLIENTS} clients, {:.1}s, {collided} collisions retried, {reconnected} reconnections",
+        "stress ({backend}): {} requests, 2 replicas, {CLIENTS} clients, {:.1}s, {}",
         exchanges.len(),
         elapsed.as_secs_f64(),
+        cluster.retries(),
     );
     cluster
 }
@@ -530,10 +531,10 @@ fn cutting_every_connection_mid_run_leaves_nothing_half_written() {
     let mut conn = cluster.connect();
     let found = violations(&mut conn, &cluster.exchanges());
     assert!(found.is_empty(), "seed {seed}: {found:#?}");
-    let (collided, reconnected) = cluster.retries();
     println!(
-        "chaos: {} requests, {cuts} cuts of every connection, {} answered 503, {collided} collisions retried, {reconnected} reconnections",
+        "chaos: {} requests, {cuts} cuts of every connection, {} answered 503, {}",
         exchanges.len(),
         unavailable.len(),
+        cluster.retries(),
     );
 }
