@@ -82,7 +82,7 @@ pub struct AdminSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// How often each replica re-reads the keys: a revoked key stops working within this.
-    #[serde(rename = "refresh_ms", deserialize_with = "milliseconds")]
+    #[serde(rename = "refresh_ms", deserialize_with = "positive_millis")]
     pub refresh: Duration,
     /// Failed attempts (no key, unknown key) one client address may make per minute before
     /// it is answered 429.
@@ -104,20 +104,20 @@ pub struct EventSettings {
     pub webhook_url: Option<String>,
     /// Never printed.
     pub secret: SecretString,
-    #[serde(rename = "poll_interval_ms", deserialize_with = "milliseconds")]
+    #[serde(rename = "poll_interval_ms", deserialize_with = "positive_millis")]
     pub poll_interval: Duration,
     pub batch_size: NonZeroUsize,
-    #[serde(rename = "request_timeout_ms", deserialize_with = "milliseconds")]
+    #[serde(rename = "request_timeout_ms", deserialize_with = "positive_millis")]
     pub request_timeout: Duration,
-    #[serde(rename = "max_backoff_secs", deserialize_with = "seconds")]
+    #[serde(rename = "max_backoff_secs", deserialize_with = "positive_secs")]
     pub max_backoff: Duration,
     /// Failed deliveries of one event before it is given up on (dead).
     pub max_attempts: NonZeroU32,
     /// How long an undelivered event is tried before it is given up on.
-    #[serde(rename = "max_age_hours", deserialize_with = "hours")]
+    #[serde(rename = "max_age_hours", deserialize_with = "positive_hours")]
     pub max_age: Duration,
     /// How long delivered and dead events are kept before they are deleted.
-    #[serde(rename = "retention_hours", deserialize_with = "hours_or_none")]
+    #[serde(rename = "retention_hours", deserialize_with = "hours")]
     pub retention: Duration,
 }
 
@@ -178,7 +178,7 @@ pub struct ServerSettings {
     #[serde(deserialize_with = "zero_is_none")]
     pub workers: Option<NonZeroUsize>,
     /// Time in-flight requests get to finish after SIGTERM/SIGINT.
-    #[serde(rename = "shutdown_timeout_secs", deserialize_with = "seconds")]
+    #[serde(rename = "shutdown_timeout_secs", deserialize_with = "secs")]
     pub shutdown_timeout: Duration,
     pub max_body_bytes: usize,
 }
@@ -197,15 +197,15 @@ pub struct DatabaseSettings {
     pub run_migrations: bool,
     pub pool_size: NonZeroU32,
     pub min_idle: u32,
-    #[serde(rename = "connect_timeout_ms", deserialize_with = "milliseconds")]
+    #[serde(rename = "connect_timeout_ms", deserialize_with = "positive_millis")]
     pub connect_timeout: Duration,
-    #[serde(rename = "acquire_timeout_ms", deserialize_with = "milliseconds")]
+    #[serde(rename = "acquire_timeout_ms", deserialize_with = "positive_millis")]
     pub acquire_timeout: Duration,
-    #[serde(rename = "statement_timeout_ms", deserialize_with = "milliseconds")]
+    #[serde(rename = "statement_timeout_ms", deserialize_with = "positive_millis")]
     pub statement_timeout: Duration,
-    #[serde(rename = "lock_timeout_ms", deserialize_with = "milliseconds")]
+    #[serde(rename = "lock_timeout_ms", deserialize_with = "positive_millis")]
     pub lock_timeout: Duration,
-    #[serde(rename = "deadline_ms", deserialize_with = "milliseconds")]
+    #[serde(rename = "deadline_ms", deserialize_with = "positive_millis")]
     pub deadline: Duration,
     pub max_attempts: NonZeroU32,
 }
@@ -265,22 +265,27 @@ fn invalid<E: de::Error>(problem: impl std::fmt::Display) -> E {
 }
 
 /// A positive number of milliseconds.
-fn milliseconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+fn positive_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     NonZeroU64::deserialize(d).map(|n| Duration::from_millis(n.get()))
 }
 
 /// A positive number of seconds.
-fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+fn positive_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     NonZeroU64::deserialize(d).map(|n| Duration::from_secs(n.get()))
 }
 
+/// A number of seconds, 0 included.
+fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_secs)
+}
+
 /// A positive number of hours.
-fn hours<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+fn positive_hours<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     NonZeroU64::deserialize(d).map(|n| Duration::from_secs(n.get().saturating_mul(3600)))
 }
 
 /// A number of hours, 0 included.
-fn hours_or_none<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+fn hours<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     u64::deserialize(d).map(|n| Duration::from_secs(n.saturating_mul(3600)))
 }
 
@@ -565,6 +570,43 @@ mod tests {
         assert!(settings.database.run_migrations);
         assert!(matches!(settings.database.url, DatabaseUrl::Sqlite(_)));
         assert_eq!(settings.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn settings_arrive_as_the_types_the_program_uses() {
+        let settings = Settings::defaults().expect("defaults are valid");
+        assert_eq!(settings.database.deadline, Duration::from_secs(10));
+        assert_eq!(settings.auth.refresh, Duration::from_secs(2));
+        assert_eq!(settings.events.max_age, Duration::from_secs(72 * 3600));
+        assert_eq!(settings.events.webhook_url, None);
+        assert_eq!(settings.server.workers, None, "0: one per core");
+        assert!(settings.auth.bootstrap_key.is_none());
+        assert_eq!(settings.merge_guard.max_contacts, 500);
+
+        let settings = load(&[
+            ("IDENTITY__SERVER__WORKERS", "3"),
+            ("IDENTITY__SERVER__SHUTDOWN_TIMEOUT_SECS", "0"),
+            ("IDENTITY__EVENTS__RETENTION_HOURS", "0"),
+        ])
+        .expect("valid");
+        assert_eq!(settings.server.workers.map(NonZeroUsize::get), Some(3));
+        assert_eq!(settings.server.shutdown_timeout, Duration::ZERO);
+        assert_eq!(settings.events.retention, Duration::ZERO);
+        for (key, named) in [
+            ("IDENTITY__DATABASE__DEADLINE_MS", "database.deadline_ms"),
+            (
+                "IDENTITY__EVENTS__MAX_BACKOFF_SECS",
+                "events.max_backoff_secs",
+            ),
+            ("IDENTITY__EVENTS__BATCH_SIZE", "events.batch_size"),
+            ("IDENTITY__MERGE_GUARD__MAX_PHONES", "merge_guard"),
+        ] {
+            let refused = load(&[(key, "0")])
+                .map(|_| ())
+                .expect_err("refused")
+                .to_string();
+            assert!(refused.contains(named), "{key}=0: {refused}");
+        }
     }
 
     #[test]
