@@ -10,6 +10,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 db_url="${admin%/*}/identity_import_bench"
+use_bench_db "$db_url"
 orders="${BENCH_ORDERS:-100000}"
 results="${BENCH_IMPORT_RESULTS:-docs/import-benchmark.jsonl}"
 
@@ -20,7 +21,7 @@ $bench orders --count "$orders" --jsonl "$work/orders.jsonl" --csv "$work/orders
 
 fresh() {
   fresh_database identity_import_bench
-  on_bench_db $api migrate >/dev/null
+  $api migrate >/dev/null
 }
 now() { date +%s.%N; }
 : >"$results"
@@ -35,9 +36,9 @@ for run in per-record:500 set-based:500 set-based:5000; do
   fresh
   flag=""; [ "$method" = per-record ] && flag="--per-record"
   start=$(now)
-  on_bench_db $api import "$work/orders.jsonl" --batch-size "$batch" --rejects "$work/rejects.jsonl" $flag >&2
+  $api import "$work/orders.jsonl" --batch-size "$batch" --rejects "$work/rejects.jsonl" $flag >&2
   record "$method" "$(echo "$(now) - $start" | bc)" "$batch"
-  on_bench_db $api check >&2
+  $api check >&2
 done
 
 # COPY into a table shaped and indexed like contact (its columns, defaults, checks and

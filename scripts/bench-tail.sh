@@ -7,6 +7,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 db_url="${admin%/*}/identity_tail"
+use_bench_db "$db_url"
 port="${BENCH_PORT:-18481}"
 runs="${BENCH_RUNS:-10}"
 seconds="${BENCH_SECONDS:-20}"
@@ -15,7 +16,7 @@ build_release
 server=""
 trap 'kill $server 2>/dev/null || true' EXIT
 start_server() {
-  PORT="$port" IDENTITY__DATABASE__POOL_SIZE=16 on_bench_db $api >>/tmp/identity-tail.log 2>&1 &
+  PORT="$port" IDENTITY__DATABASE__POOL_SIZE=16 $api >>/tmp/identity-tail.log 2>&1 &
   server=$!
   until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.05; done
 }

@@ -7,6 +7,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 db_url="${admin%/*}/identity_bench"
+use_bench_db "$db_url"
 port="${BENCH_PORT:-18480}"
 clients="${BENCH_CLIENTS:-16}"
 seconds="${BENCH_SECONDS:-10}"
@@ -28,7 +29,7 @@ key_rows=$(mktemp)
 start_server() {
   PORT="$port" IDENTITY__DATABASE__POOL_SIZE="$clients" IDENTITY__MERGE_GUARD__MAX_CONTACTS=1000000 \
     IDENTITY__MERGE_GUARD__MAX_EMAILS=1000000 IDENTITY__MERGE_GUARD__MAX_PHONES=1000000 \
-    on_bench_db $api >>/tmp/identity-bench-server.log 2>&1 &
+    $api >>/tmp/identity-bench-server.log 2>&1 &
   server=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 }
@@ -68,7 +69,7 @@ for customers in $sizes; do
     row=$($bench run --url "http://127.0.0.1:$port" --workload known --customers "$customers" \
             --concurrency "$clients" --seconds "$seconds")
     echo "| $contacts | keys off |$(echo "$row" | cut -d'|' -f4-)" >>"$key_rows"
-    key=$(on_bench_db $api keys create --name "bench-$round" --scope identify | tail -n 1)
+    key=$($api keys create --name "bench-$round" --scope identify | tail -n 1)
     sleep 3
     row=$($bench run --url "http://127.0.0.1:$port" --workload known --customers "$customers" \
             --concurrency "$clients" --seconds "$seconds" --key "$key")

@@ -21,8 +21,9 @@ fresh_database() {
 }
 drop_database() { psql -X -q "$admin" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)"; }
 
-# Runs a command (the service, or one of its subcommands) on the database $db_url, with no
-# configuration files and only warnings logged.
-on_bench_db() {
-  DATABASE_URL="$db_url" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn "$@"
+# Points the service, and its subcommands, at the database $1, with no configuration files
+# and only warnings logged: exported, so that `$api &` is the service's own process (a
+# backgrounded shell function would be a subshell, and killing it would leave the service).
+use_bench_db() {
+  export DATABASE_URL="$1" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn
 }
