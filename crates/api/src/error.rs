@@ -3,7 +3,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use identity_domain::{IdentifyError, InvalidRequest, LinkRefused, RepositoryError};
+use identity_domain::{InvalidRequest, LinkRefused, RepositoryError, ServiceError};
 use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
@@ -70,24 +70,24 @@ pub enum ApiError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl From<IdentifyError> for ApiError {
-    fn from(error: IdentifyError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
         match error {
-            IdentifyError::Repository(
+            ServiceError::Repository(
                 e @ (RepositoryError::Unavailable(_) | RepositoryError::Contended { .. }),
             ) => Self::Unavailable(Box::new(e)),
-            e @ IdentifyError::NotPrimary { .. } => Self::Conflict(format!(
+            e @ ServiceError::NotPrimary { .. } => Self::Conflict(format!(
                 "{e}; nothing was erased: erase that customer if it is the one meant"
             )),
-            IdentifyError::Invalid(e) => Self::InvalidRequest(e),
-            IdentifyError::LinkRefused(e @ LinkRefused::SameContact) => {
+            ServiceError::Invalid(e) => Self::InvalidRequest(e),
+            ServiceError::LinkRefused(e @ LinkRefused::SameContact) => {
                 Self::InvalidBody(e.to_string())
             }
-            IdentifyError::LinkRefused(LinkRefused::UnknownContact(id)) => {
+            ServiceError::LinkRefused(LinkRefused::UnknownContact(id)) => {
                 Self::ContactNotFound(id.get())
             }
-            IdentifyError::LinkRefused(e) => Self::Conflict(e.to_string()),
-            e @ IdentifyError::RuleExists { .. } => Self::Conflict(format!(
+            ServiceError::LinkRefused(e) => Self::Conflict(e.to_string()),
+            e @ ServiceError::RuleExists { .. } => Self::Conflict(format!(
                 "{e}: delete that rule first to make another (GET /blocked-identifiers lists them)"
             )),
             other => Self::Internal(Box::new(other)),
@@ -97,7 +97,7 @@ impl From<IdentifyError> for ApiError {
 
 impl From<RepositoryError> for ApiError {
     fn from(error: RepositoryError) -> Self {
-        IdentifyError::from(error).into()
+        ServiceError::from(error).into()
     }
 }
 

@@ -50,6 +50,6 @@ pub use repository::{
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::{MockContactMaintenance, MockContactRepository};
-pub use service::{Graph, Identified, IdentifyError, IdentityService, Linked, Unlinked};
+pub use service::{Graph, Identified, IdentityService, Linked, ServiceError, Unlinked};
 pub use unlink::{customers_after, plan_unlink, unlink_cause, NewUnlinkRule, UnlinkRule};
 pub use why::{why, Step};

@@ -1,4 +1,4 @@
-//! The storage port. `identity-persistence` implements it on PostgreSQL.
+//! The storage ports. `identity-persistence` implements them on PostgreSQL and SQLite.
 
 use std::error::Error as StdError;
 

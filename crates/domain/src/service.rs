@@ -16,7 +16,7 @@ use crate::unlink::{customers_after, plan_unlink, NewUnlinkRule, UnlinkRule};
 
 /// Why a use case failed.
 #[derive(Debug, Error)]
-pub enum IdentifyError {
+pub enum ServiceError {
     /// Every value of the request is blocked or unlinked.
     #[error(transparent)]
     Invalid(#[from] InvalidRequest),
@@ -122,16 +122,16 @@ impl IdentityService {
     /// never grows a customer past a limit (it is new, or it brings nothing new).
     ///
     /// # Errors
-    /// See [`IdentifyError`]; [`IdentifyError::Invalid`] when every value is unlinked.
+    /// See [`ServiceError`]; [`ServiceError::Invalid`] when every value is unlinked.
     pub fn identify(
         &self,
         mut admitted: Admitted,
         cause: &str,
-    ) -> Result<Identified, IdentifyError> {
+    ) -> Result<Identified, ServiceError> {
         let mut first_refusal = None;
         loop {
             match self.identify_admitted(&admitted.identifiers, cause) {
-                Err(IdentifyError::Repository(RepositoryError::Unlinked(values))) => {
+                Err(ServiceError::Repository(RepositoryError::Unlinked(values))) => {
                     let before = admitted.ignored.len();
                     admitted = admitted.set_aside(&values)?;
                     if admitted.ignored.len() == before {
@@ -176,7 +176,7 @@ impl IdentityService {
         &self,
         request: &Identifiers,
         cause: &str,
-    ) -> Result<(Customer, Option<Refusal>), IdentifyError> {
+    ) -> Result<(Customer, Option<Refusal>), ServiceError> {
         let known = self.repository.find_customers(request)?;
         if let Ok(plan) = reconcile(request, &known, &self.limits) {
             // A refusal goes the guarded way: the value it refused may be unlinked (then
@@ -203,8 +203,8 @@ impl IdentityService {
     /// `None` when there is no live contact `id`.
     ///
     /// # Errors
-    /// See [`IdentifyError`].
-    pub fn customer_of(&self, id: ContactId) -> Result<Option<Customer>, IdentifyError> {
+    /// See [`ServiceError`].
+    pub fn customer_of(&self, id: ContactId) -> Result<Option<Customer>, ServiceError> {
         let contacts = self.repository.find_customer_of(id)?;
         if contacts.is_empty() {
             return Ok(None);
@@ -217,8 +217,8 @@ impl IdentityService {
     /// The history of the customer of contact `id`, oldest first; `None` for no live contact.
     ///
     /// # Errors
-    /// See [`IdentifyError`].
-    pub fn history(&self, id: ContactId) -> Result<Option<Vec<HistoryEntry>>, IdentifyError> {
+    /// See [`ServiceError`].
+    pub fn history(&self, id: ContactId) -> Result<Option<Vec<HistoryEntry>>, ServiceError> {
         Ok(self.repository.find_history(id)?)
     }
 
@@ -227,12 +227,12 @@ impl IdentityService {
     /// contact).
     ///
     /// # Errors
-    /// See [`IdentifyError`].
+    /// See [`ServiceError`].
     pub fn why(
         &self,
         from: ContactId,
         to: ContactId,
-    ) -> Result<Option<Vec<crate::why::Step>>, IdentifyError> {
+    ) -> Result<Option<Vec<crate::why::Step>>, ServiceError> {
         let customer = self.repository.find_customer_of(from)?;
         if !customer.iter().any(|c| c.id == to) {
             return Ok(None);
@@ -246,12 +246,12 @@ impl IdentityService {
     /// is no live contact `id`.
     ///
     /// # Errors
-    /// See [`IdentifyError`].
+    /// See [`ServiceError`].
     pub fn erase_contact(
         &self,
         id: ContactId,
         cause: &str,
-    ) -> Result<Option<Rewrite>, IdentifyError> {
+    ) -> Result<Option<Rewrite>, ServiceError> {
         let rewriter = |contacts: &[Contact], evidence: &[Evidence]| {
             plan_erasure(contacts, evidence, |c| c.id == id)
         };
@@ -268,12 +268,12 @@ impl IdentityService {
     /// customer to erase.
     ///
     /// # Errors
-    /// [`IdentifyError::NotPrimary`] as above; otherwise see [`IdentifyError`].
+    /// [`ServiceError::NotPrimary`] as above; otherwise see [`ServiceError`].
     pub fn erase_customer(
         &self,
         primary: ContactId,
         cause: &str,
-    ) -> Result<Option<Rewrite>, IdentifyError> {
+    ) -> Result<Option<Rewrite>, ServiceError> {
         // What the guarded read found leading the customer, when it was not `primary`.
         let led_by = std::sync::Mutex::new(None);
         let rewriter = |contacts: &[Contact], evidence: &[Evidence]| {
@@ -293,7 +293,7 @@ impl IdentityService {
             .rewrite_customer_of(primary, &rewriter, cause)?;
         let moved = led_by.lock().ok().and_then(|led_by| *led_by);
         match (rewrite, moved) {
-            (Some(_), Some(now)) => Err(IdentifyError::NotPrimary {
+            (Some(_), Some(now)) => Err(ServiceError::NotPrimary {
                 contact: primary,
                 primary: now,
             }),
@@ -307,8 +307,8 @@ impl IdentityService {
     /// writes nothing.
     ///
     /// # Errors
-    /// See [`IdentifyError`].
-    pub fn search(&self, identifiers: &Identifiers) -> Result<Vec<Customer>, IdentifyError> {
+    /// See [`ServiceError`].
+    pub fn search(&self, identifiers: &Identifiers) -> Result<Vec<Customer>, ServiceError> {
         Ok(Customer::all_in(
             self.repository.find_customers(identifiers)?,
         )?)
@@ -318,8 +318,8 @@ impl IdentityService {
     /// their values: the customer's graph. `None` when there is no live contact `id`.
     ///
     /// # Errors
-    /// See [`IdentifyError`].
-    pub fn graph(&self, id: ContactId) -> Result<Option<Graph>, IdentifyError> {
+    /// See [`ServiceError`].
+    pub fn graph(&self, id: ContactId) -> Result<Option<Graph>, ServiceError> {
         let mut contacts = self.repository.find_customer_of(id)?;
         if contacts.is_empty() {
             return Ok(None);
@@ -332,12 +332,12 @@ impl IdentityService {
     /// What making an unlink rule for `value` would do now, without doing it.
     ///
     /// # Errors
-    /// [`IdentifyError::RuleExists`] when a rule for the value exists; otherwise see
-    /// [`IdentifyError`].
-    pub fn preview_unlink(&self, value: &Identifier) -> Result<Unlinked, IdentifyError> {
+    /// [`ServiceError::RuleExists`] when a rule for the value exists; otherwise see
+    /// [`ServiceError`].
+    pub fn preview_unlink(&self, value: &Identifier) -> Result<Unlinked, ServiceError> {
         let rules = self.repository.find_unlink_rules()?;
         if rules.iter().any(|rule| &rule.identifier == value) {
-            return Err(IdentifyError::RuleExists {
+            return Err(ServiceError::RuleExists {
                 field: value.field(),
             });
         }
@@ -355,14 +355,14 @@ impl IdentityService {
     /// Makes an unlink rule and applies it ([`crate::unlink`]).
     ///
     /// # Errors
-    /// [`IdentifyError::RuleExists`] when a rule for the value exists; otherwise see
-    /// [`IdentifyError`].
-    pub fn unlink(&self, rule: &NewUnlinkRule) -> Result<Unlinked, IdentifyError> {
+    /// [`ServiceError::RuleExists`] when a rule for the value exists; otherwise see
+    /// [`ServiceError`].
+    pub fn unlink(&self, rule: &NewUnlinkRule) -> Result<Unlinked, ServiceError> {
         let value = &rule.identifier;
         let rewriter =
             |contacts: &[Contact], evidence: &[Evidence]| plan_unlink(contacts, evidence, value);
         let applied = self.repository.create_unlink_rule(rule, &rewriter)?.ok_or(
-            IdentifyError::RuleExists {
+            ServiceError::RuleExists {
                 field: value.field(),
             },
         )?;
@@ -377,16 +377,16 @@ impl IdentityService {
     /// Every unlink rule, oldest first.
     ///
     /// # Errors
-    /// See [`IdentifyError`].
-    pub fn unlink_rules(&self) -> Result<Vec<UnlinkRule>, IdentifyError> {
+    /// See [`ServiceError`].
+    pub fn unlink_rules(&self) -> Result<Vec<UnlinkRule>, ServiceError> {
         Ok(self.repository.find_unlink_rules()?)
     }
 
     /// What making `link` would do now, without doing it.
     ///
     /// # Errors
-    /// [`IdentifyError::LinkRefused`] as making it would; otherwise see [`IdentifyError`].
-    pub fn preview_link(&self, link: &ManualLink) -> Result<Linked, IdentifyError> {
+    /// [`ServiceError::LinkRefused`] as making it would; otherwise see [`ServiceError`].
+    pub fn preview_link(&self, link: &ManualLink) -> Result<Linked, ServiceError> {
         let mut contacts = self.repository.find_customer_of(link.contacts[0])?;
         if !contacts.iter().any(|c| c.id == link.contacts[1]) {
             contacts.extend(self.repository.find_customer_of(link.contacts[1])?);
@@ -410,10 +410,10 @@ impl IdentityService {
     /// both would (the older primary leads), within the merge guard.
     ///
     /// # Errors
-    /// [`IdentifyError::LinkRefused`]: the same contact twice, an unknown contact, contacts
+    /// [`ServiceError::LinkRefused`]: the same contact twice, an unknown contact, contacts
     /// of one customer already, or a customer past the merge guard; otherwise see
-    /// [`IdentifyError`].
-    pub fn link(&self, link: &ManualLink) -> Result<Linked, IdentifyError> {
+    /// [`ServiceError`].
+    pub fn link(&self, link: &ManualLink) -> Result<Linked, ServiceError> {
         struct Planner<'a>(&'a CustomerLimits);
         impl LinkPlanner for Planner<'_> {
             fn check(&self, contacts: &[Contact], link: &ManualLink) -> Result<(), LinkRefused> {
@@ -427,7 +427,7 @@ impl IdentityService {
             .repository
             .create_link(link, &Planner(&self.limits))
             .map_err(|e| match e {
-                RepositoryError::LinkRefused(refused) => IdentifyError::LinkRefused(refused),
+                RepositoryError::LinkRefused(refused) => ServiceError::LinkRefused(refused),
                 other => other.into(),
             })?;
         let (customers, _) = customers_after(&applied.before, &applied.rewrite)?;
@@ -440,8 +440,8 @@ impl IdentityService {
     /// Every manual link, oldest first.
     ///
     /// # Errors
-    /// See [`IdentifyError`].
-    pub fn links(&self) -> Result<Vec<StoredLink>, IdentifyError> {
+    /// See [`ServiceError`].
+    pub fn links(&self) -> Result<Vec<StoredLink>, ServiceError> {
         Ok(self.repository.find_links()?)
     }
 
@@ -449,8 +449,8 @@ impl IdentityService {
     /// made. `None` when there is no link `id`.
     ///
     /// # Errors
-    /// See [`IdentifyError`].
-    pub fn delete_link(&self, id: i64) -> Result<Option<Linked>, IdentifyError> {
+    /// See [`ServiceError`].
+    pub fn delete_link(&self, id: i64) -> Result<Option<Linked>, ServiceError> {
         let rewriter =
             |contacts: &[Contact], evidence: &[Evidence]| plan_relink(contacts, evidence);
         let Some(applied) = self.repository.delete_link(id, &rewriter)? else {
@@ -466,8 +466,8 @@ impl IdentityService {
     /// Deletes unlink rule `id`; `None` when there is none.
     ///
     /// # Errors
-    /// See [`IdentifyError`].
-    pub fn delete_unlink_rule(&self, id: i64) -> Result<Option<UnlinkRule>, IdentifyError> {
+    /// See [`ServiceError`].
+    pub fn delete_unlink_rule(&self, id: i64) -> Result<Option<UnlinkRule>, ServiceError> {
         Ok(self.repository.delete_unlink_rule(id)?)
     }
 }
@@ -562,7 +562,7 @@ mod tests {
         assert!(
             matches!(
                 outcome,
-                Err(IdentifyError::NotPrimary { contact, primary }) if contact == id(2) && primary == id(1)
+                Err(ServiceError::NotPrimary { contact, primary }) if contact == id(2) && primary == id(1)
             ),
             "{outcome:?}"
         );
@@ -963,7 +963,7 @@ mod tests {
         assert!(
             matches!(
                 outcome,
-                Err(IdentifyError::Invalid(InvalidRequest::OnlyBlocked(_)))
+                Err(ServiceError::Invalid(InvalidRequest::OnlyBlocked(_)))
             ),
             "{outcome:?}"
         );
@@ -981,7 +981,7 @@ mod tests {
         let outcome = service.identify(Admitted::from(request(Some("a@x.io"), None)), "test");
         assert!(matches!(
             outcome,
-            Err(IdentifyError::Repository(RepositoryError::Unavailable(_)))
+            Err(ServiceError::Repository(RepositoryError::Unavailable(_)))
         ));
 
         let mut repo = MockContactRepository::new();
@@ -992,7 +992,7 @@ mod tests {
         let outcome = service.identify(Admitted::from(request(Some("a@x.io"), None)), "test");
         assert!(matches!(
             outcome,
-            Err(IdentifyError::Repository(RepositoryError::Contended {
+            Err(ServiceError::Repository(RepositoryError::Contended {
                 attempts: 8
             }))
         ));

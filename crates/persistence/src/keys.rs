@@ -7,7 +7,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use identity_domain::{ActiveKey, ApiKey, KeyError, KeyRepository, RepositoryError, Scopes};
 
 use crate::pool::on_backend;
-use crate::repository::SqlContactRepository;
+use crate::repository::SqlStore;
 use crate::retry::UnitError;
 use crate::schema::api_key;
 use crate::sql_types::Instant;
@@ -52,7 +52,7 @@ impl KeyRow {
     }
 }
 
-impl KeyRepository for SqlContactRepository {
+impl KeyRepository for SqlStore {
     fn create(&self, name: &str, hash: &str, scopes: &Scopes) -> Result<ApiKey, KeyError> {
         let row = NewKeyRow {
             name,

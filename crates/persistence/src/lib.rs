@@ -26,6 +26,7 @@ mod outbox;
 mod pool;
 mod postgres;
 mod queries;
+mod reads;
 mod replica;
 mod repository;
 mod retry;

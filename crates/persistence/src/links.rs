@@ -10,10 +10,11 @@ use identity_domain::{
 
 use crate::models::{into_links, LinkRow, NewLinkRow};
 use crate::pool::{on_backend, Db};
+use crate::reads::read_evidence;
 use crate::retry::UnitError;
 use crate::schema::manual_link;
 use crate::sql_types::Instant;
-use crate::writes::{apply_rewrite, guarded_read_customer_of, read_evidence};
+use crate::writes::{apply_rewrite, guarded_read_customer_of};
 
 /// Every link, oldest first.
 pub(crate) fn read_all_links(db: &mut Db<'_>) -> Result<Vec<StoredLink>, UnitError> {

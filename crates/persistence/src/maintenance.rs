@@ -19,16 +19,15 @@ use crate::links::read_all_links;
 use crate::models::{into_contacts, ContactRow, PRIMARY};
 use crate::pool::{on_backend, Db};
 use crate::queries::LargestCustomers;
-use crate::repository::{record_committed, SqlContactRepository};
+use crate::reads::{read_all, read_customers};
+use crate::repository::{record_committed, SqlStore};
 use crate::retry::UnitError;
 use crate::schema::contact;
 use crate::sql_types::Instant;
 use crate::unlink::{read_rules, read_unlinked};
-use crate::writes::{
-    apply_rewrite, lock_all, read_all, read_customers, write_plan, write_transaction,
-};
+use crate::writes::{apply_rewrite, lock_all, write_plan, write_transaction};
 
-impl ContactMaintenance for SqlContactRepository {
+impl ContactMaintenance for SqlStore {
     fn rewrite_all<'f>(
         &self,
         rewriter: &'f Rewriter<'f>,

@@ -15,7 +15,7 @@ use identity_domain::RepositoryError;
 use crate::models::OutboxRow;
 use crate::pool::on_backend;
 use crate::queries::fixed_query;
-use crate::repository::SqlContactRepository;
+use crate::repository::SqlStore;
 use crate::retry::UnitError;
 use crate::schema::outbox;
 use crate::sql_types::{Instant, Timestamptz};
@@ -148,7 +148,7 @@ fixed_query!(
     (BigInt, BigInt, Text, Text, Integer, Timestamptz)
 );
 
-impl Outbox for SqlContactRepository {
+impl Outbox for SqlStore {
     fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<OutboxRow>, RepositoryError> {
         let now = Instant::now();
         let query = ClaimEvents {

@@ -1,6 +1,8 @@
 //! `ContactRepository` on either backend, written once.
 //!
-//! Reads: one statement each, so an answer comes from one snapshot; no locks.
+//! Reads: no locks, one statement each, so an answer comes from one snapshot; except
+//! `find_history`, which reads the customer, then the events of its contacts (an event
+//! written in between may show as well; none the customer's contacts had is missed).
 //! Writes: one transaction per unit of work that first guards what it is about to change,
 //! then reads, decides and writes (`writes.rs`); it runs again when it collides with a
 //! concurrent one (`retry.rs`).
@@ -17,12 +19,12 @@ use crate::history;
 use crate::models::into_contacts;
 
 use crate::pool::{Db, Pool};
+use crate::reads::{read_customer_of, read_customers, read_evidence};
 use crate::replica::Replica;
 use crate::retry::{RetryPolicy, UnitError};
 use crate::unlink::{create_rule, delete_rule, read_rules, unlinked_among};
 use crate::writes::{
-    apply_rewrite, guarded_read, guarded_read_customer_of, read_customer_of, read_customers,
-    read_evidence, write_plan, write_transaction,
+    apply_rewrite, guarded_read, guarded_read_customer_of, write_plan, write_transaction,
 };
 
 /// The pool's state at one moment.
@@ -33,15 +35,17 @@ pub struct PoolStats {
     pub max: u32,
 }
 
-/// The ports on the store the pool connects to.
-pub(crate) struct SqlContactRepository {
+/// The one adapter behind every port of the domain on this database (`ContactRepository`,
+/// `ContactMaintenance`, `KeyRepository` and the `Outbox`): the pool, how a unit of work is
+/// retried, and the standbys.
+pub(crate) struct SqlStore {
     pub(crate) pool: Pool,
     pub(crate) retry: RetryPolicy,
     /// Standbys for the lock-free reads, when `database.read_url` is set.
     pub(crate) replica: Option<Arc<Replica>>,
 }
 
-impl SqlContactRepository {
+impl SqlStore {
     /// A read that takes no lock and decides no write: on a standby when there is one and it
     /// is up, else on the primary (counted as a fallback when a standby was meant).
     fn read<T>(
@@ -88,7 +92,7 @@ impl SqlContactRepository {
     }
 }
 
-impl ContactRepository for SqlContactRepository {
+impl ContactRepository for SqlStore {
     fn find_customers(&self, identifiers: &Identifiers) -> Result<Vec<Contact>, RepositoryError> {
         self.read(|db| {
             into_contacts(read_customers(db, identifiers)?).map_err(UnitError::Malformed)

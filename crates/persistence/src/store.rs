@@ -13,7 +13,7 @@ use crate::migrate::{
 use crate::outbox::Outbox;
 use crate::pool::{with_timeouts, Pool, PoolSettings};
 use crate::replica::{self, Replica};
-use crate::repository::{PoolStats, SqlContactRepository};
+use crate::repository::{PoolStats, SqlStore};
 use crate::retry::RetryPolicy;
 use crate::url::DatabaseUrl;
 use crate::{postgres, sqlite};
@@ -191,7 +191,7 @@ fn connect(settings: &StoreSettings, access: Access) -> Store {
             sqlite::session_sql(settings.pool.lock_timeout.as_millis(), read_only),
         ),
     };
-    let repository = Arc::new(SqlContactRepository {
+    let repository = Arc::new(SqlStore {
         pool,
         retry: settings.retry,
         replica,

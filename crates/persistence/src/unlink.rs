@@ -9,10 +9,11 @@ use identity_domain::{
 };
 
 use crate::pool::{on_backend, Db};
+use crate::reads::read_evidence;
 use crate::retry::UnitError;
 use crate::schema::unlink_rule;
 use crate::sql_types::Instant;
-use crate::writes::{apply_rewrite, guarded_read, read_evidence};
+use crate::writes::{apply_rewrite, guarded_read};
 
 const EMAIL: &str = "email";
 const PHONE: &str = "phone";

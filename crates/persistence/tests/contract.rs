@@ -878,7 +878,7 @@ mod history_cases {
         assert!(
             matches!(
                 service.erase_customer(doc.secondary_ids[0], "erasure"),
-                Err(identity_domain::IdentifyError::NotPrimary { primary, .. })
+                Err(identity_domain::ServiceError::NotPrimary { primary, .. })
                     if primary == doc.primary_id
             ),
             "only a primary's id names a customer; the error names the one it belongs to"
@@ -944,7 +944,7 @@ mod unlink_cases {
     use std::sync::Arc;
     use std::thread;
 
-    use identity_domain::{IdentifyError, NewUnlinkRule, UnlinkRule};
+    use identity_domain::{NewUnlinkRule, ServiceError, UnlinkRule};
 
     use super::*;
 
@@ -974,7 +974,7 @@ mod unlink_cases {
         );
         assert!(matches!(
             service.unlink(&rule),
-            Err(IdentifyError::RuleExists { .. })
+            Err(ServiceError::RuleExists { .. })
         ));
         assert!(check_invariants(&mut db.connect()).is_empty());
 
@@ -1064,7 +1064,7 @@ mod link_cases {
     use std::thread;
 
     use identity_domain::{
-        Customer, Evidence, IdentifyError, LinkRefused, ManualLink, NewUnlinkRule,
+        Customer, Evidence, LinkRefused, ManualLink, NewUnlinkRule, ServiceError,
     };
 
     use super::*;
@@ -1121,12 +1121,12 @@ mod link_cases {
         // Refused, writing nothing: the same customer, an unknown contact.
         assert!(matches!(
             service.link(&link(work, home)),
-            Err(IdentifyError::LinkRefused(LinkRefused::OneCustomer(..)))
+            Err(ServiceError::LinkRefused(LinkRefused::OneCustomer(..)))
         ));
         let unknown = ContactId::new(999_999).expect("an id");
         assert!(matches!(
             service.link(&link(work, unknown)),
-            Err(IdentifyError::LinkRefused(LinkRefused::UnknownContact(_)))
+            Err(ServiceError::LinkRefused(LinkRefused::UnknownContact(_)))
         ));
         assert_eq!(service.links().expect("listed").len(), 1);
 
@@ -1156,7 +1156,7 @@ mod link_cases {
         // unlinked: the link wins, they stay one customer.
         assert!(matches!(
             service.link(&link(doc, marty)),
-            Err(IdentifyError::LinkRefused(LinkRefused::OneCustomer(..)))
+            Err(ServiceError::LinkRefused(LinkRefused::OneCustomer(..)))
         ));
         let lorraine = primary(&write(&store, &request(Some("lorraine@x.io"), None)));
         let linked = service.link(&link(marty, lorraine)).expect("linked");
@@ -1219,7 +1219,7 @@ mod link_cases {
                 Ok(linked) if round % 3 == 0 => {
                     let _ = service.delete_link(linked.link.id);
                 }
-                Ok(_) | Err(IdentifyError::LinkRefused(LinkRefused::OneCustomer(..))) => {}
+                Ok(_) | Err(ServiceError::LinkRefused(LinkRefused::OneCustomer(..))) => {}
                 Err(other) => panic!("round {round}: {other:?}"),
             }
         }

@@ -538,8 +538,8 @@ fn make_rule(
 ) -> Result<bool, identity_domain::RepositoryError> {
     match service.unlink(rule) {
         Ok(_) => Ok(true),
-        Err(identity_domain::IdentifyError::RuleExists { .. }) => Ok(false),
-        Err(identity_domain::IdentifyError::Repository(error)) => Err(error),
+        Err(identity_domain::ServiceError::RuleExists { .. }) => Ok(false),
+        Err(identity_domain::ServiceError::Repository(error)) => Err(error),
         Err(other) => Err(identity_domain::RepositoryError::Internal(Box::new(other))),
     }
 }

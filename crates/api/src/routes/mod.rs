@@ -7,7 +7,7 @@
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::Method;
 use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder};
-use identity_domain::{ContactId, IdentifyError, IdentityService};
+use identity_domain::{ContactId, IdentityService, ServiceError};
 
 use crate::error::ApiError;
 use crate::run_blocking;
@@ -24,7 +24,7 @@ pub(crate) mod unlink;
 /// request's span and deadline); its error answers as `ApiError` maps it.
 async fn call<T, F>(service: web::Data<IdentityService>, use_case: F) -> Result<T, ApiError>
 where
-    F: FnOnce(&IdentityService) -> Result<T, IdentifyError> + Send + 'static,
+    F: FnOnce(&IdentityService) -> Result<T, ServiceError> + Send + 'static,
     T: Send + 'static,
 {
     Ok(run_blocking(move || use_case(&service)).await??)
@@ -38,7 +38,7 @@ async fn about_contact<T, F>(
     use_case: F,
 ) -> Result<T, ApiError>
 where
-    F: FnOnce(&IdentityService, ContactId) -> Result<Option<T>, IdentifyError> + Send + 'static,
+    F: FnOnce(&IdentityService, ContactId) -> Result<Option<T>, ServiceError> + Send + 'static,
     T: Send + 'static,
 {
     call(service, move |service| use_case(service, id))
