@@ -43,8 +43,8 @@ standby="postgres://postgres@127.0.0.1:$s_port/identity_bench"
 as_pg "$bindir/initdb" -D "$root/primary/data" -U postgres --auth=trust -E UTF8 >/dev/null
 start_cluster "$root/primary" "$p_port"
 psql -X -q "${primary%/*}/postgres" -c "CREATE DATABASE identity_bench"
-DATABASE_URL="$primary" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn \
-  target/release/identity-api migrate >/dev/null
+use_bench_db "$primary"
+$api migrate >/dev/null
 $bench seed --database "$primary" --customers "$customers" >&2
 as_pg "$bindir/pg_basebackup" -h 127.0.0.1 -p "$p_port" -U postgres -X stream -R -D "$root/standby/data"
 sed -i "s/primary_conninfo = '/primary_conninfo = 'application_name=standby1 /" "$root/standby/data/postgresql.auto.conf"
@@ -69,9 +69,8 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for setup in primary standby; do
   read_url=""
   [ "$setup" = standby ] && read_url="$standby"
-  DATABASE_URL="$primary" IDENTITY__DATABASE__READ_URL="$read_url" PORT="$port" \
-    IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn IDENTITY__DATABASE__POOL_SIZE="$clients" \
-    target/release/identity-api >>"$root/server.log" 2>&1 &
+  IDENTITY__DATABASE__READ_URL="$read_url" PORT="$port" IDENTITY__DATABASE__POOL_SIZE="$clients" \
+    $api >>"$root/server.log" 2>&1 &
   server=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   if [ -n "$read_url" ]; then

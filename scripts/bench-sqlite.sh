@@ -10,11 +10,11 @@ build_release
 customers=${1:-100000}
 dir=$(mktemp -d)
 port=18484
+use_bench_db "sqlite://$dir/bench.db"
 start() {
-  DATABASE_URL="sqlite://$dir/bench.db" PORT="$port" IDENTITY_CONFIG_DIR=/nonexistent IDENTITY__LOG__LEVEL=warn \
-    IDENTITY__DATABASE__POOL_SIZE=16 IDENTITY__MERGE_GUARD__MAX_CONTACTS=1000000 \
+  PORT="$port" IDENTITY__DATABASE__POOL_SIZE=16 IDENTITY__MERGE_GUARD__MAX_CONTACTS=1000000 \
     IDENTITY__MERGE_GUARD__MAX_EMAILS=1000000 IDENTITY__MERGE_GUARD__MAX_PHONES=1000000 \
-    target/release/identity-api >/tmp/sqlite-bench-server.log 2>&1 &
+    $api >/tmp/sqlite-bench-server.log 2>&1 &
   server=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 }

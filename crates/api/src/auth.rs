@@ -89,6 +89,9 @@ pub struct Gate {
     keys: RwLock<Option<Arc<Vec<Known>>>>,
     /// Ids of keys used since the last refresh (recorded as `last_used_at` then).
     used: Mutex<BTreeSet<i64>>,
+    /// Held for a whole refresh: two at once (the refresh thread and a readiness probe)
+    /// could store their keys in the wrong order, an older empty list over a newer one.
+    refreshing: Mutex<()>,
     failures: DefaultKeyedRateLimiter<IpAddr>,
     /// Clients refused until the given moment.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
@@ -136,6 +139,7 @@ impl Gate {
             settings,
             keys: RwLock::new(None),
             used: Mutex::new(BTreeSet::new()),
+            refreshing: Mutex::new(()),
             blocked: Mutex::new(HashMap::new()),
         });
         if let Err(error) = gate.refresh() {
@@ -167,6 +171,10 @@ impl Gate {
     /// # Errors
     /// When the store cannot be reached (the keys known so far stay in force).
     pub fn refresh(&self) -> Result<(), RepositoryError> {
+        let _one_at_a_time = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.failures.retain_recent();
         let now = Instant::now();
         if let Ok(mut blocked) = self.blocked.lock() {

@@ -3,6 +3,7 @@
 //! replica, or `identity-api dispatch`) can run at once: each event is claimed by one of them
 //! for a lease longer than a delivery may take, so no event is delivered by two at once.
 
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,23 +15,23 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::settings::EventSettings;
+use crate::settings::{EventSettings, Webhook};
 
 /// The signature header: `sha256=<hex HMAC-SHA256 of the raw body under events.secret>`.
 pub const SIGNATURE_HEADER: &str = "X-Identity-Signature";
 
 pub struct Dispatcher {
     outbox: Arc<dyn Outbox>,
-    url: String,
+    webhook: Webhook,
     secret: Vec<u8>,
     agent: ureq::Agent,
-    settings: EventSettings,
+    max_attempts: NonZeroU32,
+    max_age: Duration,
 }
 
 impl Dispatcher {
-    /// A dispatcher to `events.webhook_url`; `None` when no webhook is configured.
-    pub fn new(outbox: Arc<dyn Outbox>, settings: &EventSettings) -> Option<Self> {
-        let url = settings.webhook_url.clone()?;
+    /// A dispatcher to `webhook`, giving up on an event as `events` says.
+    pub fn new(outbox: Arc<dyn Outbox>, webhook: &Webhook, events: &EventSettings) -> Self {
         // Redirects are not followed: following one would turn the POST into a GET (301,
         // 302, 303), count the redirect target's 2xx as a delivery and send the signature
         // to another host. With `max_redirects(0)` a 3xx comes back as a response, and
@@ -38,16 +39,17 @@ impl Dispatcher {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_global(Some(settings.request_timeout))
+            .timeout_global(Some(webhook.request_timeout))
             .build()
             .into();
-        Some(Self {
+        Self {
             outbox,
-            url,
-            secret: settings.secret.expose_secret().as_bytes().to_vec(),
+            secret: webhook.secret.expose_secret().as_bytes().to_vec(),
+            webhook: webhook.clone(),
             agent,
-            settings: settings.clone(),
-        })
+            max_attempts: events.max_attempts,
+            max_age: events.max_age,
+        }
     }
 
     /// Runs on a thread of its own until `stop` is set.
@@ -55,10 +57,10 @@ impl Dispatcher {
         std::thread::Builder::new()
             .name("event-dispatcher".to_owned())
             .spawn(move || {
-                tracing::info!(url = %redact_url(&self.url), "event dispatcher started");
+                tracing::info!(url = %redact_url(&self.webhook.url), "event dispatcher started");
                 while !stop.load(Ordering::Relaxed) {
                     if self.run_once() == 0 {
-                        std::thread::sleep(self.settings.poll_interval);
+                        std::thread::sleep(self.webhook.poll_interval);
                     }
                 }
             })
@@ -97,12 +99,12 @@ impl Dispatcher {
     pub fn run_once(&self) -> usize {
         // Longer than any delivery of the round can take, so the claim never lapses while
         // this dispatcher is still delivering.
-        let batch = self.settings.batch_size.get();
+        let batch = self.webhook.batch_size.get();
         let lease = self
-            .settings
+            .webhook
             .request_timeout
             .saturating_mul(u32::try_from(batch + 1).unwrap_or(u32::MAX))
-            + Duration::from_secs(10);
+            .saturating_add(Duration::from_secs(10));
         let events = match self.outbox.claim(batch, lease) {
             Ok(events) => events,
             Err(error) => {
@@ -120,7 +122,7 @@ impl Dispatcher {
         let body = envelope(event).to_string();
         let outcome = self
             .agent
-            .post(&self.url)
+            .post(&self.webhook.url)
             .header("Content-Type", "application/json")
             .header("X-Identity-Event-Id", event.id.to_string())
             .header(SIGNATURE_HEADER, sign(&self.secret, body.as_bytes()))
@@ -132,7 +134,7 @@ impl Dispatcher {
             Err(error) => Some(
                 error
                     .to_string()
-                    .replace(self.url.as_str(), &redact_url(&self.url)),
+                    .replace(self.webhook.url.as_str(), &redact_url(&self.webhook.url)),
             ),
         };
         let settled = match failure {
@@ -147,10 +149,9 @@ impl Dispatcher {
                 let too_old = chrono::Utc::now()
                     .signed_duration_since(event.created_at)
                     .to_std()
-                    .is_ok_and(|age| age > self.settings.max_age);
-                let give_up = u32::try_from(attempts)
-                    .is_ok_and(|a| a >= self.settings.max_attempts.get())
-                    || too_old;
+                    .is_ok_and(|age| age > self.max_age);
+                let give_up =
+                    u32::try_from(attempts).is_ok_and(|a| a >= self.max_attempts.get()) || too_old;
                 let retry_in = (!give_up).then(|| self.backoff(event.attempts));
                 if give_up {
                     metrics::counter!("identity_events_dead_total").increment(1);
@@ -170,7 +171,7 @@ impl Dispatcher {
     /// 1 s, 2 s, 4 s, ... at most `events.max_backoff_secs`, with jitter.
     fn backoff(&self, attempts: i32) -> Duration {
         let exponent = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
-        let bound = Duration::from_secs(1u64 << exponent).min(self.settings.max_backoff);
+        let bound = Duration::from_secs(1u64 << exponent).min(self.webhook.max_backoff);
         bound.mul_f64(0.5 + fastrand::f64() / 2.0)
     }
 }

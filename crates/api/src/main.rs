@@ -217,12 +217,11 @@ impl From<ExportError> for Failure {
     }
 }
 
+/// A key command says why it failed on stderr alone, never in the log: logs go to stdout,
+/// where `keys create` prints the new key.
 impl From<keys::KeysError> for Failure {
     fn from(error: keys::KeysError) -> Self {
-        match error {
-            keys::KeysError::Startup(error) => Self::Startup(error),
-            other => Self::Refused(telemetry::error_chain(&other)),
-        }
+        Self::Refused(telemetry::error_chain(&error))
     }
 }
 

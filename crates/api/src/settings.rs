@@ -3,9 +3,10 @@
 //! variables, then `DATABASE_URL`, `PORT` and `RUST_LOG`.
 //!
 //! Each setting is read once, straight into the type the program uses (a [`DatabaseUrl`], a
-//! [`Duration`], a `NonZero*`, the domain's [`IdentifierPolicy`] and [`CustomerLimits`]), so
-//! nothing downstream validates or parses a setting again. What spans several settings is
-//! checked in [`Settings::validate`].
+//! [`Duration`], a `NonZero*`, the domain's [`IdentifierPolicy`] and [`CustomerLimits`], a
+//! [`Webhook`] only when there is one), so nothing downstream validates or parses a setting
+//! again. What spans several settings, or a retired one, is checked once loaded
+//! (`Settings::validate`).
 
 use std::collections::HashMap;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
@@ -96,29 +97,96 @@ pub struct AuthSettings {
     pub bootstrap_scopes: Scopes,
 }
 
+/// `[events]`: the outbox's bounds, and the webhook its events go to.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "EventFile")]
 pub struct EventSettings {
-    /// Where change events are delivered; `None`: no dispatcher runs.
-    #[serde(deserialize_with = "webhook_url")]
-    pub webhook_url: Option<String>,
-    /// Never printed.
-    pub secret: SecretString,
-    #[serde(rename = "poll_interval_ms", deserialize_with = "positive_millis")]
-    pub poll_interval: Duration,
-    pub batch_size: NonZeroUsize,
-    #[serde(rename = "request_timeout_ms", deserialize_with = "positive_millis")]
-    pub request_timeout: Duration,
-    #[serde(rename = "max_backoff_secs", deserialize_with = "positive_secs")]
-    pub max_backoff: Duration,
+    /// Where and how change events are delivered; `None` (no `webhook_url`): no dispatcher
+    /// runs, and events wait in the outbox.
+    pub webhook: Option<Webhook>,
     /// Failed deliveries of one event before it is given up on (dead).
     pub max_attempts: NonZeroU32,
     /// How long an undelivered event is tried before it is given up on.
-    #[serde(rename = "max_age_hours", deserialize_with = "positive_hours")]
     pub max_age: Duration,
     /// How long delivered and dead events are kept before they are deleted.
-    #[serde(rename = "retention_hours", deserialize_with = "hours")]
     pub retention: Duration,
+}
+
+/// A webhook and how the dispatcher delivers to it.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// The HMAC key of the signature. Never printed.
+    pub secret: SecretString,
+    pub poll_interval: Duration,
+    pub batch_size: NonZeroUsize,
+    pub request_timeout: Duration,
+    /// The longest pause between two deliveries of one event (at least 1 s).
+    pub max_backoff: Duration,
+}
+
+/// `[events]` as written: the dispatcher's settings only count with a `webhook_url`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventFile {
+    webhook_url: String,
+    secret: SecretString,
+    poll_interval_ms: u64,
+    batch_size: usize,
+    request_timeout_ms: u64,
+    max_backoff_secs: u64,
+    max_attempts: NonZeroU32,
+    max_age_hours: NonZeroU64,
+    retention_hours: u64,
+}
+
+impl TryFrom<EventFile> for EventSettings {
+    type Error = String;
+
+    fn try_from(file: EventFile) -> Result<Self, String> {
+        let hours = |n: u64| Duration::from_secs(n.saturating_mul(3600));
+        let webhook = if file.webhook_url.is_empty() {
+            None
+        } else {
+            let url = file.webhook_url;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err("events.webhook_url: must be an http:// or https:// URL".to_owned());
+            }
+            if file.secret.expose_secret().is_empty() {
+                return Err(
+                    "events.secret: must be set when events.webhook_url is (IDENTITY__EVENTS__SECRET)"
+                        .to_owned(),
+                );
+            }
+            let positive = |n: u64| (n > 0).then_some(n);
+            let (Some(poll), Some(batch_size), Some(timeout)) = (
+                positive(file.poll_interval_ms),
+                NonZeroUsize::new(file.batch_size),
+                positive(file.request_timeout_ms),
+            ) else {
+                return Err(
+                    "events.*: batch_size, poll_interval_ms and request_timeout_ms \
+                     must be more than 0"
+                        .to_owned(),
+                );
+            };
+            Some(Webhook {
+                url,
+                secret: file.secret,
+                poll_interval: Duration::from_millis(poll),
+                batch_size,
+                request_timeout: Duration::from_millis(timeout),
+                max_backoff: Duration::from_secs(file.max_backoff_secs.max(1)),
+            })
+        };
+        Ok(Self {
+            webhook,
+            max_attempts: file.max_attempts,
+            max_age: hours(file.max_age_hours.get()),
+            retention: hours(file.retention_hours),
+        })
+    }
 }
 
 /// `[identifiers]`, read into the domain's types.
@@ -172,6 +240,7 @@ impl TryFrom<IdentifierFile> for IdentifierSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
+    #[serde(deserialize_with = "host")]
     pub host: String,
     pub port: u16,
     /// HTTP worker threads; `None` (0 in the file): one per CPU core.
@@ -180,6 +249,7 @@ pub struct ServerSettings {
     /// Time in-flight requests get to finish after SIGTERM/SIGINT.
     #[serde(rename = "shutdown_timeout_secs", deserialize_with = "secs")]
     pub shutdown_timeout: Duration,
+    #[serde(deserialize_with = "body_limit")]
     pub max_body_bytes: usize,
 }
 
@@ -269,24 +339,26 @@ fn positive_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     NonZeroU64::deserialize(d).map(|n| Duration::from_millis(n.get()))
 }
 
-/// A positive number of seconds.
-fn positive_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    NonZeroU64::deserialize(d).map(|n| Duration::from_secs(n.get()))
-}
-
 /// A number of seconds, 0 included.
 fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     u64::deserialize(d).map(Duration::from_secs)
 }
 
-/// A positive number of hours.
-fn positive_hours<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    NonZeroU64::deserialize(d).map(|n| Duration::from_secs(n.get().saturating_mul(3600)))
+/// A host name or address, not empty.
+fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let host = String::deserialize(d)?;
+    if host.trim().is_empty() {
+        return Err(invalid("must not be empty"));
+    }
+    Ok(host)
 }
 
-/// A number of hours, 0 included.
-fn hours<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    u64::deserialize(d).map(|n| Duration::from_secs(n.saturating_mul(3600)))
+/// A number of bytes, at least 256 (a request's JSON must fit).
+fn body_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    match usize::deserialize(d)? {
+        n if n < 256 => Err(invalid("must be at least 256")),
+        n => Ok(n),
+    }
 }
 
 /// A count where 0 means "the default".
@@ -356,18 +428,6 @@ fn bootstrap_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>
         ));
     }
     Ok(Some(SecretString::from(key.to_owned())))
-}
-
-/// Empty: none; else an `http://` or `https://` URL.
-fn webhook_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let url = String::deserialize(d)?;
-    match url.trim() {
-        "" => Ok(None),
-        url if url.starts_with("http://") || url.starts_with("https://") => {
-            Ok(Some(url.to_owned()))
-        }
-        _ => Err(invalid("must be an http:// or https:// URL")),
-    }
 }
 
 /// A simple estimate of how much randomness a secret holds: the Shannon entropy of its
@@ -496,18 +556,6 @@ impl Settings {
                  `identity-api keys create --name admin --scope admin` and remove this setting",
             );
         }
-        if self.events.webhook_url.is_some() && self.events.secret.expose_secret().is_empty() {
-            return invalid(
-                "events.secret",
-                "must be set when events.webhook_url is (IDENTITY__EVENTS__SECRET)",
-            );
-        }
-        if self.server.max_body_bytes < 256 {
-            return invalid("server.max_body_bytes", "must be at least 256");
-        }
-        if self.server.host.trim().is_empty() {
-            return invalid("server.host", "must not be empty");
-        }
         Ok(())
     }
 
@@ -578,7 +626,7 @@ mod tests {
         assert_eq!(settings.database.deadline, Duration::from_secs(10));
         assert_eq!(settings.auth.refresh, Duration::from_secs(2));
         assert_eq!(settings.events.max_age, Duration::from_secs(72 * 3600));
-        assert_eq!(settings.events.webhook_url, None);
+        assert!(settings.events.webhook.is_none());
         assert_eq!(settings.server.workers, None, "0: one per core");
         assert!(settings.auth.bootstrap_key.is_none());
         assert_eq!(settings.merge_guard.max_contacts, 500);
@@ -594,11 +642,8 @@ mod tests {
         assert_eq!(settings.events.retention, Duration::ZERO);
         for (key, named) in [
             ("IDENTITY__DATABASE__DEADLINE_MS", "database.deadline_ms"),
-            (
-                "IDENTITY__EVENTS__MAX_BACKOFF_SECS",
-                "events.max_backoff_secs",
-            ),
-            ("IDENTITY__EVENTS__BATCH_SIZE", "events.batch_size"),
+            ("IDENTITY__EVENTS__MAX_ATTEMPTS", "events"),
+            ("IDENTITY__SERVER__MAX_BODY_BYTES", "server.max_body_bytes"),
             ("IDENTITY__MERGE_GUARD__MAX_PHONES", "merge_guard"),
         ] {
             let refused = load(&[(key, "0")])
@@ -607,6 +652,29 @@ mod tests {
                 .to_string();
             assert!(refused.contains(named), "{key}=0: {refused}");
         }
+        // The dispatcher's settings count only with a webhook.
+        assert!(load(&[("IDENTITY__EVENTS__BATCH_SIZE", "0")]).is_ok());
+        let webhook = [
+            (
+                "IDENTITY__EVENTS__WEBHOOK_URL",
+                "https://hooks.example/identity",
+            ),
+            ("IDENTITY__EVENTS__SECRET", "s3cret"),
+            ("IDENTITY__EVENTS__MAX_BACKOFF_SECS", "0"),
+        ];
+        let settings = load(&webhook).expect("valid");
+        let hook = settings.events.webhook.expect("a webhook");
+        assert_eq!(hook.url, "https://hooks.example/identity");
+        assert_eq!(hook.max_backoff, Duration::from_secs(1), "0 counts as 1 s");
+        let refused = load(&[
+            webhook[0],
+            webhook[1],
+            ("IDENTITY__EVENTS__BATCH_SIZE", "0"),
+        ])
+        .map(|_| ())
+        .expect_err("refused")
+        .to_string();
+        assert!(refused.contains("batch_size"), "{refused}");
     }
 
     #[test]

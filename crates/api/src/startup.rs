@@ -68,7 +68,10 @@ impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
         let store = identity_persistence::open(&settings.store_settings())?;
         tracing::info!(database = %store.url, "store open");
-        let dispatcher = Dispatcher::new(Arc::clone(&store.outbox), &settings.events);
+        let dispatcher =
+            settings.events.webhook.as_ref().map(|webhook| {
+                Dispatcher::new(Arc::clone(&store.outbox), webhook, &settings.events)
+            });
         let gate = open_gate(settings, &store.keys)?;
         let service = IdentityService::new(store.repository, settings.merge_guard)
             .with_priority(settings.identifiers.priority);

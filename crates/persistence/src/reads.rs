@@ -1,5 +1,6 @@
-//! The reads, each one statement: what the lock-free reads answer, and what a unit of work
-//! reads again once it holds its guard (`writes.rs`).
+//! The reads: what the lock-free reads answer, and what a unit of work reads again once it
+//! holds its guard (`writes.rs`). One statement each, but for `read_evidence` (the joining
+//! requests, then the manual links).
 
 use diesel::prelude::*;
 use identity_domain::{Contact, Email, Evidence, Identifiers, Joins, PhoneNumber, StoredLink};

@@ -1,8 +1,9 @@
 //! `ContactRepository` on either backend, written once.
 //!
 //! Reads: no locks, one statement each, so an answer comes from one snapshot; except
-//! `find_history`, which reads the customer, then the events of its contacts (an event
-//! written in between may show as well; none the customer's contacts had is missed).
+//! `find_history` (the customer, then the events of its contacts: an event written in
+//! between may show as well, none the customer's contacts had is missed) and
+//! `find_evidence` (the joining requests, then the manual links).
 //! Writes: one transaction per unit of work that first guards what it is about to change,
 //! then reads, decides and writes (`writes.rs`); it runs again when it collides with a
 //! concurrent one (`retry.rs`).

@@ -61,19 +61,17 @@ fn policy_with_rules(
 /// # Errors
 /// When no webhook is configured or the store cannot be opened.
 pub fn dispatch(settings: &Settings) -> Result<(), StartupError> {
-    let no_webhook = || {
-        StartupError::Settings(crate::settings::SettingsError::Invalid {
-            key: "events.webhook_url",
-            problem: "must be set to dispatch events".to_owned(),
-        })
-    };
     // Refused before the store is opened (which may create it).
-    if settings.events.webhook_url.is_none() {
-        return Err(no_webhook());
-    }
+    let Some(webhook) = &settings.events.webhook else {
+        return Err(StartupError::Settings(
+            crate::settings::SettingsError::Invalid {
+                key: "events.webhook_url",
+                problem: "must be set to dispatch events".to_owned(),
+            },
+        ));
+    };
     let store = identity_persistence::open(&settings.store_settings())?;
-    let dispatcher = crate::dispatcher::Dispatcher::new(store.outbox, &settings.events)
-        .ok_or_else(no_webhook)?;
+    let dispatcher = crate::dispatcher::Dispatcher::new(store.outbox, webhook, &settings.events);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let thread = dispatcher.spawn(stop).map_err(StartupError::Serve)?;
     let _ = thread.join();
@@ -215,8 +213,8 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     let started = Instant::now();
     let store =
         identity_persistence::open(&settings.store_settings()).map_err(StartupError::from)?;
-    let mut lines = Lines::open(&options.input)?;
     let format = import_format(options)?;
+    let mut lines = Lines::open(&options.input)?;
     let mut rejects = Rejects::new(options.rejects.clone());
     let mut file = read_input(settings, &store, format, &mut lines, &mut rejects)?;
     warn_of_unknown_fields(&file.unknown_fields);
@@ -362,10 +360,10 @@ fn read_input(
             if let Some(rule) = crate::cli::export::rule_line(&line, rules_policy) {
                 match rule {
                     Ok(rule) => {
-                        if make_rule(&service, &rule)? {
-                            file.rules_made += 1;
-                            policy = policy_with_rules(settings, store)?;
-                        }
+                        file.rules_made += usize::from(make_rule(&service, &rule)?);
+                        // Read again even when the rule existed: others may have been made
+                        // meanwhile.
+                        policy = policy_with_rules(settings, store)?;
                     }
                     Err(reason) => rejects.add(number, &reason, &line),
                 }

@@ -95,8 +95,8 @@ pub enum ExportError {
 /// only) the unlink rules to `out`, streaming, from one snapshot of the store.
 ///
 /// # Errors
-/// When the store cannot be read or `out` written; [`ExportError::RulesInCsv`] before
-/// writing anything when the store has unlink rules and the format is CSV.
+/// When the store cannot be read or `out` written; [`ExportError::StateInCsv`] before
+/// writing anything when the store has unlink rules or manual links and the format is CSV.
 pub fn export(
     settings: &Settings,
     format: Format,
@@ -255,11 +255,10 @@ fn read_entry<T>(
     if object.len() != 1 {
         return None;
     }
-    let read = match object.remove(key) {
-        Some(Value::Object(fields)) => read(fields),
+    Some(match object.remove(key) {
+        Some(Value::Object(fields)) => read(fields).map_err(|e| format!("not {what}: {e}")),
         _ => Err(format!("{key} must be a JSON object")),
-    };
-    Some(read.map_err(|e| format!("not {what}: {e}")))
+    })
 }
 
 /// When `line` is a rule's line of an export (a JSON object whose only key is

@@ -356,14 +356,25 @@ fn handle(
     );
 }
 
+/// Events to `url`, polled every 20 ms, a delivery given 2 s, retried after at most 1 s.
 fn event_settings(url: &str) -> identity_api::settings::EventSettings {
-    let mut settings = identity_api::Settings::defaults().expect("defaults").events;
-    settings.webhook_url = Some(url.to_owned());
-    settings.secret = SECRET.to_owned().into();
-    settings.poll_interval = Duration::from_millis(20);
-    settings.request_timeout = Duration::from_secs(2);
-    settings.max_backoff = Duration::from_secs(1);
-    settings
+    crate::helpers::settings_from_env(&[
+        ("IDENTITY__EVENTS__WEBHOOK_URL", url),
+        ("IDENTITY__EVENTS__SECRET", SECRET),
+        ("IDENTITY__EVENTS__POLL_INTERVAL_MS", "20"),
+        ("IDENTITY__EVENTS__REQUEST_TIMEOUT_MS", "2000"),
+        ("IDENTITY__EVENTS__MAX_BACKOFF_SECS", "1"),
+    ])
+    .events
+}
+
+/// The dispatcher of these settings' webhook.
+fn dispatcher(
+    outbox: &Arc<dyn identity_persistence::Outbox>,
+    events: &identity_api::settings::EventSettings,
+) -> Dispatcher {
+    let webhook = events.webhook.as_ref().expect("a webhook");
+    Dispatcher::new(Arc::clone(outbox), webhook, events)
 }
 
 fn wait_for(what: &str, done: impl Fn() -> bool) {
@@ -457,8 +468,7 @@ fn two_dispatchers_never_deliver_one_event_at_the_same_time() {
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..2)
         .map(|_| {
-            Dispatcher::new(Arc::clone(&store.outbox), &settings)
-                .expect("a webhook")
+            dispatcher(&store.outbox, &settings)
                 .spawn(Arc::clone(&stop))
                 .expect("a dispatcher")
         })
@@ -566,10 +576,10 @@ fn a_webhook_that_redirects_gets_no_delivery_and_its_target_nothing() {
             .expect("store");
     for status in statuses {
         let mut settings = event_settings(&format!("{}/hook/{status}", redirector.base));
-        settings.batch_size = std::num::NonZeroUsize::MIN;
-        let handled = Dispatcher::new(Arc::clone(&store.outbox), &settings)
-            .expect("a webhook")
-            .run_once();
+        if let Some(webhook) = settings.webhook.as_mut() {
+            webhook.batch_size = std::num::NonZeroUsize::MIN;
+        }
+        let handled = dispatcher(&store.outbox, &settings).run_once();
         assert_eq!(handled, 1, "one event tried against {status}");
     }
     let mut conn = TestConnection::from(app.db.connect());
