@@ -23,7 +23,6 @@ pub const SIGNATURE_HEADER: &str = "X-Identity-Signature";
 pub struct Dispatcher {
     outbox: Arc<dyn Outbox>,
     webhook: Webhook,
-    secret: Vec<u8>,
     agent: ureq::Agent,
     max_attempts: NonZeroU32,
     max_age: Duration,
@@ -44,7 +43,6 @@ impl Dispatcher {
             .into();
         Self {
             outbox,
-            secret: webhook.secret.expose_secret().as_bytes().to_vec(),
             webhook: webhook.clone(),
             agent,
             max_attempts: events.max_attempts,
@@ -125,7 +123,13 @@ impl Dispatcher {
             .post(&self.webhook.url)
             .header("Content-Type", "application/json")
             .header("X-Identity-Event-Id", event.id.to_string())
-            .header(SIGNATURE_HEADER, sign(&self.secret, body.as_bytes()))
+            .header(
+                SIGNATURE_HEADER,
+                sign(
+                    self.webhook.secret.expose_secret().as_bytes(),
+                    body.as_bytes(),
+                ),
+            )
             .send(body.as_str());
         let failure = match outcome {
             Ok(response) if response.status().is_success() => None,

@@ -330,10 +330,6 @@ impl TryFrom<String> for LogFilter {
 
 // Deserializers from what the file says to what the program uses.
 
-fn invalid<E: de::Error>(problem: impl std::fmt::Display) -> E {
-    E::custom(problem)
-}
-
 /// A positive number of milliseconds.
 fn positive_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     NonZeroU64::deserialize(d).map(|n| Duration::from_millis(n.get()))
@@ -348,7 +344,7 @@ fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let host = String::deserialize(d)?;
     if host.trim().is_empty() {
-        return Err(invalid("must not be empty"));
+        return Err(de::Error::custom("must not be empty"));
     }
     Ok(host)
 }
@@ -356,7 +352,7 @@ fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 /// A number of bytes, at least 256 (a request's JSON must fit).
 fn body_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     match usize::deserialize(d)? {
-        n if n < 256 => Err(invalid("must be at least 256")),
+        n if n < 256 => Err(de::Error::custom("must be at least 256")),
         n => Ok(n),
     }
 }
@@ -367,7 +363,7 @@ fn zero_is_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NonZeroUsize>,
 }
 
 fn database_url<'de, D: Deserializer<'de>>(d: D) -> Result<DatabaseUrl, D::Error> {
-    DatabaseUrl::parse(&String::deserialize(d)?).map_err(invalid)
+    DatabaseUrl::parse(&String::deserialize(d)?).map_err(de::Error::custom)
 }
 
 /// Empty: none; else a `postgres://` URL naming one or more standbys.
@@ -376,7 +372,7 @@ fn standby_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DatabaseUrl>, D
         "" => Ok(None),
         url => match DatabaseUrl::parse(url) {
             Ok(url @ DatabaseUrl::Postgres(_)) => Ok(Some(url)),
-            _ => Err(invalid(
+            _ => Err(de::Error::custom(
                 "must be a postgres:// URL naming one or more standbys \
                  (postgres://user@standby1:5432,standby2:5432/identity)",
             )),
@@ -406,8 +402,8 @@ fn scopes<'de, D: Deserializer<'de>>(d: D) -> Result<Scopes, D::Error> {
         .iter()
         .map(|s| s.parse::<Scope>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(invalid)?;
-    Scopes::new(scopes).map_err(invalid)
+        .map_err(de::Error::custom)?;
+    Scopes::new(scopes).map_err(de::Error::custom)
 }
 
 /// The least a bootstrap key must carry by [`estimated_entropy_bits`]: 64 random hex digits
@@ -422,7 +418,7 @@ fn bootstrap_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>
         return Ok(None);
     }
     if key.len() < 32 || estimated_entropy_bits(key) < MIN_KEY_ENTROPY_BITS {
-        return Err(invalid(
+        return Err(de::Error::custom(
             "must be a random secret of at least 32 characters (e.g. `openssl rand -hex 32`), \
              not a word or a pattern; or create keys with `identity-api keys create` instead",
         ));
