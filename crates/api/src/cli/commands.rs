@@ -189,12 +189,6 @@ const CLOCK_SKEW_ALLOWANCE: TimeDelta = TimeDelta::minutes(5);
 /// value, year 1), and the record goes to the rejects file.
 const EARLIEST_CREATED_AT: DateTime<Utc> = DateTime::UNIX_EPOCH;
 
-/// One record that passed validation, with its date.
-struct Record {
-    identifiers: Identifiers,
-    created_at: Option<DateTime<Utc>>,
-}
-
 impl From<RepositoryError> for ImportError {
     fn from(error: RepositoryError) -> Self {
         Self::Store(StartupError::Store(error))
@@ -221,7 +215,7 @@ pub fn import(settings: &Settings, options: &ImportOptions) -> Result<ImportSumm
     let rejects_file = rejects.finish()?;
     // Oldest first: the primary of each customer is its oldest contact from the start.
     file.records
-        .sort_by_key(|r| (r.created_at.is_none(), r.created_at));
+        .sort_by_key(|r| (r.seen_at.is_none(), r.seen_at));
     let mut summary = ImportSummary {
         records: file.records.len() + rejects.count,
         rejected: rejects.count,
@@ -305,7 +299,8 @@ impl Lines {
 
 /// What the input holds besides its rejected lines.
 struct ImportFile {
-    records: Vec<Record>,
+    /// The records that passed validation, each with its `createdAt`.
+    records: Vec<BatchRecord>,
     /// Manual links (an export's): made after every record.
     link_lines: Vec<crate::cli::export::LinkRecord>,
     /// Unlink rules made from the file's rule lines.
@@ -454,7 +449,7 @@ fn warn_of_unknown_fields(unknown_fields: &BTreeSet<String>) {
 fn write_records(
     settings: &Settings,
     store: &identity_persistence::Store,
-    records: &[Record],
+    records: &[BatchRecord],
     options: &ImportOptions,
     summary: &mut ImportSummary,
 ) -> Result<(), ImportError> {
@@ -467,15 +462,8 @@ fn write_records(
         let outcome = if options.per_record {
             write_each_record(settings, store, batch)
         } else {
-            let batch: Vec<BatchRecord> = batch
-                .iter()
-                .map(|r| BatchRecord {
-                    identifiers: r.identifiers.clone(),
-                    seen_at: r.created_at,
-                })
-                .collect();
             store.maintenance.import_batch(
-                &batch,
+                batch,
                 &settings.merge_guard,
                 settings.identifiers.priority,
                 "import",
@@ -500,7 +488,7 @@ fn write_records(
 fn write_each_record(
     settings: &Settings,
     store: &identity_persistence::Store,
-    batch: &[Record],
+    batch: &[BatchRecord],
 ) -> Result<BatchOutcome, RepositoryError> {
     let requests: Vec<Identifiers> = batch.iter().map(|r| r.identifiers.clone()).collect();
     // Which records left an identifier out, as last decided (a unit of work that collides
@@ -510,7 +498,7 @@ fn write_each_record(
         let record = &batch[i];
         reconcile_with_priority(
             &record.identifiers,
-            record.created_at,
+            record.seen_at,
             current,
             &settings.merge_guard,
             settings.identifiers.priority,
@@ -567,7 +555,7 @@ fn admit_record(
     policy: &identity_domain::IdentifierPolicy,
     latest: DateTime<Utc>,
     mut body: Map<String, Value>,
-) -> Result<Record, String> {
+) -> Result<BatchRecord, String> {
     let created_at = match body.remove("createdAt") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
@@ -594,9 +582,9 @@ fn admit_record(
     let admitted = IdentifyBody::from(body)
         .admit(policy)
         .map_err(|e: ApiError| e.to_string())?;
-    Ok(Record {
+    Ok(BatchRecord {
         identifiers: admitted.identifiers,
-        created_at,
+        seen_at: created_at,
     })
 }
 
