@@ -579,10 +579,10 @@ impl Settings {
             deadline: db.deadline,
         };
         StoreSettings {
-            url: db.url.with_timeouts(&pool),
+            url: db.url.clone(),
             create_if_missing: db.create_if_missing,
             run_migrations: db.run_migrations,
-            read_url: db.read_url.as_ref().map(|url| url.with_timeouts(&pool)),
+            read_url: db.read_url.clone(),
             pool,
             retry: RetryPolicy {
                 max_attempts: db.max_attempts.get(),

@@ -325,7 +325,7 @@ impl crate::DatabaseUrl {
     /// it, the pool's and the one-off connections that create, migrate or check the
     /// database before the pool exists.
     #[must_use]
-    pub fn with_timeouts(&self, settings: &PoolSettings) -> Self {
+    pub(crate) fn with_timeouts(&self, settings: &PoolSettings) -> Self {
         match self {
             Self::Postgres(url) => Self::Postgres(with_timeouts(url, settings)),
             Self::Sqlite(_) => self.clone(),

@@ -11,7 +11,7 @@ use crate::migrate::{
     run_migrations,
 };
 use crate::outbox::Outbox;
-use crate::pool::{with_timeouts, Pool, PoolSettings};
+use crate::pool::{Pool, PoolSettings};
 use crate::replica::{self, Replica};
 use crate::repository::{PoolStats, SqlStore};
 use crate::retry::RetryPolicy;
@@ -30,6 +30,23 @@ pub struct StoreSettings {
     pub retry: RetryPolicy,
     /// Standbys for the lock-free reads (`database.read_url`, PostgreSQL only).
     pub read_url: Option<DatabaseUrl>,
+}
+
+impl StoreSettings {
+    /// These settings with libpq's timeouts in their URLs ([`DatabaseUrl::with_timeouts`]),
+    /// for every connection made to them: the pool's, the standbys', and the one-off
+    /// connections that create, migrate or check the database before the pool exists. Each
+    /// entry point below takes them once.
+    fn timed(&self) -> Self {
+        Self {
+            url: self.url.with_timeouts(&self.pool),
+            read_url: self
+                .read_url
+                .as_ref()
+                .map(|url| url.with_timeouts(&self.pool)),
+            ..self.clone()
+        }
+    }
 }
 
 type Readiness = Arc<dyn Fn() -> Result<(), RepositoryError> + Send + Sync>;
@@ -58,6 +75,11 @@ pub struct Store {
 /// # Errors
 /// As [`open`].
 pub fn prepare(settings: &StoreSettings) -> Result<Vec<String>, PersistenceError> {
+    prepare_timed(&settings.timed())
+}
+
+/// [`prepare`] on settings already [`StoreSettings::timed`].
+fn prepare_timed(settings: &StoreSettings) -> Result<Vec<String>, PersistenceError> {
     match &settings.url {
         DatabaseUrl::Postgres(url) => {
             if settings.create_if_missing && create_database_if_missing(url)? {
@@ -125,7 +147,8 @@ fn create_private_file(path: &std::path::Path) -> Result<(), PersistenceError> {
 /// server that cannot be reached (when it must be: to create the database or migrate), a
 /// failed migration.
 pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
-    prepare(settings)?;
+    let settings = &settings.timed();
+    prepare_timed(settings)?;
     if let DatabaseUrl::Postgres(url) = &settings.url {
         if settings.read_url.is_some() {
             replica::check_primary(url)?;
@@ -143,6 +166,7 @@ pub fn open(settings: &StoreSettings) -> Result<Store, PersistenceError> {
 /// [`PersistenceError::MissingDatabase`] and [`PersistenceError::SchemaBehind`] (both naming
 /// `identity-api migrate`), or a database that cannot be reached.
 pub fn open_read_only(settings: &StoreSettings) -> Result<Store, PersistenceError> {
+    let settings = &settings.timed();
     let pending = pending_migrations(&settings.url)?;
     if !pending.is_empty() {
         return Err(PersistenceError::SchemaBehind { pending });
@@ -168,11 +192,9 @@ fn connect(settings: &StoreSettings, access: Access) -> Store {
         )
     };
     let replica = match (&settings.url, &settings.read_url) {
-        (DatabaseUrl::Postgres(_), Some(DatabaseUrl::Postgres(read_url))) => Some(Replica::start(
-            &with_timeouts(read_url, &settings.pool),
-            &settings.pool,
-            session_sql(true),
-        )),
+        (DatabaseUrl::Postgres(_), Some(DatabaseUrl::Postgres(read_url))) => {
+            Some(Replica::start(read_url, &settings.pool, session_sql(true)))
+        }
         _ => None,
     };
     let pool = match &settings.url {
@@ -183,7 +205,7 @@ fn connect(settings: &StoreSettings, access: Access) -> Store {
                 // Answered only once the synchronous standbys can show it (replica.rs).
                 sql.push_str("; SET synchronous_commit = remote_apply");
             }
-            Pool::postgres(with_timeouts(url, &settings.pool), &settings.pool, sql)
+            Pool::postgres(url.clone(), &settings.pool, sql)
         }
         DatabaseUrl::Sqlite(path) => Pool::sqlite(
             path.to_string_lossy().into_owned(),
